@@ -1,0 +1,202 @@
+"""What every torchlogit estimator shares: devices, dtypes, input validation,
+the solver call and the convergence warning.
+
+Inputs go through scikit-learn's own validation (so its error messages read
+the same) and then become tensors without a copy where possible: a C- or
+F-contiguous float32/float64 numpy array is wrapped by ``torch.from_numpy``;
+only a move to another device or a dtype change copies.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+from ._fit import fit_linear
+from .solvers import choose
+
+_DTYPES = {
+    "float32": torch.float32,
+    "float64": torch.float64,
+    np.float32: torch.float32,
+    np.float64: torch.float64,
+    torch.float32: torch.float32,
+    torch.float64: torch.float64,
+}
+
+
+def resolve_device(device) -> torch.device:
+    """'auto' -> the first CUDA GPU when there is one, else the CPU."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} was requested but no CUDA GPU is available; use device='cpu' or 'auto'")
+    return dev
+
+
+def _numpy_dtype(dtype):
+    """The numpy dtype(s) that scikit-learn's validation should produce."""
+    if dtype is None:  # follow the input: float32 stays, everything else -> float64
+        return [np.float64, np.float32]
+    try:
+        return np.float32 if _DTYPES[dtype] == torch.float32 else np.float64
+    except (KeyError, TypeError):
+        raise ValueError(f"dtype must be None, 'float32' or 'float64'; got {dtype!r}") from None
+
+
+def to_tensor(a: np.ndarray, device: torch.device) -> torch.Tensor:
+    """numpy -> torch sharing memory when possible, then to ``device``."""
+    if not (a.flags.c_contiguous or a.flags.f_contiguous):
+        a = np.ascontiguousarray(a)
+    with warnings.catch_warnings():  # read-only arrays (memory maps) are fine: we never write
+        warnings.simplefilter("ignore", UserWarning)
+        t = torch.from_numpy(a)
+    return t.to(device)
+
+
+def _tensor_input(X):
+    """A CPU tensor becomes a numpy view (no copy); a GPU tensor stays where it is."""
+    if isinstance(X, torch.Tensor):
+        X = X.detach()
+        if X.device.type == "cpu":
+            return X.numpy(), None
+        return None, X
+    return X, None
+
+
+class TorchLinearModel(BaseEstimator):
+    """Shared machinery; subclasses define the loss and the targets."""
+
+    _common_constraints = {
+        "fit_intercept": ["boolean"],
+        "tol": [Interval(numbers.Real, 0, None, closed="neither"), None],
+        "max_iter": [Interval(numbers.Integral, 0, None, closed="left")],
+        "warm_start": ["boolean"],
+        "verbose": ["verbose"],
+        "device": [str, torch.device, None],
+        "dtype": [None, str, type, torch.dtype],
+        "random_state": ["random_state"],
+        "optimizer": [str],
+        "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
+        "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
+    }
+
+    # ------------------------------------------------------------------ data
+    def _validate_X(self, X, *, reset, y=None):
+        """Validate X (and y, required when reset=True: fitting) with scikit-learn's helpers; return (tensor, y)."""
+        X, gpu = _tensor_input(X)
+        if reset and y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
+        if isinstance(y, torch.Tensor):
+            y = y.detach().cpu().numpy()
+        if gpu is not None:
+            return self._validate_gpu_tensor(gpu, reset=reset), y
+        dtype = _numpy_dtype(self.dtype)
+        if y is None:
+            X = validate_data(self, X, reset=reset, dtype=dtype)
+        else:
+            X, y = validate_data(self, X, y, reset=reset, dtype=dtype, y_numeric=self._y_numeric)
+        return to_tensor(X, self._device()), y
+
+    def _validate_gpu_tensor(self, X, *, reset):
+        """The same checks scikit-learn makes, for data that must stay on its GPU."""
+        if X.ndim != 2:
+            raise ValueError(f"Expected 2D array, got {X.ndim}D array instead")
+        if X.shape[0] < 1:
+            raise ValueError(f"Found array with 0 sample(s) (shape={tuple(X.shape)}) while a minimum of 1 is required.")
+        target = _DTYPES.get(self.dtype) if self.dtype is not None else None
+        if target is None and X.dtype not in (torch.float32, torch.float64):
+            target = torch.float64
+        if target is not None and X.dtype != target:
+            X = X.to(target)
+        if torch.isnan(X).any():
+            raise ValueError("Input X contains NaN.")
+        if not torch.isfinite(X).all():
+            raise ValueError("Input X contains infinity or a value too large for dtype('float64').")
+        if reset:
+            self.n_features_in_ = X.shape[1]
+        elif X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input."
+            )
+        return X.to(self._device())
+
+    def _sample_weight(self, sample_weight, X, n):
+        """Validated (n,) weights as a tensor of X's dtype on X's device."""
+        if isinstance(sample_weight, torch.Tensor):
+            sample_weight = sample_weight.detach().cpu().numpy()
+        dtype = np.float32 if X.dtype == torch.float32 else np.float64
+        sw = _check_sample_weight(sample_weight, np.empty((n, 0)), dtype=dtype, ensure_non_negative=True)
+        return torch.as_tensor(np.ascontiguousarray(sw), device=X.device)
+
+    def _device(self):
+        return resolve_device(self.device)
+
+    # ---------------------------------------------------------------- solving
+    def _solve(self, loss, X, y, sw, l2, w0):
+        """Run the chosen solver; warn (ConvergenceWarning) when it stops short."""
+        solver = choose(self.solver, loss.n_params)
+        callback = self._print_progress if self.verbose else None
+        tol = self.tol if self.tol is not None else (None if solver == "sgd" else 1e-6)
+        sgd_options = {
+            "optimizer": self.optimizer,
+            "learning_rate": self.learning_rate,
+            "batch_size": self.batch_size,
+            "random_state": self.random_state,
+        }
+        res = fit_linear(
+            loss, X, y, sw, l2, solver=solver, w0=w0, tol=tol, max_iter=self.max_iter,
+            callback=callback, sgd_options=sgd_options,
+        )  # fmt: skip
+        self.solver_ = solver
+        self.n_iter_ = np.array([res.n_iter], dtype=np.int32)
+        self.objective_ = res.fun
+        self.loss_curve_ = list(res.history)
+        if not res.converged and tol is not None:  # sgd with tol=None runs a fixed number of epochs
+            warnings.warn(self._convergence_message(solver, res, tol), ConvergenceWarning, stacklevel=3)
+        return res
+
+    def _convergence_message(self, solver, res, tol):
+        name = type(self).__name__
+        if solver == "sgd":
+            return (
+                f"{name}(solver='sgd') did not converge in max_iter={self.max_iter} epochs ({res.message}). "
+                "Increase max_iter, tune learning_rate/batch_size, or use solver='auto' for the exact optimum."
+            )
+        hint = "Increase max_iter"
+        if solver == "lbfgs":
+            hint += ", or use solver='newton' when the number of parameters is small"
+        return (
+            f"{name}(solver={solver!r}) did not converge in {res.n_iter} iterations: {res.message}; "
+            f"max|gradient| = {res.grad_max:.3g} against tol = {tol:.3g}. {hint}."
+        )
+
+    @staticmethod
+    def _print_progress(info):
+        print(f"iter {info.iteration:5d}  objective {info.fun:.10g}  max|grad| {info.grad_max:.3g}")
+
+    def _fitted_theta(self, X_dtype, device):
+        """(W, b) tensors from the public ``coef_``/``intercept_`` (users may set them)."""
+        check_is_fitted(self)
+        W = torch.as_tensor(np.atleast_2d(self.coef_), dtype=X_dtype, device=device)
+        b = torch.as_tensor(np.atleast_1d(self.intercept_), dtype=X_dtype, device=device)
+        return W, b
+
+    def _linear_predictor(self, X):
+        """z = X @ coef_.T + intercept_ as a tensor (n, k)."""
+        check_is_fitted(self)
+        X, _ = self._validate_X(X, reset=False)
+        W, b = self._fitted_theta(X.dtype, X.device)
+        return torch.nn.functional.linear(X, W, b)
+
+
+__all__ = ["TorchLinearModel", "resolve_device", "to_tensor", "StrOptions", "Interval"]

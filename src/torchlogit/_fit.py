@@ -1,0 +1,152 @@
+"""Glue between a loss, data tensors and a solver; shared by every estimator.
+
+``fit_linear`` minimises (see :mod:`torchlogit._loss`)
+
+    f(theta) = sum_i sw_i loss_i + 0.5 * l2 * ||W||^2
+
+divided by S = sum_i sw_i, so that ``tol`` means the same for 10 rows or 10
+million. The exact solvers (newton, lbfgs) run in standardised coordinates:
+
+    x' = (x - mu) / sigma,    W = V / sigma,    b = c - W @ mu
+
+a linear change of variables theta = A phi applied to the parameters (never to
+X, which is not copied). The penalty stays on W, so the minimiser is the same;
+only the conditioning changes, which is why unscaled data converges without
+warnings. ``tol`` bounds max|grad_phi|, the gradient with respect to the
+coefficients of standardised features (equal to the raw gradient on data that
+is already standardised).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .nn import LinearModel
+from .solvers import SOLVERS, Result, make_loader
+
+f64 = torch.float64
+
+
+class Standardizer:
+    """theta = A phi for one (mu, sigma) per feature; see the module docstring."""
+
+    def __init__(self, mu, sigma, n_outputs, fit_intercept):
+        self.mu, self.sigma = mu, sigma  # (d,) float64 each
+        self.k, self.d, self.fit_intercept = n_outputs, len(mu), fit_intercept
+
+    @classmethod
+    def from_data(cls, X, s, n_outputs, fit_intercept, block_rows=65536):
+        """Weighted column means and standard deviations in float64, over row blocks."""
+        d = X.shape[1]
+        m1 = torch.zeros(d, dtype=f64, device=X.device)
+        m2 = torch.zeros(d, dtype=f64, device=X.device)
+        for start in range(0, X.shape[0], block_rows):
+            Xb = X[start : start + block_rows].to(f64)
+            sb = s[start : start + block_rows].to(f64)[:, None]
+            m1 += (sb * Xb).sum(0)
+            m2 += (sb * Xb * Xb).sum(0)
+        mu = m1 if fit_intercept else torch.zeros_like(m1)
+        var = (m2 - mu * (2 * m1 - mu)).clamp_min(0.0)  # E[(x - mu)^2] with sum(s) = 1
+        sigma = var.sqrt()
+        tiny = sigma <= 1e-12 * torch.maximum(m1.abs(), torch.ones_like(m1))
+        sigma[tiny] = 1.0  # constant columns: leave them as they are
+        return cls(mu, sigma, n_outputs, fit_intercept)
+
+    def to_theta(self, phi):
+        V = phi[: self.k * self.d].view(self.k, self.d)
+        W = V / self.sigma
+        if not self.fit_intercept:
+            return W.reshape(-1)
+        return torch.cat([W.reshape(-1), phi[self.k * self.d :] - W @ self.mu])
+
+    def to_phi(self, theta):
+        W = theta[: self.k * self.d].view(self.k, self.d)
+        if not self.fit_intercept:
+            return (W * self.sigma).reshape(-1)
+        return torch.cat([(W * self.sigma).reshape(-1), theta[self.k * self.d :] + W @ self.mu])
+
+    def grad_to_phi(self, g):
+        """A^T g: dF/dV = (dF/dW - dF/db mu^T) / sigma, dF/dc = dF/db."""
+        gW = g[: self.k * self.d].view(self.k, self.d)
+        if not self.fit_intercept:
+            return (gW / self.sigma).reshape(-1)
+        gb = g[self.k * self.d :]
+        return torch.cat([((gW - gb[:, None] * self.mu) / self.sigma).reshape(-1), gb])
+
+    def matrix(self, n_params):
+        """A as a dense (p, p) matrix, for transforming a Hessian: A^T H A."""
+        eye = torch.eye(n_params, dtype=f64, device=self.mu.device)
+        return torch.func.vmap(self.to_theta, in_dims=1, out_dims=1)(eye)
+
+
+def fit_linear(loss, X, y, sw, l2, *, solver, w0, tol, max_iter, callback=None, sgd_options=None):
+    """Minimise ``loss`` on (X, y, sw) from ``w0`` with the named solver.
+
+    X (n, d) and y on one device; sw (n,) in X's dtype; l2 = 1/C or 0.
+    w0: float64 flat theta. Returns a ``Result`` whose ``x`` is theta (float64)
+    and whose ``fun`` is the objective divided by sum(sw).
+    """
+    S = float(sw.sum(dtype=f64))
+    s = sw / S  # (n,) normalised weights: the objective becomes a weighted mean
+    l2s = l2 / S
+    dtype = X.dtype
+
+    if solver == "sgd":
+        return _fit_sgd(loss, X, y, s, l2s, w0, tol, max_iter, callback, sgd_options or {})
+
+    std = Standardizer.from_data(X, s, loss.n_outputs, loss.fit_intercept)
+
+    def fun_and_grad(phi):
+        f, g = loss.loss_gradient(std.to_theta(phi).to(dtype), X, y, s, l2s)
+        return float(f), std.grad_to_phi(g)
+
+    extra = {}
+    if solver == "newton":
+        A = std.matrix(loss.n_params)
+
+        def hessian(phi):
+            H = loss.hessian(std.to_theta(phi).to(dtype), X, y, s, l2s)
+            return A.T @ H @ A
+
+        extra["hessian"] = hessian
+    res = SOLVERS[solver](fun_and_grad, std.to_phi(w0), tol=tol, max_iter=max_iter, callback=callback, **extra)
+    res.x = std.to_theta(res.x)
+    return res
+
+
+def _fit_sgd(loss, X, y, s, l2s, w0, tol, max_iter, callback, options):
+    """The lecture's loop over mini-batches; see :mod:`torchlogit.solvers.sgd`."""
+    n = X.shape[0]
+    model = LinearModel(loss.n_features, loss.n_outputs, bias=loss.fit_intercept).to(X.device, X.dtype)
+    pointwise = loss.pointwise
+
+    def criterion(logits, yb, sb):
+        # Unbiased estimate of sum_i s_i loss_i from a batch of B rows: (n / B) sum_batch s_i loss_i.
+        return (sb * pointwise.loss(logits, yb)).sum() * (n / len(yb))
+
+    def penalty(m):
+        return 0.5 * l2s * (m.linear.weight**2).sum()
+
+    def fun_and_grad(theta):
+        f, g = loss.loss_gradient(theta.to(X.dtype), X, y, s, l2s)
+        return float(f), g
+
+    loader = make_loader(
+        X, y, s, batch_size=min(int(options.get("batch_size", 32)), n), random_state=options.get("random_state")
+    )
+    return SOLVERS["sgd"](
+        fun_and_grad,
+        w0,
+        tol=tol,
+        max_iter=max_iter,
+        callback=callback,
+        model=model,
+        criterion=criterion,
+        loader=loader,
+        penalty=penalty if l2s else None,
+        optimizer=options.get("optimizer", "sgd"),
+        learning_rate=options.get("learning_rate", 0.01),
+    )
+
+
+__all__ = ["fit_linear", "Standardizer", "Result"]

@@ -1,0 +1,234 @@
+"""``LogisticRegression``: a drop-in for scikit-learn's, on PyTorch.
+
+Binary targets use the sigmoid model with one logit; three or more classes a
+true multinomial softmax over K logits (never one-vs-rest). The objective is
+scikit-learn's (see :mod:`torchlogit._loss`): sum_i sw_i loss_i + 0.5 ||W||^2 / C.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+
+import numpy as np
+import torch
+from sklearn.base import ClassifierMixin
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.class_weight import compute_class_weight
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted
+
+from ._base import TorchLinearModel
+from ._loss import POINTWISE, LinearModelLoss
+from .solvers import ALIASES, SOLVERS
+
+
+class LogisticRegression(ClassifierMixin, TorchLinearModel):
+    """Logistic regression (binary and multinomial) with scikit-learn's API and optimum.
+
+    Parameters
+    ----------
+    penalty : {'l2', None}, default='l2'
+        scikit-learn < 1.8 spelling. ``None`` (or ``C=np.inf``, the >= 1.8
+        spelling) fits without a penalty. ``'l1'``/``'elasticnet'`` raise
+        NotImplementedError.
+    C : float > 0, default=1.0
+        Inverse penalty strength: the penalty is ``0.5 * ||coef_||^2 / C``; the
+        intercept is not penalised.
+    l1_ratio : float, default=0.0
+        Accepted for scikit-learn >= 1.8 code; only 0 (pure L2) is implemented.
+    fit_intercept : bool, default=True
+    solver : str, default='auto'
+        'newton' (Newton/IRLS with Cholesky), 'lbfgs', 'sgd' (the lecture's
+        mini-batch loop), or 'auto': newton when k * (d + 1) <= 1000, else
+        lbfgs. scikit-learn's names are aliases: 'newton-cg' and
+        'newton-cholesky' -> newton; 'sag', 'saga', 'liblinear' -> auto (same
+        optimum; liblinear's penalised intercept is not reproduced).
+    tol : float or None, default=None
+        Exact solvers: stop when max|gradient| <= tol, gradient of the objective
+        divided by sum(sample_weight), with respect to the coefficients of
+        standardised features; None means 1e-6. sgd: minimum improvement of the
+        epoch loss; None runs all ``max_iter`` epochs.
+    max_iter : int, default=1000
+        Iterations (epochs for sgd). 0 fits nothing.
+    class_weight : dict, 'balanced' or None
+    warm_start : bool, default=False
+        Start from the previous ``coef_``/``intercept_``.
+    random_state : int or None
+        Seeds the mini-batch order of solver='sgd' (the exact solvers are deterministic).
+    verbose : int, default=0
+        > 0 prints one line per iteration.
+    device : 'auto', 'cpu', 'cuda', ... default='auto' (a GPU when there is one)
+    dtype : None, 'float32' or 'float64'
+        None follows the input like scikit-learn: float32 stays float32, float64
+        and integers compute in float64.
+    optimizer, learning_rate, batch_size :
+        solver='sgd' only: a ``torch.optim`` optimizer name, its step size, the
+        mini-batch size.
+    dual, intercept_scaling, n_jobs :
+        Accepted for compatibility and ignored (dual=True is refused).
+
+    Attributes
+    ----------
+    coef_ (1, d) binary or (K, d); intercept_ (1,) or (K,); classes_;
+    n_iter_ (1,) int32; n_features_in_; feature_names_in_ (pandas input);
+    solver_ (the solver actually used); objective_ (final objective divided by
+    sum(sample_weight)); loss_curve_ (objective after each iteration).
+    """
+
+    _y_numeric = False
+    _parameter_constraints = {
+        **TorchLinearModel._common_constraints,
+        "penalty": [StrOptions({"l2", "l1", "elasticnet", "none", "deprecated"}), None],
+        "C": [Interval(numbers.Real, 0, None, closed="neither")],
+        "l1_ratio": [Interval(numbers.Real, 0, 1, closed="both"), None],
+        "dual": ["boolean"],
+        "intercept_scaling": [Interval(numbers.Real, 0, None, closed="neither")],
+        "class_weight": [dict, StrOptions({"balanced"}), None],
+        "solver": [StrOptions(set(SOLVERS) | set(ALIASES) | {"auto"})],
+        "n_jobs": [None, numbers.Integral],
+    }
+
+    def __init__(
+        self,
+        penalty="l2",
+        *,
+        C=1.0,
+        l1_ratio=0.0,
+        dual=False,
+        tol=None,
+        fit_intercept=True,
+        intercept_scaling=1,
+        class_weight=None,
+        random_state=None,
+        solver="auto",
+        max_iter=1000,
+        verbose=0,
+        warm_start=False,
+        n_jobs=None,
+        device="auto",
+        dtype=None,
+        optimizer="sgd",
+        learning_rate=0.01,
+        batch_size=32,
+    ):
+        self.penalty = penalty
+        self.C = C
+        self.l1_ratio = l1_ratio
+        self.dual = dual
+        self.tol = tol
+        self.fit_intercept = fit_intercept
+        self.intercept_scaling = intercept_scaling
+        self.class_weight = class_weight
+        self.random_state = random_state
+        self.solver = solver
+        self.max_iter = max_iter
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.n_jobs = n_jobs
+        self.device = device
+        self.dtype = dtype
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+
+    # ------------------------------------------------------------------ fit
+    def _l2_strength(self):
+        """1/C, or 0 without a penalty; both scikit-learn generations' spellings."""
+        penalty = "l2" if self.penalty == "deprecated" else self.penalty
+        if penalty in ("l1", "elasticnet") or (self.l1_ratio or 0) > 0:
+            raise NotImplementedError(
+                "L1 and elastic-net penalties are not implemented yet; use penalty='l2' (l1_ratio=0) or penalty=None"
+            )
+        if self.dual:
+            raise ValueError("dual=True is a liblinear formulation; torchlogit solves the primal: use dual=False")
+        if penalty is None or penalty == "none":
+            if self.C != 1.0:
+                warnings.warn("Setting penalty=None will ignore the C and l1_ratio parameters", UserWarning)
+            return 0.0
+        return 0.0 if np.isinf(self.C) else 1.0 / self.C
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to X (n, d) and labels y (n,) of any type."""
+        self._validate_params()
+        l2 = self._l2_strength()
+        X, y = self._validate_X(X, reset=True, y=y)
+        check_classification_targets(y)
+        self.classes_, y_idx = np.unique(y, return_inverse=True)
+        n_classes = len(self.classes_)
+        if n_classes < 2:
+            raise ValueError(
+                "This solver needs samples of at least 2 classes in the data, but the data "
+                f"contains only one class: {self.classes_[0]!r}"
+            )
+        sw = self._sample_weight(sample_weight, X, X.shape[0])
+        if self.class_weight is not None:
+            cw = compute_class_weight(self.class_weight, classes=self.classes_, y=y)
+            sw = sw * torch.as_tensor(cw[y_idx], dtype=sw.dtype, device=sw.device)
+        if float(sw.sum()) <= 0:
+            raise ValueError("The sample weights sum to zero: there is nothing to fit.")
+
+        binary = n_classes == 2
+        k = 1 if binary else n_classes
+        loss = LinearModelLoss(POINTWISE["binary" if binary else "multinomial"], X.shape[1], k, self.fit_intercept)
+        if binary:
+            target = torch.as_tensor(y_idx, dtype=X.dtype, device=X.device)
+        else:
+            target = torch.as_tensor(y_idx, dtype=torch.long, device=X.device)
+        w0 = self._initial_theta(loss, X.device)
+        res = self._solve(loss, X, target, sw, l2, w0)
+
+        W, b = loss.unpack(res.x)
+        W, b = W.clone(), (b.clone() if b is not None else torch.zeros(k, dtype=torch.float64, device=W.device))
+        if not binary:
+            # The softmax is unchanged by adding one vector to every class: report
+            # the unique representative with coefficients summing to zero over classes.
+            b -= b.mean()
+            if l2 == 0.0:
+                W -= W.mean(dim=0, keepdim=True)
+        np_dtype = np.float32 if X.dtype == torch.float32 else np.float64
+        self.coef_ = W.cpu().numpy().astype(np_dtype)
+        self.intercept_ = b.cpu().numpy().astype(np_dtype)
+        return self
+
+    def _initial_theta(self, loss, device):
+        """Zeros, or the previous fit's parameters when warm_start=True and shapes match."""
+        theta = torch.zeros(loss.n_params, dtype=torch.float64, device=device)
+        coef = getattr(self, "coef_", None)
+        if not self.warm_start or coef is None or coef.shape != (loss.n_outputs, loss.n_features):
+            return theta
+        parts = [torch.as_tensor(coef, dtype=torch.float64).reshape(-1)]
+        if loss.fit_intercept:
+            parts.append(torch.as_tensor(self.intercept_, dtype=torch.float64).reshape(-1))
+        return torch.cat(parts).to(device)
+
+    # --------------------------------------------------------------- predict
+    def decision_function(self, X):
+        """Logits: (n,) for binary (the logit of classes_[1]), (n, K) otherwise."""
+        z = self._linear_predictor(X)
+        z = z[:, 0] if z.shape[1] == 1 else z
+        return z.cpu().numpy()
+
+    def _link(self):
+        check_is_fitted(self)
+        return POINTWISE["binary" if len(self.classes_) == 2 else "multinomial"].link
+
+    def predict_proba(self, X):
+        """(n, n_classes) probabilities, columns in the order of ``classes_``."""
+        return self._link().inverse(self._linear_predictor(X)).cpu().numpy()
+
+    def predict_log_proba(self, X):
+        """(n, n_classes) log-probabilities, computed in logits (no log(0))."""
+        return self._link().log_inverse(self._linear_predictor(X)).cpu().numpy()
+
+    def predict(self, X):
+        """The most probable class label for each row."""
+        check_is_fitted(self)
+        z = self._linear_predictor(X)
+        idx = (z[:, 0] > 0).long() if z.shape[1] == 1 else z.argmax(dim=1)
+        return self.classes_[idx.cpu().numpy()]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = True
+        return tags

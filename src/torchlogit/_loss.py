@@ -1,0 +1,265 @@
+"""The math: pointwise losses and the loss of a linear model, in logits.
+
+Conventions, fixed once here for the whole package
+-------------------------------------------------
+Data:   X (n, d) in the compute dtype (float32 or float64), sample weights s (n,).
+Model:  k outputs; k = 1 for binary logistic and linear regression, k = K >= 3
+        for the multinomial (softmax) model. Parameters W (k, d), b (k,).
+        The flat parameter vector is ``theta = cat([W.ravel(), b])`` of length
+        k*d (+ k with an intercept): exactly the order of
+        ``torch.nn.utils.parameters_to_vector(nn.Linear(d, k))``, so the
+        closed-form functions and the lecture's ``nn.Module`` share one layout.
+Logits: z = X @ W.T + b, shape (n, k).
+
+Objective (what every solver minimises)::
+
+    f(theta) = sum_i s_i * loss(z_i, y_i) + 0.5 * l2 * ||W||_F^2
+
+The intercept b is never penalised. scikit-learn's ``LogisticRegression(C)``
+is ``s_i = sample_weight_i`` and ``l2 = 1 / C``; the estimators divide both by
+S = sum_i sample_weight_i before calling the solvers (s_i = sw_i / S,
+l2 = 1 / (C * S)), which has the same minimiser and makes ``tol`` independent
+of n.
+
+Pointwise losses, all in logits so that no probability is ever rounded to 0:
+
+    binary       loss = log(1 + exp(z)) - y z                 (y in {0, 1})
+    multinomial  loss = logsumexp(z) - z_y                     (y in 0..K-1)
+    squared      loss = 0.5 (z - y)^2                          (identity link)
+
+Derivatives with respect to z (per sample):
+
+    binary       g = sigmoid(z) - y          h = p (1 - p)
+    multinomial  g = softmax(z) - onehot(y)  H = diag(p) - p p^T
+    squared      g = z - y                   h = 1
+
+Objective values are accumulated in float64 even for float32 data: near the
+optimum float32 sums are too coarse for a line search.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ._link import IdentityLink, SigmoidLink, SoftmaxLink
+
+f64 = torch.float64
+
+
+# --------------------------------------------------------------------------
+# Pointwise losses: functions of the logits z (n, k) and the targets y (n,).
+# --------------------------------------------------------------------------
+class BinaryCrossEntropy:
+    """-(y log p + (1 - y) log(1 - p)) with p = sigmoid(z); y float in {0, 1}."""
+
+    link = SigmoidLink()
+    multiclass = False
+
+    @staticmethod
+    def loss(z, y):
+        return F.binary_cross_entropy_with_logits(z[:, 0], y, reduction="none")
+
+    @staticmethod
+    def gradient_state(z, y):
+        """Returns dloss/dz (n, 1) and the Hessian diagonal h = p(1-p) (n, 1)."""
+        p = torch.sigmoid(z)
+        return p - y[:, None], p * (1.0 - p)
+
+    @staticmethod
+    def hess_matvec(h, dz):
+        return h * dz
+
+
+class MultinomialCrossEntropy:
+    """logsumexp(z) - z_y with y int64 class indices; a true softmax over K logits."""
+
+    link = SoftmaxLink()
+    multiclass = True
+
+    @staticmethod
+    def loss(z, y):
+        return torch.logsumexp(z, dim=1) - z.gather(1, y[:, None])[:, 0]
+
+    @staticmethod
+    def gradient_state(z, y):
+        """Returns dloss/dz = p - onehot(y) (n, K) and the state p (n, K)."""
+        p = torch.softmax(z, dim=1)
+        g = p.clone()
+        g[torch.arange(len(y), device=y.device), y] -= 1.0
+        return g, p
+
+    @staticmethod
+    def hess_matvec(p, dz):
+        # (diag(p) - p p^T) dz, row by row: p * (dz - <p, dz>)
+        return p * (dz - (p * dz).sum(dim=1, keepdim=True))
+
+
+class HalfSquaredError:
+    """0.5 (z - y)^2: linear regression, the lecture's contrast."""
+
+    link = IdentityLink()
+    multiclass = False
+
+    @staticmethod
+    def loss(z, y):
+        return 0.5 * (z[:, 0] - y) ** 2
+
+    @staticmethod
+    def gradient_state(z, y):
+        return z - y[:, None], torch.ones_like(z)
+
+    @staticmethod
+    def hess_matvec(h, dz):
+        return dz
+
+
+POINTWISE = {
+    "binary": BinaryCrossEntropy,
+    "multinomial": MultinomialCrossEntropy,
+    "squared": HalfSquaredError,
+}
+
+
+# --------------------------------------------------------------------------
+# The loss of the linear model.
+# --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LinearModelLoss:
+    """Objective, gradient, Hessian-vector product and Hessian of a linear model.
+
+    ``pointwise`` is one of the classes above; see the module docstring for the
+    parameter layout and the objective. All methods take the flat ``theta`` in
+    the data's dtype and return float64 objective values and gradients.
+    """
+
+    pointwise: type
+    n_features: int
+    n_outputs: int
+    fit_intercept: bool = True
+
+    @property
+    def n_params(self) -> int:
+        return self.n_outputs * (self.n_features + int(self.fit_intercept))
+
+    def unpack(self, theta):
+        """theta (p,) -> W (k, d), b (k,) or None. Views, no copies."""
+        k, d = self.n_outputs, self.n_features
+        W = theta[: k * d].view(k, d)
+        b = theta[k * d :] if self.fit_intercept else None
+        return W, b
+
+    def logits(self, theta, X):
+        """z = X @ W.T + b, shape (n, k): the forward pass of ``nn.Linear``."""
+        W, b = self.unpack(theta)
+        return F.linear(X, W, b)
+
+    def objective(self, theta, X, y, sw, l2=0.0):
+        """f(theta) as a float64 scalar; differentiable, so autograd can check us."""
+        z = self.logits(theta, X)
+        W, _ = self.unpack(theta)
+        f = (self.pointwise.loss(z, y).to(f64) * sw.to(f64)).sum()
+        if l2:
+            f = f + 0.5 * l2 * (W.to(f64) ** 2).sum()
+        return f
+
+    def loss_gradient(self, theta, X, y, sw, l2=0.0):
+        """(f, grad): f a float64 scalar tensor, grad float64 of shape (p,)."""
+        z = self.logits(theta, X)
+        f = (self.pointwise.loss(z, y).to(f64) * sw.to(f64)).sum()
+        g_z, _ = self.pointwise.gradient_state(z, y)
+        return f + self._penalty(theta, l2), self._backproject(theta, X, sw[:, None] * g_z, l2)
+
+    def gradient_hessp(self, theta, X, y, sw, l2=0.0):
+        """(grad, hessp) where hessp(v) = H @ v, both float64 of shape (p,).
+
+        For a direction v = (V, c): dz = X V^T + c (n, k), then
+        H v = X^T [s * h(dz)] + l2 V, with h the pointwise Hessian applied to dz.
+        """
+        z = self.logits(theta, X)
+        g_z, state = self.pointwise.gradient_state(z, y)
+        grad = self._backproject(theta, X, sw[:, None] * g_z, l2)
+
+        def hessp(v):
+            v = v.to(X.dtype)
+            dz = self.logits(v, X)
+            hv_z = sw[:, None] * self.pointwise.hess_matvec(state, dz)
+            return self._backproject(v, X, hv_z, l2)
+
+        return grad, hessp
+
+    def hessian(self, theta, X, y, sw, l2=0.0, block_rows=4096):
+        """The full (p, p) Hessian in float64, built over row blocks of X.
+
+        Only for problems where p^2 fits in memory (the newton solver). Blocks
+        are cast to float64, so a float32 design still gives a Hessian that a
+        Cholesky factorisation can trust.
+
+        Softmax caveat: adding one vector to every class's parameters leaves
+        the probabilities unchanged, so H is singular along 1_K (x) e for every
+        unpenalised coordinate e (the intercept; all coordinates when l2 = 0).
+        The gradient has no component there (its sum over classes vanishes for
+        those coordinates), so we add c * (1 1^T / K) (x) e e^T: that makes H
+        positive definite and leaves the Newton step H^+ g unchanged.
+        """
+        k, d = self.n_outputs, self.n_features
+        d1 = d + int(self.fit_intercept)
+        H = torch.zeros(k * d1, k * d1, dtype=f64, device=X.device)
+        for start in range(0, X.shape[0], block_rows):
+            Xb = X[start : start + block_rows].to(f64)
+            if self.fit_intercept:
+                Xb = torch.cat([Xb, torch.ones(len(Xb), 1, dtype=f64, device=X.device)], 1)
+            zb = self.logits(theta, X[start : start + block_rows]).to(f64)
+            yb, sb = y[start : start + block_rows], sw[start : start + block_rows].to(f64)
+            _, state = self.pointwise.gradient_state(zb, yb)
+            if not self.pointwise.multiclass:  # k = 1: X1^T diag(s h) X1
+                H += Xb.T @ (Xb * (sb * state[:, 0])[:, None])
+                continue
+            # Block (k, l) = X1^T diag(s (p_k delta_kl - p_k p_l)) X1.
+            p = state  # (m, K)
+            for c in range(k):
+                H[c * d1 : (c + 1) * d1, c * d1 : (c + 1) * d1] += Xb.T @ (Xb * (sb * p[:, c])[:, None])
+            Z = (p[:, :, None] * Xb[:, None, :]).reshape(len(Xb), k * d1)  # (m, K*d1)
+            H -= Z.T @ (Z * sb[:, None])
+        # Class-block order (class, feature-or-intercept) -> theta order [W.ravel(), b].
+        idx = torch.arange(k * d1, device=X.device).view(k, d1)
+        order = idx[:, :d].reshape(-1)
+        if self.fit_intercept:
+            order = torch.cat([order, idx[:, d]])
+        H = H[order][:, order]
+        penalized = torch.zeros(self.n_params, dtype=torch.bool, device=X.device)
+        penalized[: k * d] = True
+        if l2:
+            H.diagonal()[penalized] += l2
+        if self.pointwise.multiclass:
+            free = ~penalized if l2 else torch.ones_like(penalized)
+            c = H.diagonal().mean().clamp_min(1e-12)
+            # Coordinates (class c, feature j) of the same j form one null direction.
+            feature_of = torch.cat([torch.arange(d).repeat(k), d + torch.zeros(k, dtype=torch.long)])
+            feature_of = feature_of[: self.n_params].to(X.device)
+            same = (feature_of[:, None] == feature_of[None, :]) & free[:, None] & free[None, :]
+            H += same.to(f64) * (c / k)
+        return H
+
+    # ----------------------------------------------------------------------
+    def _penalty(self, theta, l2):
+        if not l2:
+            return torch.zeros((), dtype=f64, device=theta.device)
+        W, _ = self.unpack(theta)
+        return 0.5 * l2 * (W.to(f64) ** 2).sum()
+
+    def _backproject(self, theta, X, r, l2):
+        """X^T r for the weights, r summed for the intercept, plus l2 W; float64 (p,).
+
+        r (n, k) is the weighted derivative of the loss with respect to z.
+        """
+        W, _ = self.unpack(theta)
+        gW = (r.T @ X).to(f64)  # (k, d)
+        if l2:
+            gW = gW + l2 * W.to(f64)
+        parts = [gW.reshape(-1)]
+        if self.fit_intercept:
+            parts.append(r.sum(dim=0, dtype=f64))
+        return torch.cat(parts)

@@ -1,0 +1,38 @@
+"""Line searches along a descent direction d from x, on float64 objective values."""
+
+from __future__ import annotations
+
+
+def wolfe(fun_and_grad, x, f, g, d, *, step=1.0, c1=1e-4, c2=0.9, max_steps=40):
+    """Weak Wolfe conditions by bracketing and bisection (Lewis and Overton).
+
+    Finds t with f(x + t d) <= f + c1 t g.d   (sufficient decrease) and
+                 g(x + t d).d >= c2 g.d      (curvature, so s.y > 0 for L-BFGS).
+    Returns (t, f_new, g_new), or None when no such t was found.
+    """
+    gd = float(g @ d)
+    lo, hi, t = 0.0, float("inf"), step
+    best = None
+    for _ in range(max_steps):
+        f_t, g_t = fun_and_grad(x + t * d)
+        if not f_t <= f + c1 * t * gd:  # also rejects NaN
+            hi = t
+        else:
+            best = (t, f_t, g_t)
+            if float(g_t @ d) >= c2 * gd:
+                return best
+            lo = t
+        t = 0.5 * (lo + hi) if hi < float("inf") else 2.0 * lo
+    return best  # sufficient decrease without curvature is still progress
+
+
+def armijo(fun, x, f, g, d, *, step=1.0, c1=1e-4, shrink=0.5, max_steps=40):
+    """Backtracking until f(x + t d) <= f + c1 t g.d. Returns (t, f_new) or None."""
+    gd = float(g @ d)
+    t = step
+    for _ in range(max_steps):
+        f_t = fun(x + t * d)
+        if f_t <= f + c1 * t * gd:
+            return t, f_t
+        t *= shrink
+    return None

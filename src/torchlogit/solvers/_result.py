@@ -1,0 +1,38 @@
+"""What every solver returns, and what it tells its callback."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass
+class Result:
+    """The outcome of one solver run.
+
+    x         the final parameters (float64, flat ``theta`` layout)
+    fun       objective at x (the scaled objective the solver was given)
+    grad_max  max |gradient| at x (the projected gradient norm; NaN if unknown)
+    n_iter    iterations done (epochs for sgd); 0 means nothing was changed
+    converged True when the stopping rule was met before max_iter
+    message   why the solver stopped, in words
+    history   objective value after each iteration
+    """
+
+    x: torch.Tensor
+    fun: float
+    grad_max: float
+    n_iter: int
+    converged: bool
+    message: str
+    history: list = field(default_factory=list)
+
+
+@dataclass
+class IterInfo:
+    """Passed to ``callback`` after every iteration; a callback never steers."""
+
+    iteration: int
+    fun: float
+    grad_max: float

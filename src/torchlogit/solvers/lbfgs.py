@@ -1,0 +1,78 @@
+"""Full-batch L-BFGS: two-loop recursion plus a weak Wolfe line search.
+
+State lives in float64 (vectors of length p, cheap); the data passes through
+``fun_and_grad`` in whatever dtype the caller chose.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ._linesearch import wolfe
+from ._result import IterInfo, Result
+
+EPS = torch.finfo(torch.float64).eps
+
+
+def _direction(g, s_hist, y_hist):
+    """-H g with H the L-BFGS inverse-Hessian estimate (Nocedal & Wright, alg. 7.4)."""
+    q = -g
+    alphas = []
+    rhos = [1.0 / float(y @ s) for s, y in zip(s_hist, y_hist)]
+    for s, y, rho in zip(reversed(s_hist), reversed(y_hist), reversed(rhos)):
+        a = rho * float(s @ q)
+        q = q - a * y
+        alphas.append(a)
+    if s_hist:  # initial scaling gamma = s.y / y.y from the newest pair
+        q = q * (float(s_hist[-1] @ y_hist[-1]) / float(y_hist[-1] @ y_hist[-1]))
+    for s, y, rho, a in zip(s_hist, y_hist, rhos, reversed(alphas)):
+        q = q + (a - rho * float(y @ q)) * s
+    return q
+
+
+def lbfgs(fun_and_grad, w0, *, tol=1e-4, max_iter=100, callback=None, memory=10, ftol=64 * EPS):
+    """Minimise a smooth function from ``w0``.
+
+    fun_and_grad(w) -> (f: float, g: float64 tensor like w)
+    Stops when max|g| <= tol (converged), when the relative decrease of f in
+    one step falls below ``ftol`` (converged: f is at rounding level), when no
+    step satisfies the line search, or after ``max_iter`` iterations.
+    """
+    x = w0.detach().to(torch.float64).clone()
+    f, g = fun_and_grad(x)
+    history = []
+    s_hist, y_hist = [], []
+    msg, converged = f"max_iter={max_iter} reached", False
+    it = 0
+    gmax = float(g.abs().max()) if g.numel() else 0.0
+    while True:
+        if gmax <= tol:
+            msg, converged = f"max|gradient| {gmax:.3g} <= tol {tol:.3g}", True
+            break
+        if it >= max_iter:
+            break
+        d = _direction(g, s_hist, y_hist)
+        # First step: the direction -g carries g's units; scale it to length <= 1.
+        step = 1.0 if s_hist else min(1.0, 1.0 / float(g.norm()))
+        found = wolfe(fun_and_grad, x, f, g, d, step=step)
+        if found is None:
+            msg = "line search found no decrease (objective at rounding level)"
+            break
+        t, f_new, g_new = found
+        s, y = t * d, g_new - g
+        if float(s @ y) > EPS * float(y @ y):  # keep the inverse-Hessian estimate positive definite
+            s_hist.append(s)
+            y_hist.append(y)
+            if len(s_hist) > memory:
+                s_hist.pop(0)
+                y_hist.pop(0)
+        x, f_old, f, g = x + s, f, f_new, g_new
+        it += 1
+        gmax = float(g.abs().max())
+        history.append(f)
+        if callback is not None:
+            callback(IterInfo(it, f, gmax))
+        if (f_old - f) <= ftol * max(abs(f_old), abs(f), 1.0):
+            msg, converged = "relative reduction of the objective below ftol", True
+            break
+    return Result(x, float(f), gmax, it, converged, msg, history)
