@@ -80,7 +80,7 @@ class LogisticRegression(ClassifierMixin, TorchLinearModel):
     _parameter_constraints = {
         **TorchLinearModel._common_constraints,
         "penalty": [StrOptions({"l2", "l1", "elasticnet", "none", "deprecated"}), None],
-        "C": [Interval(numbers.Real, 0, None, closed="neither")],
+        "C": [Interval(numbers.Real, 0, None, closed="right")],
         "l1_ratio": [Interval(numbers.Real, 0, 1, closed="both"), None],
         "dual": ["boolean"],
         "intercept_scaling": [Interval(numbers.Real, 0, None, closed="neither")],
@@ -163,7 +163,9 @@ class LogisticRegression(ClassifierMixin, TorchLinearModel):
             )
         sw = self._sample_weight(sample_weight, X, X.shape[0])
         if self.class_weight is not None:
-            cw = compute_class_weight(self.class_weight, classes=self.classes_, y=y)
+            # scikit-learn's rule: 'balanced' counts each sample with its weight
+            sw_np = None if sample_weight is None else sw.cpu().numpy()
+            cw = compute_class_weight(self.class_weight, classes=self.classes_, y=y, sample_weight=sw_np)
             sw = sw * torch.as_tensor(cw[y_idx], dtype=sw.dtype, device=sw.device)
         if float(sw.sum()) <= 0:
             raise ValueError("The sample weights sum to zero: there is nothing to fit.")

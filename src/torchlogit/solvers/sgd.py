@@ -91,7 +91,7 @@ def sgd(
             opt.zero_grad()
             loss.backward()
             opt.step()
-            total += float(loss) * len(xb)
+            total += loss.item() * len(xb)
             weight += len(xb)
         epoch_loss = total / max(weight, 1)
         history.append(epoch_loss)
