@@ -21,9 +21,12 @@ class SigmoidLink:
 
     @staticmethod
     def inverse(z: torch.Tensor) -> torch.Tensor:
-        """(n, 1) logits -> (n, 2) probabilities of class 0 and class 1."""
-        p1 = torch.sigmoid(z)
-        return torch.cat([1.0 - p1, p1], dim=1) if z.shape[1] == 1 else p1
+        """(n, 1) logits -> (n, 2) probabilities of class 0 and class 1.
+
+        p0 = sigmoid(-z) rather than 1 - p1: for z = 20 in float32, 1 - p1
+        rounds to 0 while sigmoid(-20) = 2e-9 is representable.
+        """
+        return torch.cat([torch.sigmoid(-z), torch.sigmoid(z)], dim=1)
 
     @staticmethod
     def log_inverse(z: torch.Tensor) -> torch.Tensor:

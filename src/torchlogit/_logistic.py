@@ -216,12 +216,16 @@ class LogisticRegression(ClassifierMixin, TorchLinearModel):
         return POINTWISE["binary" if len(self.classes_) == 2 else "multinomial"].link
 
     def predict_proba(self, X):
-        """(n, n_classes) probabilities, columns in the order of ``classes_``."""
-        return self._link().inverse(self._linear_predictor(X)).cpu().numpy()
+        """(n, n_classes) probabilities, columns in the order of ``classes_``.
+
+        The link is applied in float64 (an (n, K) array, cheap): float32 would
+        round p = 1 - 3e-8 to 1 and disagree with ``predict_log_proba``.
+        """
+        return self._link().inverse(self._linear_predictor(X).double()).cpu().numpy()
 
     def predict_log_proba(self, X):
         """(n, n_classes) log-probabilities, computed in logits (no log(0))."""
-        return self._link().log_inverse(self._linear_predictor(X)).cpu().numpy()
+        return self._link().log_inverse(self._linear_predictor(X).double()).cpu().numpy()
 
     def predict(self, X):
         """The most probable class label for each row."""
