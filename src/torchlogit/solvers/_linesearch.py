@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 
-def wolfe(fun_and_grad, x, f, g, d, *, step=1.0, c1=1e-4, c2=0.9, max_steps=40):
+def wolfe(fun_and_grad, x, f, g, d, *, step=1.0, c1=1e-4, c2=0.9, f_noise=0.0, max_steps=40):
     """Weak Wolfe conditions by bracketing and bisection (Lewis and Overton).
 
-    Finds t with f(x + t d) <= f + c1 t g.d   (sufficient decrease) and
-                 g(x + t d).d >= c2 g.d      (curvature, so s.y > 0 for L-BFGS).
-    Returns (t, f_new, g_new), or None when no such t was found.
+    Finds t with f(x + t d) <= f + c1 t g.d + f_noise  (sufficient decrease) and
+                 g(x + t d).d >= c2 g.d               (curvature, so s.y > 0 for L-BFGS).
+    ``f_noise`` is the absolute accuracy of f values (Hager and Zhang's
+    approximate Wolfe conditions): near the optimum of a float32 problem the
+    true decrease is below the rounding of f, and the curvature test alone
+    then decides. Returns (t, f_new, g_new), or None when no t was found.
     """
     gd = float(g @ d)
     lo, hi, t = 0.0, float("inf"), step
     best = None
     for _ in range(max_steps):
         f_t, g_t = fun_and_grad(x + t * d)
-        if not f_t <= f + c1 * t * gd:  # also rejects NaN
+        if not f_t <= f + c1 * t * gd + f_noise:  # also rejects NaN
             hi = t
         else:
             best = (t, f_t, g_t)
@@ -24,15 +27,3 @@ def wolfe(fun_and_grad, x, f, g, d, *, step=1.0, c1=1e-4, c2=0.9, max_steps=40):
             lo = t
         t = 0.5 * (lo + hi) if hi < float("inf") else 2.0 * lo
     return best  # sufficient decrease without curvature is still progress
-
-
-def armijo(fun, x, f, g, d, *, step=1.0, c1=1e-4, shrink=0.5, max_steps=40):
-    """Backtracking until f(x + t d) <= f + c1 t g.d. Returns (t, f_new) or None."""
-    gd = float(g @ d)
-    t = step
-    for _ in range(max_steps):
-        f_t = fun(x + t * d)
-        if f_t <= f + c1 * t * gd:
-            return t, f_t
-        t *= shrink
-    return None

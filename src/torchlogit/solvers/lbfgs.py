@@ -30,13 +30,14 @@ def _direction(g, s_hist, y_hist):
     return q
 
 
-def lbfgs(fun_and_grad, w0, *, tol=1e-4, max_iter=100, callback=None, memory=10, ftol=64 * EPS):
+def lbfgs(fun_and_grad, w0, *, tol=1e-4, max_iter=100, callback=None, memory=10, ftol=64 * EPS, f_rtol=64 * EPS):
     """Minimise a smooth function from ``w0``.
 
     fun_and_grad(w) -> (f: float, g: float64 tensor like w)
     Stops when max|g| <= tol (converged), when the relative decrease of f in
     one step falls below ``ftol`` (converged: f is at rounding level), when no
     step satisfies the line search, or after ``max_iter`` iterations.
+    ``f_rtol``: relative accuracy of the f values (float32 data: ~10 eps32).
     """
     x = w0.detach().to(torch.float64).clone()
     f, g = fun_and_grad(x)
@@ -54,7 +55,7 @@ def lbfgs(fun_and_grad, w0, *, tol=1e-4, max_iter=100, callback=None, memory=10,
         d = _direction(g, s_hist, y_hist)
         # First step: the direction -g carries g's units; scale it to length <= 1.
         step = 1.0 if s_hist else min(1.0, 1.0 / float(g.norm()))
-        found = wolfe(fun_and_grad, x, f, g, d, step=step)
+        found = wolfe(fun_and_grad, x, f, g, d, step=step, f_noise=f_rtol * abs(f))
         if found is None:
             msg = "line search found no decrease (objective at rounding level)"
             break

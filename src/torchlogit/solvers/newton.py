@@ -27,12 +27,12 @@ def newton_direction(H, g):
     return -(evecs @ (inv * (evecs.T @ g)))
 
 
-def _line_search(fun_and_grad, x, f, g, d, max_steps=30):
+def _line_search(fun_and_grad, x, f, g, d, f_noise, max_steps=30):
     """Backtracking from the full Newton step.
 
-    Near the optimum f differences drown in rounding; there we accept the full
-    step if f did not rise beyond rounding and the gradient shrank.
-    Returns (x_new, f_new, g_new) or None.
+    Near the optimum f differences drown in rounding (``f_noise``, absolute);
+    there we accept a step if f did not rise beyond rounding and the gradient
+    shrank. Returns (x_new, f_new, g_new) or None.
     """
     gd = float(g @ d)
     gmax = float(g.abs().max())
@@ -42,14 +42,17 @@ def _line_search(fun_and_grad, x, f, g, d, max_steps=30):
         f_t, g_t = fun_and_grad(x_t)
         if f_t <= f + 1e-4 * t * gd:
             return x_t, f_t, g_t
-        if i == 0 and abs(f_t - f) <= 1e3 * EPS * abs(f) and float(g_t.abs().max()) < gmax:
+        if f_t <= f + f_noise and float(g_t.abs().max()) < gmax:
             return x_t, f_t, g_t
         t *= 0.5
     return None
 
 
-def newton(fun_and_grad, w0, *, tol=1e-4, max_iter=100, callback=None, hessian):
-    """Minimise from ``w0``; ``hessian(w)`` returns the (p, p) float64 Hessian."""
+def newton(fun_and_grad, w0, *, tol=1e-4, max_iter=100, callback=None, hessian, f_rtol=64 * EPS):
+    """Minimise from ``w0``; ``hessian(w)`` returns the (p, p) float64 Hessian.
+
+    ``f_rtol``: relative accuracy of the f values (float32 data: ~10 eps32).
+    """
     x = w0.detach().to(torch.float64).clone()
     f, g = fun_and_grad(x)
     history = []
@@ -63,7 +66,7 @@ def newton(fun_and_grad, w0, *, tol=1e-4, max_iter=100, callback=None, hessian):
         if it >= max_iter:
             break
         d = newton_direction(hessian(x), g)
-        step = _line_search(fun_and_grad, x, f, g, d)
+        step = _line_search(fun_and_grad, x, f, g, d, f_rtol * abs(f))
         if step is None:
             msg = "line search found no decrease (objective at rounding level)"
             break

@@ -1,0 +1,241 @@
+"""LogisticRegression behaves as scikit-learn's does where the two share a feature."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.linear_model import LogisticRegression as SkLogisticRegression
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils._param_validation import InvalidParameterError
+
+from conftest import CUDA
+from test_parity import binary_problem, multinomial_problem
+from torchlogit import LogisticRegression
+from torchlogit._base import to_tensor
+
+HOURS, PASSED = [[1.0], [2.0], [3.0]], [0, 0, 1]
+
+
+def test_lecture_data():
+    model = LogisticRegression().fit(HOURS, PASSED)
+    ref = SkLogisticRegression(tol=1e-10).fit(HOURS, PASSED)
+    np.testing.assert_allclose(model.predict_proba([[4.0]]), ref.predict_proba([[4.0]]), rtol=1e-6)
+    assert model.predict([[4.0]])[0] == 1 and model.predict([[1.0]])[0] == 0
+
+
+def test_string_labels_and_pandas_feature_names():
+    X, y = multinomial_problem(n=300, d=3, k=3)
+    labels = np.array(["cat", "dog", "emu"])[y]
+    df = pd.DataFrame(X, columns=["a", "b", "c"])
+    model = LogisticRegression().fit(df, labels)
+    assert list(model.classes_) == ["cat", "dog", "emu"]
+    assert list(model.feature_names_in_) == ["a", "b", "c"]
+    assert set(model.predict(df)) <= set(labels)
+    with pytest.warns(UserWarning, match="feature names"):
+        model.predict(X)
+
+
+def test_torch_tensor_input_matches_numpy():
+    X, y = binary_problem(n=500)
+    a = LogisticRegression().fit(X, y)
+    b = LogisticRegression().fit(torch.from_numpy(X), torch.from_numpy(y))
+    np.testing.assert_array_equal(a.coef_, b.coef_)
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(torch.from_numpy(X)))
+
+
+@pytest.mark.parametrize(
+    "dtype_in, dtype_opt, expected",
+    [(np.float32, None, np.float32), (np.float64, None, np.float64), (np.int64, None, np.float64),
+     (np.float64, "float32", np.float32), (np.float32, "float64", np.float64)],
+)  # fmt: skip
+def test_dtype_follows_input_or_option(dtype_in, dtype_opt, expected):
+    X, y = binary_problem(n=300)
+    X = (X * 10).astype(dtype_in)
+    model = LogisticRegression(dtype=dtype_opt).fit(X, y)
+    assert model.coef_.dtype == expected
+    ref = LogisticRegression(dtype="float64").fit(X.astype(np.float64), y)
+    np.testing.assert_allclose(model.coef_, ref.coef_, rtol=1e-3)
+
+
+def test_float32_input_is_not_copied():
+    X = np.random.default_rng(0).normal(size=(100, 4)).astype(np.float32)
+    t = to_tensor(X, torch.device("cpu"))
+    assert t.data_ptr() == X.ctypes.data  # shares the user's memory
+    Xf = np.asfortranarray(X)
+    assert to_tensor(Xf, torch.device("cpu")).data_ptr() == Xf.ctypes.data
+
+
+def test_penalty_spellings_of_both_sklearn_generations():
+    X, y = binary_problem(n=400)
+    none_old = LogisticRegression(penalty=None).fit(X, y)
+    none_new = LogisticRegression(C=np.inf).fit(X, y)
+    np.testing.assert_allclose(none_old.coef_, none_new.coef_)
+    l2_new = LogisticRegression(C=0.1, l1_ratio=0.0).fit(X, y)
+    l2_old = LogisticRegression(penalty="l2", C=0.1).fit(X, y)
+    np.testing.assert_allclose(l2_new.coef_, l2_old.coef_)
+    assert np.abs(l2_new.coef_).sum() < np.abs(none_new.coef_).sum()
+    with pytest.raises(NotImplementedError, match="L1"):
+        LogisticRegression(l1_ratio=0.5).fit(X, y)
+    with pytest.raises(NotImplementedError, match="L1"):
+        LogisticRegression(penalty="l1").fit(X, y)
+
+
+def test_warning_when_C_is_given_without_penalty():
+    X, y = binary_problem(n=200)
+    with pytest.warns(UserWarning, match="penalty=None will ignore the C"):
+        LogisticRegression(penalty=None, C=0.5).fit(X, y)
+
+
+def test_solver_aliases():
+    X, y = binary_problem(n=300)
+    for alias, resolved in [("newton-cg", "newton"), ("newton-cholesky", "newton"), ("liblinear", "newton"),
+                            ("saga", "newton"), ("sag", "newton"), ("lbfgs", "lbfgs")]:  # fmt: skip
+        assert LogisticRegression(solver=alias).fit(X, y).solver_ == resolved
+
+
+def test_auto_solver_rule():
+    X, y = binary_problem(n=200, d=5)
+    assert LogisticRegression().fit(X, y).solver_ == "newton"
+    Xw = np.random.default_rng(0).normal(size=(200, 1001))
+    with pytest.warns(ConvergenceWarning):  # 200 rows, 1001 features: separable, no optimum
+        assert LogisticRegression(max_iter=5).fit(Xw, y).solver_ == "lbfgs"  # p = 1002 > 1000
+
+
+@pytest.mark.parametrize("solver", ["newton", "lbfgs"])
+def test_convergence_warning_names_the_fix(solver):
+    X, y = multinomial_problem(n=500)
+    with pytest.warns(ConvergenceWarning, match="Increase max_iter"):
+        LogisticRegression(solver=solver, max_iter=1).fit(X, y)
+
+
+def test_max_iter_zero_fits_nothing():
+    X, y = multinomial_problem(n=200)
+    with pytest.warns(ConvergenceWarning):
+        model = LogisticRegression(max_iter=0).fit(X, y)
+    assert model.n_iter_.tolist() == [0] and model.n_iter_.dtype == np.int32
+    assert not model.coef_.any() and not model.intercept_.any()
+
+
+@pytest.mark.parametrize("problem", [binary_problem, multinomial_problem])
+def test_warm_start_continues_exactly(problem):
+    X, y = problem(n=600)
+    full = LogisticRegression(solver="newton", max_iter=4, tol=1e-14)
+    with pytest.warns(ConvergenceWarning):
+        full.fit(X, y)
+    half = LogisticRegression(solver="newton", max_iter=2, warm_start=True, tol=1e-14)
+    with pytest.warns(ConvergenceWarning):
+        half.fit(X, y)
+        half.fit(X, y)
+    np.testing.assert_allclose(half.coef_, full.coef_, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(half.intercept_, full.intercept_, rtol=1e-12, atol=1e-14)
+
+
+def test_warm_start_from_the_optimum_does_nothing():
+    X, y = multinomial_problem(n=600)
+    model = LogisticRegression(solver="lbfgs", warm_start=True).fit(X, y)
+    coef = model.coef_.copy()
+    model.fit(X, y)
+    assert model.n_iter_[0] == 0
+    np.testing.assert_array_equal(model.coef_, coef)
+
+
+def test_unscaled_data_converges_without_warnings():
+    # Columns on scales 1e-3 .. 1e3: sklearn's lbfgs warns here at default settings.
+    rng = np.random.default_rng(0)
+    scales = np.logspace(-3, 3, 8)
+    X = rng.normal(size=(3000, 8)) * scales + rng.normal(size=8) * scales
+    y = (rng.uniform(size=3000) < 1 / (1 + np.exp(-((X / scales) @ rng.normal(size=8))))).astype(int)
+    ref = SkLogisticRegression(solver="newton-cholesky", tol=1e-10, max_iter=1000).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for solver in ["newton", "lbfgs"]:
+            model = LogisticRegression(solver=solver).fit(X, y)
+            # compared per standardised feature: coef * scale, relative to the largest
+            err = np.abs((model.coef_ - ref.coef_) * scales).max() / np.abs(ref.coef_ * scales).max()
+            assert err < 1e-5
+
+
+def test_probabilities_and_log_probabilities():
+    X, y = multinomial_problem(n=400)
+    model = LogisticRegression().fit(X, y)
+    P = model.predict_proba(X)
+    np.testing.assert_allclose(P.sum(1), 1.0)
+    np.testing.assert_allclose(np.log(P), model.predict_log_proba(X), rtol=1e-10)
+    np.testing.assert_array_equal(model.classes_[P.argmax(1)], model.predict(X))
+    assert model.decision_function(X).shape == (400, 4)
+    Xb, yb = binary_problem(n=100)
+    mb = LogisticRegression().fit(Xb, yb)
+    assert mb.decision_function(Xb).shape == (100,)
+    np.testing.assert_allclose(mb.predict_proba(Xb)[:, 1], 1 / (1 + np.exp(-mb.decision_function(Xb))))
+
+
+def test_pipeline_grid_search_clone():
+    X, y = binary_problem(n=300)
+    search = GridSearchCV(make_pipeline(StandardScaler(), LogisticRegression()),
+                          {"logisticregression__C": [0.1, 1.0]}, cv=3).fit(X, y)  # fmt: skip
+    assert search.best_score_ > 0.6
+    assert clone(LogisticRegression(C=3.0)).get_params()["C"] == 3.0
+
+
+# ------------------------------------------------------------------ bad input
+@pytest.mark.parametrize(
+    "X, y, kwargs, error, match",
+    [
+        ([[np.nan], [1.0]], [0, 1], {}, ValueError, "Input X contains NaN"),
+        ([[np.inf], [1.0]], [0, 1], {}, ValueError, "Input X contains infinity"),
+        ([[1.0], [2.0]], [1, 1], {}, ValueError, "only one class"),
+        ([[1.0], [2.0], [3.0]], [0, 1], {}, ValueError, "inconsistent numbers of samples"),
+        ([["a"], ["b"]], [0, 1], {}, ValueError, "could not convert string to float"),
+        ([[1.0], [2.0]], [0.5, 1.5], {}, ValueError, "Unknown label type"),
+        ([[1.0], [2.0]], [0, 1], {"sample_weight": [-1.0, 1.0]}, ValueError, "Negative values"),
+        ([[1.0], [2.0]], [0, 1], {"sample_weight": [1.0, 1.0, 1.0]}, ValueError, "sample_weight.shape"),
+        ([[1.0], [2.0]], [0, 1], {"sample_weight": [0.0, 0.0]}, ValueError, "at least one non-zero"),
+    ],
+)
+def test_bad_input_is_named(X, y, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        LogisticRegression().fit(X, y, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [({"C": 0.0}, "'C' parameter"), ({"C": -1.0}, "'C' parameter"), ({"solver": "magic"}, "'solver' parameter"),
+     ({"penalty": "l3"}, "'penalty' parameter"), ({"max_iter": -1}, "'max_iter' parameter"),
+     ({"dtype": "float16"}, "dtype must be"), ({"optimizer": "nope", "solver": "sgd"}, "unknown optimizer")],
+)  # fmt: skip
+def test_bad_parameters_are_named(params, match):
+    with pytest.raises((InvalidParameterError, ValueError), match=match):
+        LogisticRegression(**params).fit(*binary_problem(n=50))
+
+
+def test_predict_checks():
+    with pytest.raises(NotFittedError):
+        LogisticRegression().predict([[1.0]])
+    model = LogisticRegression().fit(*binary_problem(n=50, d=2))
+    with pytest.raises(ValueError, match="X has 3 features, but LogisticRegression is expecting 2"):
+        model.predict(np.zeros((1, 3)))
+
+
+@CUDA
+def test_cuda_fit_matches_cpu():
+    X, y = multinomial_problem(n=2000)
+    cpu = LogisticRegression(device="cpu").fit(X, y)
+    gpu = LogisticRegression(device="cuda").fit(X, y)
+    np.testing.assert_allclose(gpu.coef_, cpu.coef_, rtol=1e-6)
+    gpu_t = LogisticRegression(device="cuda").fit(torch.tensor(X, device="cuda"), y)
+    np.testing.assert_allclose(gpu_t.predict_proba(torch.tensor(X, device="cuda")), cpu.predict_proba(X), rtol=1e-6)
+    for solver in ["lbfgs", "sgd"]:
+        LogisticRegression(device="cuda", solver=solver, max_iter=20).fit(X, y)
+
+
+def test_cuda_requested_without_gpu_is_a_clear_error():
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(ValueError, match="no CUDA GPU is available"):
+        LogisticRegression(device="cuda").fit(*binary_problem(n=50))
