@@ -1,0 +1,102 @@
+"""Solvers as free functions: same optimum, honest reports, the lecture's loop."""
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import make_problem
+from torchlogit._loss import POINTWISE, LinearModelLoss
+from torchlogit.nn import LinearModel
+from torchlogit.solvers import SOLVERS, choose, get_optimizer, lbfgs, make_loader, newton, sgd
+
+
+def logistic_functions(kind="multinomial", l2=0.1, n=300, d=4, k=3):
+    X, y, sw = make_problem(kind, n=n, d=d, k=k)
+    loss = LinearModelLoss(POINTWISE[kind], d, k if kind == "multinomial" else 1, True)
+    sw = sw / sw.sum()
+
+    def fun_and_grad(w):
+        f, g = loss.loss_gradient(w, X, y, sw, l2)
+        return float(f), g
+
+    return loss, fun_and_grad, (lambda w: loss.hessian(w, X, y, sw, l2)), (X, y, sw)
+
+
+@pytest.mark.parametrize("kind", ["binary", "multinomial", "squared"])
+def test_newton_and_lbfgs_agree(kind):
+    loss, fg, hess, _ = logistic_functions(kind)
+    w0 = torch.zeros(loss.n_params, dtype=torch.float64)
+    a = newton(fg, w0, tol=1e-10, max_iter=100, hessian=hess)
+    b = lbfgs(fg, w0, tol=1e-10, max_iter=1000)
+    assert a.converged and b.converged
+    assert a.grad_max <= 1e-10 and a.n_iter < 15
+    assert abs(a.fun - b.fun) <= 1e-12 * abs(a.fun)
+    assert a.fun == pytest.approx(fg(a.x)[0]) and a.history[-1] == a.fun
+
+
+def test_callback_sees_every_iteration_and_max_iter_zero_returns_w0():
+    loss, fg, hess, _ = logistic_functions()
+    seen = []
+    res = lbfgs(fg, torch.zeros(loss.n_params, dtype=torch.float64), tol=1e-8, max_iter=50, callback=seen.append)
+    assert [info.iteration for info in seen] == list(range(1, res.n_iter + 1))
+    w0 = torch.full((loss.n_params,), 0.1, dtype=torch.float64)
+    for solve, extra in [(lbfgs, {}), (newton, {"hessian": hess})]:
+        res0 = solve(fg, w0, tol=1e-8, max_iter=0, **extra)
+        assert res0.n_iter == 0 and not res0.converged
+        torch.testing.assert_close(res0.x, w0)
+
+
+def test_max_iter_stops_and_says_so():
+    loss, fg, _, _ = logistic_functions()
+    res = lbfgs(fg, torch.zeros(loss.n_params, dtype=torch.float64), tol=1e-12, max_iter=3)
+    assert res.n_iter == 3 and not res.converged and "max_iter" in res.message
+
+
+def test_sgd_is_the_lecture_loop_and_deterministic():
+    loss, fg, _, (X, y, sw) = logistic_functions("binary")
+    crit = POINTWISE["binary"]
+
+    def run(seed):
+        model = LinearModel(4, 1).double()
+        loader = make_loader(X, y, sw, batch_size=16, random_state=seed)
+        return sgd(fg, torch.zeros(5, dtype=torch.float64), tol=None, max_iter=30, model=model,
+                   criterion=lambda z, yb, sb: (sb * crit.loss(z, yb)).sum() * (len(X) / len(yb)),
+                   loader=loader, optimizer="sgd", learning_rate=0.05)  # fmt: skip
+
+    a, b, c = run(0), run(0), run(1)
+    torch.testing.assert_close(a.x, b.x)  # same random_state, same result
+    assert not torch.equal(a.x, c.x)
+    exact = newton(fg, torch.zeros(5, dtype=torch.float64), tol=1e-10, max_iter=50,
+                   hessian=lambda w: LinearModelLoss(crit, 4, 1, True).hessian(w, X, y, sw))  # fmt: skip
+    assert a.n_iter == 30 and len(a.history) == 30
+    assert exact.fun <= a.fun <= exact.fun * 1.01
+    assert a.history[-1] < a.history[0]
+
+
+def test_optimizer_names():
+    assert get_optimizer("sgd") is torch.optim.SGD
+    assert get_optimizer("Adam") is torch.optim.Adam
+    assert get_optimizer("rmsprop") is torch.optim.RMSprop
+    for bad in ["lbfgs", "nope"]:
+        with pytest.raises(ValueError, match="unknown optimizer"):
+            get_optimizer(bad)
+
+
+def test_registry_and_auto_rule():
+    assert set(SOLVERS) == {"lbfgs", "newton", "sgd"}
+    assert choose("auto", 1000) == "newton" and choose("auto", 1001) == "lbfgs"
+    assert choose("newton-cholesky", 10) == "newton" and choose("saga", 5000) == "lbfgs"
+    with pytest.raises(ValueError, match="unknown solver"):
+        choose("magic", 3)
+
+
+def test_linear_model_forward_returns_logits():
+    model = LinearModel(3, 2)
+    x = torch.randn(5, 3)
+    torch.testing.assert_close(model(x), x @ model.linear.weight.T + model.linear.bias)
+    theta = model.to_vector()
+    again = LinearModel.from_vector(theta, 3, 2)
+    torch.testing.assert_close(again(x), model(x))
+    loss = LinearModelLoss(POINTWISE["multinomial"], 3, 2, True)
+    torch.testing.assert_close(loss.logits(theta, x), model(x))  # one parameter layout
+    assert np.isclose(float(theta.numel()), loss.n_params)
