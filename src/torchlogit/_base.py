@@ -141,6 +141,15 @@ class TorchLinearModel(BaseEstimator):
     def _device(self):
         return resolve_device(self.device)
 
+    def save(self, path):
+        """Store the fitted model at ``path``: safetensors + JSON metadata, no pickle.
+
+        The write is atomic. Read it back with :func:`torchlogit.load`.
+        """
+        from ._io import save_model
+
+        save_model(self, path)
+
     # ---------------------------------------------------------------- solving
     def _solve(self, loss, X, y, sw, l2, w0):
         """Run the chosen solver; warn (ConvergenceWarning) when it stops short."""
