@@ -18,7 +18,7 @@ $(STAMP): $(PY) pyproject.toml constraints.txt
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) examples/lecture.py
+	$(VENV)/bin/torchlogit demo --out out
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -151,10 +151,20 @@ class TorchLinearModel(BaseEstimator):
         save_model(self, path)
 
     # ---------------------------------------------------------------- solving
-    def _solve(self, loss, X, y, sw, l2, w0):
-        """Run the chosen solver; warn (ConvergenceWarning) when it stops short."""
+    def _solve(self, loss, X, y, sw, l2, w0, callback=None):
+        """Run the chosen solver; warn (ConvergenceWarning) when it stops short.
+
+        ``callback(info)`` gets an ``IterInfo`` (iteration, fun, grad_max) after
+        every iteration (epoch for sgd): how the CLI draws its progress bar.
+        """
         solver = choose(self.solver, loss.n_params)
-        callback = self._print_progress if self.verbose else None
+        if self.verbose:
+            user_callback = callback
+
+            def callback(info):
+                self._print_progress(info)
+                if user_callback is not None:
+                    user_callback(info)
         tol = self.tol if self.tol is not None else (None if solver == "sgd" else 1e-6)
         sgd_options = {
             "optimizer": self.optimizer,

@@ -65,7 +65,8 @@ class Ridge(RegressorMixin, TorchLinearModel):
         self.learning_rate = learning_rate
         self.batch_size = batch_size
 
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, *, callback=None):
+        """Fit; ``callback(info)`` is called after every iteration (see ``fit_linear``)."""
         self._validate_params()
         X, y = self._validate_X(X, reset=True, y=y)
         y = np.asarray(y)
@@ -78,7 +79,7 @@ class Ridge(RegressorMixin, TorchLinearModel):
         if self.warm_start and getattr(self, "coef_", None) is not None and self.coef_.shape == (X.shape[1],):
             w0 = torch.as_tensor(np.append(self.coef_, self.intercept_ if self.fit_intercept else []), device=X.device)
             w0 = w0.to(torch.float64)
-        res = self._solve(loss, X, target, sw, float(self.alpha), w0)
+        res = self._solve(loss, X, target, sw, float(self.alpha), w0, callback)
         W, b = loss.unpack(res.x)
         np_dtype = np.float32 if X.dtype == torch.float32 else np.float64
         self.coef_ = W[0].cpu().numpy().astype(np_dtype)

@@ -148,7 +148,7 @@ class LogisticRegression(ClassifierMixin, TorchLinearModel):
             return 0.0
         return 0.0 if np.isinf(self.C) else 1.0 / self.C
 
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, *, callback=None):
         """Fit the model to X (n, d) and labels y (n,) of any type."""
         self._validate_params()
         l2 = self._l2_strength()
@@ -178,7 +178,7 @@ class LogisticRegression(ClassifierMixin, TorchLinearModel):
         else:
             target = torch.as_tensor(y_idx, dtype=torch.long, device=X.device)
         w0 = self._initial_theta(loss, X.device)
-        res = self._solve(loss, X, target, sw, l2, w0)
+        res = self._solve(loss, X, target, sw, l2, w0, callback)
 
         W, b = loss.unpack(res.x)
         W, b = W.clone(), (b.clone() if b is not None else torch.zeros(k, dtype=torch.float64, device=W.device))

@@ -1,0 +1,57 @@
+"""The `torchlogit` command: thin typer verbs over library calls (one file each)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from .._io import ModelFileError
+from ..data import DataError
+from . import _common
+from .demo import demo
+from .evaluate import evaluate
+from .plot import plot
+from .predict import predict
+from .train import train
+
+app = typer.Typer(
+    name="torchlogit",
+    help="Logistic regression done right, on PyTorch. " + _common.EXIT_CODES_HELP,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+for command in (demo, train, evaluate, predict, plot):
+    app.command()(command)
+
+
+def main(argv=None) -> int:
+    """Entry point: run the app and map errors to one line and an exit code."""
+    try:  # standalone mode: typer handles --help and usage errors (exit 2) itself
+        app(args=argv, prog_name="torchlogit")
+        code = _common.EXIT_OK
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except (DataError, FileNotFoundError, IsADirectoryError) as exc:
+        code = _report(exc, _common.EXIT_DATA)
+    except ModelFileError as exc:
+        code = _report(exc, _common.EXIT_MODEL)
+    except (ValueError, TypeError, NotImplementedError, PermissionError) as exc:
+        code = _report(exc, _common.EXIT_INVALID)
+    except Exception as exc:  # a bug: still one line, with how to see the traceback
+        if os.environ.get("TORCHLOGIT_DEBUG"):
+            raise
+        code = _report(exc, _common.EXIT_INTERNAL, hint=" (internal error; set TORCHLOGIT_DEBUG=1 for the traceback)")
+    return code
+
+
+def _report(exc, code, hint=""):
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    _common.err.print(f"[bold red]error:[/] {message}{hint}", highlight=False, soft_wrap=True)
+    return code
+
+
+def run():  # console script
+    sys.exit(main())

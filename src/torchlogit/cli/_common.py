@@ -1,0 +1,97 @@
+"""What every command shares: the consoles, exit codes, data loading, progress."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import warnings
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ..data import DataError, read_table
+
+out = Console(soft_wrap=True)  # no hard line breaks: output stays greppable
+err = Console(stderr=True)
+
+# Exit codes (documented in the README and in `torchlogit --help`).
+EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_DATA, EXIT_MODEL, EXIT_INTERNAL = 0, 1, 2, 3, 4, 5
+EXIT_CODES_HELP = (
+    "Exit codes: 0 success; 1 invalid value or parameter; 2 usage error; "
+    "3 data error (file, column, row); 4 model file error; 5 internal error."
+)
+
+
+def fail(message: str, code: int = EXIT_INVALID):
+    """One line on stderr and a non-zero exit; no traceback."""
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def frame(X, names):
+    """A pandas DataFrame, so that estimators record and check feature names."""
+    import pandas as pd
+
+    return pd.DataFrame(X, columns=names)
+
+
+def load_xy(data, target, features=None, one_hot=False, need_target=True):
+    """(X frame, y or None, table) from a file or a built-in data set."""
+    table = read_table(data, target)
+    if need_target and table.target is None:
+        raise DataError(f"{data}: no target column given (use --target COLUMN)")
+    X, names = table.features(features, one_hot=one_hot)
+    y = table.columns[table.target] if table.target is not None else None
+    return frame(X, names), y, table
+
+
+def features_for_model(model, table):
+    """The columns a fitted model expects, taken from ``table`` by name."""
+    names = getattr(model, "feature_names_in_", None)
+    if names is not None:
+        X, names = table.features(list(names))
+        return frame(X, names)
+    X, names = table.features()
+    if X.shape[1] != model.n_features_in_:
+        raise DataError(f"{table.source}: {X.shape[1]} feature columns, but the model expects {model.n_features_in_}")
+    return X
+
+
+@contextlib.contextmanager
+def progress(total: int, description: str):
+    """A rich progress bar on stderr; yields callback(info) for ``fit(callback=...)``."""
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn()]  # fmt: skip
+    with Progress(*columns, console=err, transient=False, disable=not err.is_terminal) as bar:
+        task = bar.add_task(description, total=total, loss="-")
+
+        def callback(info):
+            bar.update(task, completed=info.iteration, loss=f"{info.fun:.6g}")
+
+        yield callback
+
+
+@contextlib.contextmanager
+def convergence_record():
+    """Collect ConvergenceWarnings instead of printing them; yields the list of messages."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    messages = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        yield messages
+    for w in caught:
+        if issubclass(w.category, ConvergenceWarning):
+            messages.append(str(w.message))
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
+def as_list(values):
+    return [v.item() if isinstance(v, np.generic) else v for v in values]
+
+
+def print_stderr(msg):
+    print(msg, file=sys.stderr)

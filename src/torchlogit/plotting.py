@@ -1,0 +1,105 @@
+"""Pictures of a fitted model. Each function returns a matplotlib Figure;
+``save_figure`` writes it atomically. No display is needed (Agg backend)."""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from sklearn import metrics  # noqa: E402
+
+from ._io import atomic_write_bytes  # noqa: E402
+
+KINDS = ("probability", "roc", "calibration", "confusion", "loss")
+
+
+def save_figure(fig, path) -> None:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def probability_curve(predict_proba, x=None, y=None, x_max=10.0, title=None, xlabel="Hours"):
+    """The lecture's picture: P(class 1) against the one feature, with the 0.5 line."""
+    grid = np.linspace(0.0, x_max, 200)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(grid, predict_proba(grid), label="P(pass)")
+    if x is not None:
+        ax.scatter(np.ravel(x), y, color="black", zorder=3, label="data")
+    ax.axhline(0.5, color="red", label="0.5")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("Probability of Pass")
+    ax.set_ylim(-0.05, 1.05)
+    ax.grid(True)
+    ax.legend(loc="lower right")
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def roc(model, X, y):
+    proba = model.predict_proba(X)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    classes = model.classes_
+    targets = [(classes[1], proba[:, 1])] if len(classes) == 2 else list(zip(classes, proba.T))
+    for cls, score in targets:
+        fpr, tpr, _ = metrics.roc_curve(np.asarray(y) == cls, score)
+        ax.plot(fpr, tpr, label=f"class {cls} (AUC = {metrics.auc(fpr, tpr):.3f})")
+    ax.plot([0, 1], [0, 1], "k--", lw=0.8)
+    ax.set_xlabel("False positive rate")
+    ax.set_ylabel("True positive rate")
+    ax.grid(True)
+    ax.legend(loc="lower right", fontsize="small")
+    return fig
+
+
+def calibration(model, X, y, n_bins=10):
+    """Reliability diagram: observed frequency against predicted probability (pooled over classes)."""
+    proba = model.predict_proba(X)
+    onehot = (np.asarray(y)[:, None] == model.classes_[None, :]).astype(float)
+    p, o = proba.ravel(), onehot.ravel()
+    bins = np.minimum((p * n_bins).astype(int), n_bins - 1)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    mean_p = [p[bins == b].mean() for b in range(n_bins) if (bins == b).any()]
+    freq = [o[bins == b].mean() for b in range(n_bins) if (bins == b).any()]
+    ax.plot([0, 1], [0, 1], "k--", lw=0.8, label="perfectly calibrated")
+    ax.plot(mean_p, freq, "o-", label="model")
+    ax.set_xlabel("Predicted probability")
+    ax.set_ylabel("Observed frequency")
+    ax.grid(True)
+    ax.legend(loc="upper left")
+    return fig
+
+
+def confusion(model, X, y):
+    cm = metrics.confusion_matrix(y, model.predict(X), labels=model.classes_)
+    fig, ax = plt.subplots(figsize=(1.2 + 0.5 * len(cm), 1 + 0.5 * len(cm)))
+    im = ax.imshow(cm, cmap="Blues")
+    ticks = range(len(cm))
+    ax.set_xticks(ticks, [str(c) for c in model.classes_], rotation=45)
+    ax.set_yticks(ticks, [str(c) for c in model.classes_])
+    for i in ticks:
+        for j in ticks:
+            ax.text(j, i, cm[i, j], ha="center", va="center", color="white" if cm[i, j] > cm.max() / 2 else "black")
+    ax.set_xlabel("Predicted")
+    ax.set_ylabel("True")
+    fig.colorbar(im, ax=ax)
+    return fig
+
+
+def loss_curve(model):
+    curve = getattr(model, "loss_curve_", None)
+    if not curve:
+        raise ValueError("the model has no training loss curve (it was fitted with max_iter=0 or saved without one)")
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(range(1, len(curve) + 1), curve)
+    ax.set_xlabel("epoch" if getattr(model, "solver_", "") == "sgd" else "iteration")
+    ax.set_ylabel("objective / sum(sample_weight)")
+    ax.set_yscale("log")
+    ax.grid(True)
+    return fig

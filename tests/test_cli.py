@@ -1,0 +1,109 @@
+"""The command line: each verb end to end, and every bad input as one line + exit code."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from torchlogit import load
+from torchlogit.cli import main
+
+
+def run(capsys, *args):
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_demo_replays_the_lecture(tmp_path, capsys):
+    code, out, _ = run(capsys, "demo", "--out", str(tmp_path))
+    assert code == 0
+    assert "epoch  1000" in out and "P(pass | 4 hours)" in out
+    assert "perfectly separated" in out and "prediction at 4 hours: 8.0" in out
+    png = (tmp_path / "probability_of_pass.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_train_evaluate_predict_plot(tmp_path, capsys):
+    model = tmp_path / "bc.safetensors"
+    code, out, _ = run(capsys, "train", "breast-cancer", "--model-out", str(model))
+    assert code == 0 and "converged" in out and "train accuracy" in out
+    code, out, _ = run(capsys, "evaluate", str(model), "breast-cancer", "--json")
+    result = json.loads(out)
+    assert code == 0 and result["accuracy"] > 0.95 and 0.99 < result["roc_auc"] <= 1.0
+    assert np.array(result["confusion_matrix"]).sum() == 569
+    code, _, _ = run(capsys, "predict", str(model), "breast-cancer", "--proba", "--out", str(tmp_path / "p.csv"))
+    lines = (tmp_path / "p.csv").read_text().splitlines()
+    assert code == 0 and lines[0] == '"proba_0","proba_1"' and len(lines) == 570
+    for kind in ["roc", "calibration", "confusion", "loss"]:
+        code, _, err = run(capsys, "plot", str(model), "breast-cancer", "--kind", kind, "--out", str(tmp_path / f"{kind}.png"))
+        assert code == 0, err
+        assert (tmp_path / f"{kind}.png").stat().st_size > 1000
+
+
+def test_csv_with_one_hot_and_probability_plot(tmp_path, capsys):
+    csv = tmp_path / "d.csv"
+    csv.write_text("hours,group,passed\n1,a,0\n2,b,0\n3,a,1\n4,b,1\n2.5,a,1\n1.5,b,0\n")
+    code, _, err = run(capsys, "train", str(csv), "--target", "passed", "--model-out", str(tmp_path / "m"))
+    assert code == 3 and "column 'group' is not numeric" in err and "--one-hot" in err
+    code, _, _ = run(capsys, "train", str(csv), "--target", "passed", "--one-hot", "--model-out", str(tmp_path / "m"))
+    assert code == 0
+    assert list(load(tmp_path / "m").feature_names_in_) == ["hours", "group=a", "group=b"]
+    code, out, _ = run(capsys, "predict", str(tmp_path / "m"), str(csv))
+    assert code == 0 and out.splitlines()[0] == '"prediction"'
+    run(capsys, "train", "hours", "--model-out", str(tmp_path / "h"))
+    code, _, _ = run(capsys, "plot", str(tmp_path / "h"), "hours", "--kind", "probability", "--out", str(tmp_path / "h.png"))
+    assert code == 0 and (tmp_path / "h.png").exists()
+
+
+def test_sgd_training_from_the_cli(tmp_path, capsys):
+    code, out, _ = run(capsys, "train", "iris", "--solver", "sgd", "--optimizer", "adam", "--learning-rate", "0.05",
+                       "--epochs", "30", "--random-state", "0", "--model-out", str(tmp_path / "i"))  # fmt: skip
+    assert code == 0 and "sgd: 30 iterations" in out
+    assert len(load(tmp_path / "i").loss_curve_) == 30
+
+
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["train", "missing.csv", "--target", "y", "--model-out", "m"], 3, "no such file"),
+        (["train", "{csv}", "--target", "nope", "--model-out", "m"], 3, "target column 'nope' not found"),
+        (["train", "{csv}", "--target", "y", "--features", "x,zz", "--model-out", "m"], 3, "column 'zz' not found"),
+        (["train", "{csv}", "--target", "y", "--C", "-1", "--model-out", "m"], 1, "'C' parameter"),
+        (["train", "{csv}", "--target", "y", "--solver", "magic", "--model-out", "m"], 1, "'solver' parameter"),
+        (["evaluate", "{csv}", "{csv}", "--target", "y"], 4, "not a torchlogit model"),
+        (["evaluate", "{model}", "breast-cancer"], 3, "not found"),
+        (["plot", "{model}", "{csv}", "--target", "y", "--kind", "pie", "--out", "p.png"], 1, "unknown --kind"),
+        (["train", "{badcsv}", "--target", "y", "--model-out", "m"], 3, "missing value at row 2"),
+        (["train"], 2, ""),
+    ],
+)
+def test_bad_input_one_line_no_traceback(tmp_path, capsys, args, code, message):
+    csv = tmp_path / "d.csv"
+    csv.write_text("x,y\n1,0\n2,0\n3,1\n4,1\n")
+    (tmp_path / "bad.csv").write_text("x,y\n1,0\n,1\n")
+    model = tmp_path / "m.st"
+    main(["train", str(csv), "--target", "y", "--model-out", str(model)])
+    capsys.readouterr()
+    args = [a.format(csv=csv, model=model, badcsv=tmp_path / "bad.csv") for a in args]
+    got, out, err = run(capsys, *args)
+    assert got == code
+    assert message in err
+    assert "Traceback" not in err + out
+    if code in (1, 3, 4):
+        assert len(err.strip().splitlines()) == 1
+
+
+def test_failed_train_leaves_existing_model_alone(tmp_path, capsys):
+    model = tmp_path / "m.st"
+    main(["train", "hours", "--model-out", str(model)])
+    before = model.read_bytes()
+    code, _, _ = run(capsys, "train", "missing.csv", "--target", "y", "--model-out", str(model))
+    assert code == 3 and model.read_bytes() == before
+
+
+def test_python_dash_m_is_the_same_command():
+    done = subprocess.run([sys.executable, "-m", "torchlogit", "--help"], capture_output=True, text=True)
+    assert done.returncode == 0 and "demo" in done.stdout and "Exit codes" in done.stdout
