@@ -11,6 +11,13 @@ from torchlogit import load
 from torchlogit.cli import main
 
 
+def png_size(path):
+    """(width, height) from a PNG's IHDR chunk, after checking the signature."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
 def run(capsys, *args):
     code = main(list(args))
     captured = capsys.readouterr()
@@ -22,8 +29,8 @@ def test_demo_replays_the_lecture(tmp_path, capsys):
     assert code == 0
     assert "epoch  1000" in out and "P(pass | 4 hours)" in out
     assert "perfectly separated" in out and "prediction at 4 hours: 8.0" in out
-    png = (tmp_path / "probability_of_pass.png").read_bytes()
-    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = png_size(tmp_path / "probability_of_pass.png")
+    assert 600 <= width <= 800 and 400 <= height <= 560  # 6 x 4 inches at 120 dpi, tight box
 
 
 def test_train_evaluate_predict_plot(tmp_path, capsys):
@@ -40,7 +47,8 @@ def test_train_evaluate_predict_plot(tmp_path, capsys):
     for kind in ["roc", "calibration", "confusion", "loss"]:
         code, _, err = run(capsys, "plot", str(model), "breast-cancer", "--kind", kind, "--out", str(tmp_path / f"{kind}.png"))
         assert code == 0, err
-        assert (tmp_path / f"{kind}.png").stat().st_size > 1000
+        width, height = png_size(tmp_path / f"{kind}.png")
+        assert width >= 300 and height >= 300
 
 
 def test_csv_with_one_hot_and_probability_plot(tmp_path, capsys):
@@ -56,6 +64,25 @@ def test_csv_with_one_hot_and_probability_plot(tmp_path, capsys):
     run(capsys, "train", "hours", "--model-out", str(tmp_path / "h"))
     code, _, _ = run(capsys, "plot", str(tmp_path / "h"), "hours", "--kind", "probability", "--out", str(tmp_path / "h.png"))
     assert code == 0 and (tmp_path / "h.png").exists()
+
+
+def test_parquet_input(tmp_path, capsys):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=200)
+    pq.write_table(pa.table({"x": x, "y": (x + rng.normal(size=200) > 0).astype(int)}), tmp_path / "d.parquet")
+    code, out, _ = run(capsys, "train", str(tmp_path / "d.parquet"), "--target", "y", "--model-out", str(tmp_path / "m"))
+    assert code == 0
+    code, out, _ = run(capsys, "evaluate", str(tmp_path / "m"), str(tmp_path / "d.parquet"), "--target", "y", "--json")
+    assert json.loads(out)["n_samples"] == 200
+
+
+@pytest.mark.parametrize("verb", ["demo", "train", "evaluate", "predict", "plot"])
+def test_every_command_has_help_with_an_example(capsys, verb):
+    code, out, _ = run(capsys, verb, "--help")
+    assert code == 0 and "Example: torchlogit " + verb in " ".join(out.split())
 
 
 def test_sgd_training_from_the_cli(tmp_path, capsys):

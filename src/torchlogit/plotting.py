@@ -78,7 +78,7 @@ def calibration(model, X, y, n_bins=10):
 
 def confusion(model, X, y):
     cm = metrics.confusion_matrix(y, model.predict(X), labels=model.classes_)
-    fig, ax = plt.subplots(figsize=(1.2 + 0.5 * len(cm), 1 + 0.5 * len(cm)))
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.2 + 0.5 * len(cm)), max(3.5, 1.0 + 0.5 * len(cm))))
     im = ax.imshow(cm, cmap="Blues")
     ticks = range(len(cm))
     ax.set_xticks(ticks, [str(c) for c in model.classes_], rotation=45)
