@@ -139,3 +139,13 @@ def test_cuda_model_falls_back_when_no_gpu(tmp_path):
     model = load(path)
     assert model.device == "auto"
     model.predict(np.zeros((2, 3)))
+
+
+def test_saved_file_has_ordinary_permissions(tmp_path):
+    import os
+
+    model, _ = _fit()
+    model.save(tmp_path / "m.st")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "m.st").stat().st_mode & 0o777 == 0o666 & ~umask

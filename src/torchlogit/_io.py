@@ -38,7 +38,12 @@ def atomic_write_bytes(path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file and a rename."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    umask = os.umask(0)
+    os.umask(umask)
+    # mkstemp creates 0600; give the file the mode a plain open() would (or the old file's)
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~umask
     try:
+        os.chmod(tmp, mode)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
