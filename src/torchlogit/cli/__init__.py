@@ -49,7 +49,7 @@ def main(argv=None) -> int:
 
 def _report(exc, code, hint=""):
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    _common.err.print(f"[bold red]error:[/] {message}{hint}", highlight=False, soft_wrap=True)
+    _common.report_error(message + hint)
     return code
 
 

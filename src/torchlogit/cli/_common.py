@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import sys
 import warnings
 
 import numpy as np
@@ -24,9 +23,14 @@ EXIT_CODES_HELP = (
 )
 
 
+def report_error(message: str) -> None:
+    """The one line every failure prints on stderr."""
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+
+
 def fail(message: str, code: int = EXIT_INVALID):
     """One line on stderr and a non-zero exit; no traceback."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    report_error(message)
     raise typer.Exit(code)
 
 
@@ -37,13 +41,11 @@ def frame(X, names):
     return pd.DataFrame(X, columns=names)
 
 
-def load_xy(data, target, features=None, one_hot=False, need_target=True):
-    """(X frame, y or None, table) from a file or a built-in data set."""
+def load_xy(data, target, features=None, one_hot=False):
+    """(X frame, y, table) from a file or a built-in data set; the target is required."""
     table = read_table(data, target)
-    if need_target and table.target is None:
-        raise DataError(f"{data}: no target column given (use --target COLUMN)")
+    y = table.target_values()  # DataError when no target column was given
     X, names = table.features(features, one_hot=one_hot)
-    y = table.columns[table.target] if table.target is not None else None
     return frame(X, names), y, table
 
 
@@ -92,6 +94,3 @@ def convergence_record():
 def as_list(values):
     return [v.item() if isinstance(v, np.generic) else v for v in values]
 
-
-def print_stderr(msg):
-    print(msg, file=sys.stderr)

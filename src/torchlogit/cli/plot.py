@@ -10,7 +10,7 @@ import typer
 from .. import load
 from .. import plotting
 from ..data import read_table
-from ._common import fail, features_for_model, out
+from ._common import fail, features_for_model, frame, out
 
 
 def plot(
@@ -37,11 +37,15 @@ def plot(
                 fail("--kind probability needs a binary model with one feature; try --kind roc or calibration")
             name = str(getattr(model, "feature_names_in_", ["x"])[0])
             x = np.asarray(X, dtype=float).ravel()
+
+            def p_class1(grid):  # a one-column input, named when the model knows its feature name
+                column = np.asarray(grid, dtype=float)[:, None]
+                named = hasattr(model, "feature_names_in_")
+                return model.predict_proba(frame(column, [name]) if named else column)[:, 1]
+
             fig = plotting.probability_curve(
-                lambda g: model.predict_proba(np.asarray(g, dtype=float).reshape(-1, 1) if not hasattr(model, "feature_names_in_")
-                                              else __import__("pandas").DataFrame({name: g}))[:, 1],
-                x, (np.asarray(y) == model.classes_[1]).astype(int), x_max=max(10.0, float(x.max()) * 1.1),
-                xlabel=name.capitalize(),
+                p_class1, x, (np.asarray(y) == model.classes_[1]).astype(int),
+                x_max=max(10.0, float(x.max()) * 1.1), xlabel=name.capitalize(),
             )  # fmt: skip
         else:
             fig = getattr(plotting, kind)(model, X, y)
