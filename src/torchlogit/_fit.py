@@ -50,7 +50,25 @@ class Standardizer:
         sigma = var.sqrt()
         tiny = sigma <= 1e-12 * torch.maximum(m1.abs(), torch.ones_like(m1))
         sigma[tiny] = 1.0  # constant columns: leave them as they are
-        return cls(mu, sigma, n_outputs, fit_intercept)
+        std = cls(mu, sigma, n_outputs, fit_intercept)
+        std.constant = tiny
+        return std
+
+    def correlation(self, X, s, max_rows, block_rows=8192):
+        """R = sum_i s_i x'_i x'_i^T / sum_i s_i over at most ``max_rows`` evenly spaced rows.
+
+        (d, d) float64. The rows are a deterministic sample: R only shapes a
+        preconditioner, so its estimate needs no more rows than a few times d.
+        """
+        n, d = X.shape
+        rows = torch.linspace(0, n - 1, min(n, max_rows), device=X.device).round().long()
+        R = torch.zeros(d, d, dtype=f64, device=X.device)
+        mu, sigma = self.mu.to(X.dtype), self.sigma.to(X.dtype)
+        for start in range(0, len(rows), block_rows):
+            idx = rows[start : start + block_rows]
+            Z = (X[idx] - mu) / sigma * s[idx].sqrt()[:, None]  # (b, d), one block only
+            R += (Z.T @ Z).to(f64)
+        return R / float(s[rows].sum(dtype=f64))
 
     def to_theta(self, phi):
         V = phi[: self.k * self.d].view(self.k, self.d)
@@ -79,6 +97,40 @@ class Standardizer:
         return torch.func.vmap(self.to_theta, in_dims=1, out_dims=1)(eye)
 
 
+PRECONDITION_MAX_FEATURES = 4096
+
+
+def correlation_preconditioner(std, X, s, l2s, curvature=0.02, floor=1e-6):
+    """M v for L-BFGS: the inverse of the Hessian's shape at a typical point, per class.
+
+    In standardised coordinates the Hessian block of class k is about
+    c R + l2s diag(1 / sigma^2), with R the feature correlation matrix and c a
+    typical curvature of the loss near the optimum, where most rows are fitted
+    well and p (1 - p) is small (c = 0.02 took MNIST from over 1000 L-BFGS
+    iterations to 180; 0.25, the value at p = 1/2, to 320). Correlated
+    features (neighbouring pixels) are what leave plain L-BFGS with hundreds
+    of iterations; M = (R + l2s / (c sigma^2) + floor)^-1 removes them.
+    Intercepts and constant columns keep M = 1. Costs one (m, d) x (d, m)
+    product with m ~ 10 d rows and a (d, d) Cholesky factorisation, once.
+    """
+    k, d = std.k, std.d
+    R = std.correlation(X, s, max_rows=max(10 * d, 10000))
+    const = std.constant
+    R[const, :] = 0.0
+    R[:, const] = 0.0
+    R.diagonal().add_(l2s / (curvature * std.sigma**2) + floor)
+    R.diagonal()[const] = 1.0
+    L, info = torch.linalg.cholesky_ex(R)
+    if int(info):  # R + floor not positive definite in floating point: fall back to no preconditioner
+        return None
+
+    def apply(v):
+        V = v[: k * d].view(k, d)
+        return torch.cat([torch.cholesky_solve(V.T, L).T.reshape(-1), v[k * d :]])
+
+    return apply
+
+
 def fit_linear(loss, X, y, sw, l2, *, solver, w0, tol, max_iter, callback=None, sgd_options=None):
     """Minimise ``loss`` on (X, y, sw) from ``w0`` with the named solver.
 
@@ -102,6 +154,8 @@ def fit_linear(loss, X, y, sw, l2, *, solver, w0, tol, max_iter, callback=None, 
 
     # float32 logits make f accurate to about 10 eps32 relative (it is summed in float64)
     extra = {"f_rtol": 10 * torch.finfo(dtype).eps}
+    if solver == "lbfgs" and X.shape[1] <= PRECONDITION_MAX_FEATURES:
+        extra["precondition"] = correlation_preconditioner(std, X, s, l2s)
     if solver == "newton":
         A = std.matrix(loss.n_params)
 

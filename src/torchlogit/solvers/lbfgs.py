@@ -14,8 +14,15 @@ from ._result import IterInfo, Result
 EPS = torch.finfo(torch.float64).eps
 
 
-def _direction(g, s_hist, y_hist):
-    """-H g with H the L-BFGS inverse-Hessian estimate (Nocedal & Wright, alg. 7.4)."""
+def _direction(g, s_hist, y_hist, precondition=None):
+    """-H g with H the L-BFGS inverse-Hessian estimate (Nocedal & Wright, alg. 7.4).
+
+    The recursion starts from H0 = gamma M, M = ``precondition`` (identity when
+    None) and gamma = s.y / y.M.y from the newest pair: a good M (an estimate
+    of the inverse Hessian's shape) leaves the memory pairs only the rest of
+    the curvature to learn.
+    """
+    M = precondition or (lambda v: v)
     q = -g
     alphas = []
     rhos = [1.0 / float(y @ s) for s, y in zip(s_hist, y_hist)]
@@ -23,14 +30,18 @@ def _direction(g, s_hist, y_hist):
         a = rho * float(s @ q)
         q = q - a * y
         alphas.append(a)
-    if s_hist:  # initial scaling gamma = s.y / y.y from the newest pair
-        q = q * (float(s_hist[-1] @ y_hist[-1]) / float(y_hist[-1] @ y_hist[-1]))
+    q = M(q)
+    if s_hist:  # initial scaling gamma = s.y / y.M.y from the newest pair
+        q = q * (float(s_hist[-1] @ y_hist[-1]) / float(y_hist[-1] @ M(y_hist[-1])))
     for s, y, rho, a in zip(s_hist, y_hist, rhos, reversed(alphas)):
         q = q + (a - rho * float(y @ q)) * s
     return q
 
 
-def lbfgs(fun_and_grad, w0, *, tol=1e-4, max_iter=100, callback=None, memory=10, ftol=64 * EPS, f_rtol=64 * EPS):
+def lbfgs(
+    fun_and_grad, w0, *, tol=1e-4, max_iter=100, callback=None, memory=10, ftol=64 * EPS, f_rtol=64 * EPS,
+    precondition=None,
+):  # fmt: skip
     """Minimise a smooth function from ``w0``.
 
     fun_and_grad(w) -> (f: float, g: float64 tensor like w)
@@ -38,6 +49,8 @@ def lbfgs(fun_and_grad, w0, *, tol=1e-4, max_iter=100, callback=None, memory=10,
     one step falls below ``ftol`` (converged: f is at rounding level), when no
     step satisfies the line search, or after ``max_iter`` iterations.
     ``f_rtol``: relative accuracy of the f values (float32 data: ~10 eps32).
+    ``precondition(v) -> M v``: a symmetric positive definite approximation of
+    the inverse Hessian's shape (its scale is learnt), or None.
     """
     x = w0.detach().to(torch.float64).clone()
     f, g = fun_and_grad(x)
@@ -52,9 +65,9 @@ def lbfgs(fun_and_grad, w0, *, tol=1e-4, max_iter=100, callback=None, memory=10,
             break
         if it >= max_iter:
             break
-        d = _direction(g, s_hist, y_hist)
-        # First step: the direction -g carries g's units; scale it to length <= 1.
-        step = 1.0 if s_hist else min(1.0, 1.0 / float(g.norm()))
+        d = _direction(g, s_hist, y_hist, precondition)
+        # First step: the direction -M g carries g's units; scale it to length <= 1.
+        step = 1.0 if s_hist else min(1.0, 1.0 / float(d.norm()))
         found = wolfe(fun_and_grad, x, f, g, d, step=step, f_noise=f_rtol * abs(f))
         if found is None:
             msg = "line search found no decrease (objective at rounding level)"
@@ -73,7 +86,9 @@ def lbfgs(fun_and_grad, w0, *, tol=1e-4, max_iter=100, callback=None, memory=10,
         history.append(f)
         if callback is not None:
             callback(IterInfo(it, f, gmax))
-        if (f_old - f) <= ftol * max(abs(f_old), abs(f), 1.0):
+        # A step accepted on the f_noise slack (f_old - f < 0) is not a sign of convergence:
+        # only a true but negligible decrease is.
+        if 0.0 <= (f_old - f) <= ftol * max(abs(f_old), abs(f), 1.0):
             msg, converged = "relative reduction of the objective below ftol", True
             break
     return Result(x, float(f), gmax, it, converged, msg, history)
