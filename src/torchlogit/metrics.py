@@ -7,7 +7,7 @@ from sklearn import metrics
 
 
 def evaluate(model, X, y) -> dict:
-    """Accuracy, log-loss, ROC AUC (binary; macro one-vs-rest for K >= 3),
+    """Accuracy, log-loss, ROC AUC (binary; macro one-vs-rest for K >= 3; None when undefined),
     confusion matrix and per-class precision/recall/F1/support."""
     classes = model.classes_
     unknown = sorted(set(np.unique(y).tolist()) - set(classes.tolist()), key=str)
@@ -16,8 +16,8 @@ def evaluate(model, X, y) -> dict:
     proba = model.predict_proba(X)
     pred = classes[proba.argmax(1)]
     present = np.unique(y)
-    if len(present) < 2:
-        auc = None
+    if len(present) < 2 or (len(classes) > 2 and len(present) < len(classes)):
+        auc = None  # undefined: one-vs-rest AUC needs every class among the labels
     elif len(classes) == 2:
         auc = float(metrics.roc_auc_score(y == classes[1], proba[:, 1]))
     else:

@@ -14,7 +14,7 @@ from sklearn import metrics  # noqa: E402
 
 from ._io import atomic_write_bytes  # noqa: E402
 
-KINDS = ("probability", "roc", "calibration", "confusion", "loss")
+KINDS = ("probability", "roc", "calibration", "confusion", "loss", "weights", "samples")
 
 
 def save_figure(fig, path) -> None:
@@ -76,13 +76,14 @@ def calibration(model, X, y, n_bins=10):
     return fig
 
 
-def confusion(model, X, y):
+def confusion(model, X, y, class_names=None):
     cm = metrics.confusion_matrix(y, model.predict(X), labels=model.classes_)
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.2 + 0.5 * len(cm)), max(3.5, 1.0 + 0.5 * len(cm))))
+    names = [str(c) for c in (model.classes_ if class_names is None else class_names)]
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.2 + 0.6 * len(cm)), max(3.5, 1.0 + 0.5 * len(cm))))
     im = ax.imshow(cm, cmap="Blues")
     ticks = range(len(cm))
-    ax.set_xticks(ticks, [str(c) for c in model.classes_], rotation=45)
-    ax.set_yticks(ticks, [str(c) for c in model.classes_])
+    ax.set_xticks(ticks, names, rotation=45, ha="right")
+    ax.set_yticks(ticks, names)
     for i in ticks:
         for j in ticks:
             ax.text(j, i, cm[i, j], ha="center", va="center", color="white" if cm[i, j] > cm.max() / 2 else "black")
@@ -102,4 +103,62 @@ def loss_curve(model):
     ax.set_ylabel("objective / sum(sample_weight)")
     ax.set_yscale("log")
     ax.grid(True)
+    return fig
+
+
+def _grid(n, columns):
+    rows = -(-n // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.8 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    return fig, axes.flat
+
+
+def _picture(row, image_shape):
+    """One stored row as something imshow draws: (H, W) grey or (H, W, 3) colour."""
+    image = np.asarray(row, dtype=float).reshape(image_shape)
+    return image.transpose(1, 2, 0) if len(image_shape) == 3 else image
+
+
+def weights(coef, image_shape, class_names, columns=5):
+    """Each class's weight template drawn as an image: where ink raises (red) or lowers (blue) its logit.
+
+    Grey images share one symmetric colour scale, so templates compare; it ends
+    at the 99th percentile of |w|, since a few rarely inked border pixels carry
+    weights many times the rest and would wash out the picture. Colour
+    templates are each stretched to [0, 1] (a colour image has no diverging map).
+    """
+    coef = np.asarray(coef, dtype=float)
+    fig, cells = _grid(len(coef), columns)
+    limit = np.percentile(np.abs(coef), 99) or 1.0
+    for ax, w, name in zip(cells, coef, class_names):
+        picture = _picture(w, image_shape)
+        if picture.ndim == 3:
+            ax.imshow((picture - picture.min()) / (np.ptp(picture) or 1.0))
+        else:
+            ax.imshow(picture, cmap="RdBu_r", vmin=-limit, vmax=limit)
+        ax.set_title(str(name), fontsize=9)
+    fig.suptitle("Weight templates (coef_ of each class)")
+    return fig
+
+
+def samples(X, y_true, y_pred, image_shape, class_names, n=32, columns=8):
+    """The first ``n`` images with 'predicted (true)' labels; wrong ones in red with a red frame."""
+    n = min(n, len(X))
+    fig, cells = _grid(n, columns)
+    for ax, row, t, p in zip(cells, X[:n], y_true[:n], y_pred[:n]):
+        picture = _picture(row, image_shape)
+        ax.imshow(picture, cmap="gray_r" if picture.ndim == 2 else None, vmin=0, vmax=picture.max() or 1)
+        wrong = t != p
+        ax.set_title(f"{class_names[p]}" + (f" ({class_names[t]})" if wrong else ""),
+                     fontsize=8, color="red" if wrong else "black")  # fmt: skip
+        if wrong:
+            ax.axis("on")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_color("red")
+                spine.set_linewidth(2)
+    errors = int(np.sum(np.asarray(y_true[:n]) != np.asarray(y_pred[:n])))
+    fig.suptitle(f"Predicted label (true label when wrong): {errors} of {n} wrong")
     return fig

@@ -9,7 +9,9 @@ import typer
 
 from .._io import ModelFileError
 from ..data import DataError
+from ..datasets import DownloadError
 from . import _common
+from .datasets import app as datasets_app
 from .demo import demo
 from .evaluate import evaluate
 from .plot import plot
@@ -25,6 +27,7 @@ app = typer.Typer(
 )
 for command in (demo, train, evaluate, predict, plot):
     app.command()(command)
+app.add_typer(datasets_app, name="datasets")
 
 
 def main(argv=None) -> int:
@@ -38,6 +41,8 @@ def main(argv=None) -> int:
         code = _report(exc, _common.EXIT_DATA)
     except ModelFileError as exc:
         code = _report(exc, _common.EXIT_MODEL)
+    except DownloadError as exc:
+        code = _report(exc, _common.EXIT_NETWORK)
     except (ValueError, TypeError, NotImplementedError, PermissionError) as exc:
         code = _report(exc, _common.EXIT_INVALID)
     except Exception as exc:  # a bug: still one line, with how to see the traceback

@@ -16,11 +16,12 @@ out = Console(soft_wrap=True)  # no hard line breaks: output stays greppable
 err = Console(stderr=True)
 
 # Exit codes (documented in the README and in `torchlogit --help`).
-EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_DATA, EXIT_MODEL, EXIT_INTERNAL = 0, 1, 2, 3, 4, 5
+EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_DATA, EXIT_MODEL, EXIT_INTERNAL, EXIT_NETWORK = 0, 1, 2, 3, 4, 5, 6
 EXIT_CODES_HELP = (
     "Exit codes: 0 success; 1 invalid value or parameter; 2 usage error; "
-    "3 data error (file, column, row); 4 model file error; 5 internal error."
+    "3 data error (file, column, row); 4 model file error; 5 internal error; 6 download failed."
 )
+DATA_DIR_HELP = "Image data sets: the folder holding NAME/ (as written by `torchlogit datasets download`) or the files."
 
 
 def report_error(message: str) -> None:
@@ -47,6 +48,20 @@ def load_xy(data, target, features=None, one_hot=False):
     y = table.target_values()  # DataError when no target column was given
     X, names = table.features(features, one_hot=one_hot)
     return frame(X, names), y, table
+
+
+def image_set(data: str, data_dir):
+    """The ImageDataset named ``data`` (mnist, fashion-mnist, cifar10) read from ``data_dir``, or None."""
+    from .. import datasets
+
+    try:
+        spec = datasets.get_spec(data)
+    except ValueError:
+        return None  # a table, not an image data set
+    if data_dir is None:
+        raise DataError(f"{spec.name} is an image data set: give --data-dir DIR (get it with "
+                        f"`torchlogit datasets download {spec.name} --dir DIR`)")  # fmt: skip
+    return datasets.load(spec.name, data_dir)
 
 
 def features_for_model(model, table):

@@ -10,25 +10,36 @@ import typer
 from .. import load
 from .. import plotting
 from ..data import read_table
-from ._common import fail, features_for_model, frame, out
+from ._common import DATA_DIR_HELP, fail, features_for_model, frame, image_set, out
+
+IMAGE_KINDS = ("weights", "samples")
 
 
 def plot(
     model_path: Path = typer.Argument(..., metavar="MODEL", help="A model saved by `torchlogit train`."),
-    data: str = typer.Argument(..., help="CSV/Parquet file or built-in data set."),
+    data: str = typer.Argument(..., help="CSV/Parquet file, built-in table, or image data set (mnist, fashion-mnist, cifar10)."),
     target: str = typer.Option(None, help="Target column."),
-    kind: str = typer.Option("probability", help="probability, roc, calibration, confusion or loss."),
+    kind: str = typer.Option("probability", help=", ".join(plotting.KINDS) + " (the last two for image data sets)."),
     out_file: Path = typer.Option(..., "--out", help="PNG file to write."),
+    data_dir: Path = typer.Option(None, "--data-dir", help=DATA_DIR_HELP),
 ):
-    """Draw the probability curve, ROC, reliability diagram, confusion matrix or loss curve.
+    """Draw the probability curve, ROC, reliability diagram, confusion matrix, loss curve,
+    and for image data sets the weight templates and a grid of test images.
 
     Example: torchlogit plot hours.safetensors hours --kind probability --out pass.png
+
+    On an image data set: torchlogit plot mnist.safetensors mnist --data-dir data --kind weights --out weights.png
     """
     if kind not in plotting.KINDS:
         fail(f"unknown --kind {kind!r}; choose one of {', '.join(plotting.KINDS)}")
     model = load(model_path)
+    images = None if kind == "loss" else image_set(data, data_dir)
+    if images is None and kind in IMAGE_KINDS:
+        fail(f"--kind {kind} draws images: DATA must be mnist, fashion-mnist or cifar10 (with --data-dir)")
     if kind == "loss":
         fig = plotting.loss_curve(model)
+    elif images is not None:
+        fig = _image_plot(model, images, kind)
     else:
         table = read_table(data, target)
         X, y = features_for_model(model, table), table.target_values()
@@ -51,3 +62,18 @@ def plot(
             fig = getattr(plotting, kind)(model, X, y)
     plotting.save_figure(fig, out_file)
     out.print(f"wrote {out_file}")
+
+
+def _image_plot(model, images, kind):
+    """Pictures of a model trained on an image data set, drawn from its test split."""
+    n_pixels = int(np.prod(images.image_shape))
+    if model.n_features_in_ != n_pixels:
+        fail(f"the model has {model.n_features_in_} features, {images.name} images have {n_pixels} pixels")
+    names = images.class_names
+    if kind == "weights":
+        return plotting.weights(model.coef_, images.image_shape, names)
+    if kind == "samples":
+        return plotting.samples(images.X_test, images.y_test, model.predict(images.X_test), images.image_shape, names)
+    if kind == "confusion":
+        return plotting.confusion(model, images.X_test, images.y_test, class_names=names)
+    return getattr(plotting, kind)(model, images.X_test, images.y_test)

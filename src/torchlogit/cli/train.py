@@ -9,14 +9,19 @@ import typer
 
 from .. import LogisticRegression
 from ..metrics import evaluate
-from ._common import convergence_record, load_xy, out, progress
+from ._common import DATA_DIR_HELP, convergence_record, image_set, load_xy, out, progress
+
+SGD_IMAGE_EPOCHS = 10  # an image data set's epoch is thousands of mini-batch steps
 
 
 def train(
-    data: str = typer.Argument(..., help="CSV or Parquet file, or a built-in data set: hours, breast-cancer, digits, iris."),
+    data: str = typer.Argument(..., help=(
+        "CSV or Parquet file, a built-in table (hours, breast-cancer, digits, iris), "
+        "or an image data set (mnist, fashion-mnist, cifar10) with --data-dir.")),
     target: str = typer.Option(None, help="Target column (built-in data sets know theirs)."),
     features: str = typer.Option(None, help="Comma-separated feature columns (default: all but the target)."),
-    model_out: Path = typer.Option(..., "--model-out", help="Where to save the fitted model (.safetensors)."),
+    data_dir: Path = typer.Option(None, "--data-dir", help=DATA_DIR_HELP),
+    model_out: Path = typer.Option(None, "--model-out", help="Where to save the fitted model (.safetensors)."),
     penalty: str = typer.Option("l2", help="'l2' or 'none'."),
     C: float = typer.Option(1.0, "--C", help="Inverse L2 strength: penalty 0.5 ||w||^2 / C."),
     solver: str = typer.Option("auto", help="auto, newton, lbfgs or sgd."),
@@ -24,7 +29,7 @@ def train(
     tol: float = typer.Option(None, help="Tolerance (default 1e-6 on the gradient; sgd: on the epoch loss)."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     batch_size: int = typer.Option(32, help="sgd: mini-batch size."),
-    epochs: int = typer.Option(None, help="sgd: epochs (overrides --max-iter)."),
+    epochs: int = typer.Option(None, help=f"sgd: epochs (default: --max-iter on tables, {SGD_IMAGE_EPOCHS} on image data sets)."),
     learning_rate: float = typer.Option(0.01, help="sgd: step size."),
     optimizer: str = typer.Option("sgd", help="sgd: a torch.optim optimizer name (sgd, adam, ...)."),
     random_state: int = typer.Option(None, help="sgd: seed of the mini-batch order."),
@@ -32,10 +37,19 @@ def train(
 ):
     """Fit a logistic regression on DATA and save it.
 
+    Image data sets train on the train split and report the test split's accuracy.
+
     Example: torchlogit train breast-cancer --model-out bc.safetensors
+
+    On an image data set: torchlogit train mnist --data-dir data --model-out mnist.safetensors
     """
-    names = [f.strip() for f in features.split(",")] if features else None
-    X, y, _ = load_xy(data, target, names, one_hot=one_hot)
+    images = image_set(data, data_dir)
+    if images is not None:
+        X, y = images.X_train, images.y_train
+        epochs = epochs or SGD_IMAGE_EPOCHS
+    else:
+        names = [f.strip() for f in features.split(",")] if features else None
+        X, y, _ = load_xy(data, target, names, one_hot=one_hot)
     max_iter = epochs if (solver == "sgd" and epochs is not None) else max_iter
     model = LogisticRegression(
         penalty=None if penalty.lower() == "none" else penalty, C=C, solver=solver, max_iter=max_iter, tol=tol,
@@ -47,7 +61,8 @@ def train(
         model.fit(X, y, callback=callback)
     elapsed = time.perf_counter() - start
     scores = evaluate(model, X, y)
-    model.save(model_out)
+    if model_out is not None:
+        model.save(model_out)
     if warnings_:
         status = "NOT converged: " + warnings_[0]
     elif model.solver_ == "sgd" and tol is None:
@@ -56,4 +71,7 @@ def train(
         status = "converged"
     out.print(f"solver {model.solver_}: {model.n_iter_[0]} iterations, {status}")
     out.print(f"train accuracy {scores['accuracy']:.4f}, log-loss {scores['log_loss']:.4f}, time {elapsed:.2f} s")
-    out.print(f"saved {model_out}")
+    if images is not None:
+        test = evaluate(model, images.X_test, images.y_test)
+        out.print(f"test accuracy {test['accuracy']:.4f} on {len(images.y_test)} {images.name} test images")
+    out.print(f"saved {model_out}" if model_out is not None else "model not saved (no --model-out)")

@@ -1,0 +1,166 @@
+"""Loaders of MNIST, Fashion-MNIST and CIFAR-10 on small files in the published formats."""
+
+import gzip
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dataset_files import cifar_batches, cifar_files, idx_bytes, write_cifar, write_mnist
+from torchlogit.datasets import DatasetError, get_spec, load, read_idx, verify
+
+SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist"
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_mnist_round_trip(tmp_path, gz):
+    X, y, Xt, yt = write_mnist(tmp_path / "mnist", gz=gz)
+    for where in (tmp_path, tmp_path / "mnist"):  # the parent of mnist/ or the folder itself
+        data = load("mnist", where)
+        assert data.X_train.dtype == np.float32 and data.X_train.shape == (12, 784)
+        np.testing.assert_array_equal(data.X_train, X.astype(np.float32) / np.float32(255))
+        np.testing.assert_array_equal(data.y_train, y) and np.testing.assert_array_equal(data.y_test, yt)
+        assert data.y_train.dtype == np.int64 and data.X_test.shape == (5, 784)
+        assert 0.0 <= data.X_train.min() and data.X_train.max() <= 1.0
+    raw = load("mnist", tmp_path, as_uint8=True)
+    assert raw.X_train.dtype == np.uint8 and raw.X_train.flags.writeable
+    np.testing.assert_array_equal(raw.X_test, Xt)
+    assert data.images(data.X_train).shape == (12, 28, 28)
+
+
+def test_fashion_mnist_has_its_class_names(tmp_path):
+    write_mnist(tmp_path / "fashion-mnist")
+    data = load("fashion-mnist", tmp_path)
+    assert data.class_names[0] == "T-shirt/top" and data.class_names[9] == "Ankle boot"
+
+
+def test_idx_header_is_checked(tmp_path):
+    good = idx_bytes(np.zeros((3, 28, 28), np.uint8))
+    cases = {
+        "magic": (b"\x08\x03\0\0" + good[4:], "not an IDX file (magic number 0x08030000)"),
+        "truncated": (good[:-10], "truncated: the header announces 3x28x28 values"),
+        "long": (good + b"\0", "longer than its header says"),
+        "header": (good[:9], "truncated IDX header"),
+    }
+    for name, (raw, message) in cases.items():
+        path = tmp_path / name
+        path.write_bytes(raw)
+        with pytest.raises(DatasetError, match="^" + str(path) + ": ") as info:
+            read_idx(path)
+        assert message in str(info.value) and "\n" not in str(info.value)
+    path = tmp_path / "cut.gz"
+    path.write_bytes(gzip.compress(good)[:-20])
+    with pytest.raises(DatasetError, match="corrupt or truncated gzip"):
+        read_idx(path)
+
+
+def test_mnist_consistency_errors_name_the_file(tmp_path):
+    folder = tmp_path / "mnist"
+    write_mnist(folder)
+    (folder / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_bytes(np.zeros(4, np.uint8))))
+    with pytest.raises(DatasetError, match="t10k-images-idx3-ubyte.gz: 5 images, but t10k-labels-idx1-ubyte.gz has 4"):
+        load("mnist", folder)
+    (folder / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_bytes(np.array([1, 2, 12, 3, 4]))))
+    with pytest.raises(DatasetError, match="label 12 at row 2 is not a class 0..9"):
+        load("mnist", folder)
+    (folder / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(DatasetError, match="missing t10k-labels-idx1-ubyte.gz"):
+        load("mnist", folder)
+    with pytest.raises(DatasetError, match="no such folder"):
+        load("mnist", tmp_path / "nowhere")
+    with pytest.raises(ValueError, match="unknown data set 'svhn'"):
+        load("svhn", tmp_path)
+
+
+@pytest.mark.parametrize("version", ["python", "binary"])
+@pytest.mark.parametrize("archive", [False, True])
+def test_cifar10_every_published_layout(tmp_path, version, archive):
+    batches = cifar_batches()
+    write_cifar(tmp_path / "cifar10", version, batches, archive=archive)
+    data = load("cifar10", tmp_path)
+    train = [batches[f"data_batch_{i}"] for i in range(1, 6)]
+    np.testing.assert_array_equal(data.X_train, np.concatenate([d for d, _ in train]) / np.float32(255))
+    np.testing.assert_array_equal(data.y_train, np.concatenate([lab for _, lab in train]))
+    np.testing.assert_array_equal(data.y_test, batches["test_batch"][1])
+    assert data.X_train.shape == (20, 3072) and data.X_test.shape == (3, 3072)
+    assert data.class_names == ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+def test_cifar10_pixels_are_channel_major(tmp_path):
+    batches = cifar_batches(n_per_batch=1, n_test=1)
+    data, labels = batches["data_batch_1"]
+    data[0] = 0
+    data[0, :1024] = 255  # the red plane of the first image
+    write_cifar(tmp_path, "binary", batches)
+    loaded = load("cifar10", tmp_path)
+    pictures = loaded.images(loaded.X_train[:1])
+    assert pictures.shape == (1, 32, 32, 3)
+    assert (pictures[0, :, :, 0] == 1).all() and (pictures[0, :, :, 1:] == 0).all()
+
+
+class Evil:
+    def __reduce__(self):
+        return (os.system, ("touch pwned",))
+
+
+def test_cifar10_pickle_cannot_run_code(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_cifar(tmp_path / "c", "python", cifar_batches())
+    for payload in (Evil(), {"data": Evil()}):
+        (tmp_path / "c" / "cifar-10-batches-py" / "data_batch_3").write_bytes(pickle.dumps(payload, protocol=2))
+        with pytest.raises(DatasetError, match="data_batch_3: refused to load: the pickle asks for posix.system"):
+            load("cifar10", tmp_path / "c")
+    crafted = b"\x80\x02cbuiltins\neval\nq\x00X\x0b\x00\x00\x00print('hi')q\x01\x85q\x02Rq\x03."
+    (tmp_path / "c" / "cifar-10-batches-py" / "data_batch_3").write_bytes(crafted)
+    with pytest.raises(DatasetError, match="builtins.eval"):
+        load("cifar10", tmp_path / "c")
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_cifar10_corrupt_files(tmp_path):
+    batches = cifar_batches()
+    write_cifar(tmp_path / "b", "binary", batches)
+    path = tmp_path / "b" / "cifar-10-batches-bin" / "test_batch.bin"
+    path.write_bytes(path.read_bytes()[:-5])
+    with pytest.raises(DatasetError, match="test_batch.bin: truncated or corrupt: 9214 bytes"):
+        load("cifar10", tmp_path / "b")
+    write_cifar(tmp_path / "p", "python", batches)
+    path = tmp_path / "p" / "cifar-10-batches-py" / "data_batch_2"
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(DatasetError, match="data_batch_2: corrupt or truncated pickle"):
+        load("cifar10", tmp_path / "p")
+    path.write_bytes(pickle.dumps({"data": np.zeros((2, 10), np.uint8), "labels": [0, 1]}, protocol=2))
+    with pytest.raises(DatasetError, match="'data' should be a uint8 array of N x 3072 pixels, found uint8 \\(2, 10\\)"):
+        load("cifar10", tmp_path / "p")
+    write_cifar(tmp_path / "a", "binary", batches, archive=True)
+    archive = tmp_path / "a" / "cifar-10-binary.tar.gz"
+    archive.write_bytes(archive.read_bytes()[:300])
+    with pytest.raises(DatasetError, match="cifar-10-binary.tar.gz: corrupt or truncated archive"):
+        load("cifar10", tmp_path / "a")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match="no CIFAR-10 files"):
+        load("cifar10", tmp_path / "empty")
+
+
+def test_cifar10_python_files_written_by_python3_load_too(tmp_path):
+    """Files re-pickled by Python 3 (protocol 2 with _codecs.encode, and protocol 5) are accepted."""
+    batches = cifar_batches()
+    write_cifar(tmp_path, "python", batches)
+    for protocol in (2, 5):
+        path = tmp_path / "cifar-10-batches-py" / "test_batch"
+        data, labels = batches["test_batch"]
+        path.write_bytes(pickle.dumps({b"data": data, b"labels": labels.tolist()}, protocol=protocol))
+        np.testing.assert_array_equal(load("cifar10", tmp_path, as_uint8=True).X_test, data)
+
+
+@pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason="the real MNIST copy ../shared/datasets/mnist is not present")
+def test_real_mnist():
+    checks = verify(get_spec("mnist"), SHARED_MNIST)
+    assert [c.status for c in checks] == ["ok"] * 4, checks
+    data = load("mnist", SHARED_MNIST.parent)
+    assert data.X_train.shape == (60000, 784) and data.X_test.shape == (10000, 784)
+    assert np.bincount(data.y_train).tolist()[:3] == [5923, 6742, 5958]  # the published class counts
+    assert np.bincount(data.y_test, minlength=10).sum() == 10000
+    assert data.X_train.min() == 0.0 and data.X_train.max() == 1.0
