@@ -164,3 +164,20 @@ def test_real_mnist():
     assert np.bincount(data.y_train).tolist()[:3] == [5923, 6742, 5958]  # the published class counts
     assert np.bincount(data.y_test, minlength=10).sum() == 10000
     assert data.X_train.min() == 0.0 and data.X_train.max() == 1.0
+
+
+@pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason="the real MNIST copy ../shared/datasets/mnist is not present")
+def test_real_mnist_accuracy_target_without_convergence_warning():
+    """The issue's target: >= 92.5 % test accuracy with C=1, default exact solver, no ConvergenceWarning."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    from torchlogit import LogisticRegression
+
+    data = load("mnist", SHARED_MNIST)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        model = LogisticRegression(C=1.0).fit(data.X_train, data.y_train)
+    assert model.solver_ == "lbfgs" and model.n_iter_[0] < 1000
+    assert model.score(data.X_test, data.y_test) >= 0.925
