@@ -234,6 +234,22 @@ class LogisticRegression(ClassifierMixin, TorchLinearModel):
         idx = (z[:, 0] > 0).long() if z.shape[1] == 1 else z.argmax(dim=1)
         return self.classes_[idx.cpu().numpy()]
 
+    # ------------------------------------------------------------- inference
+    def summary(self, X, y, *, cov_type="nonrobust", baseline="first"):
+        """Standard errors, z and p values, confidence intervals, log-likelihoods.
+
+        X, y: the data for inference, normally the training data. ``cov_type``:
+        'nonrobust' (inverse observed information), 'HC0' or 'HC1' (sandwich).
+        Multinomial models report each class against ``baseline`` ('first' =
+        classes_[0], statsmodels MNLogit's convention, or any class label), or
+        all K classes with sum-to-zero coefficients when ``baseline=None``.
+        Returns a :class:`torchlogit.SummaryResult`; ``print()`` it for a table.
+        """
+        from ._summary import summarize
+
+        check_is_fitted(self)
+        return summarize(self, X, y, cov_type=cov_type, baseline=baseline)
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_class = True
