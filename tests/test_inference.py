@@ -144,3 +144,53 @@ def test_float32_and_no_intercept():
     r32 = LogisticRegression(penalty=None).fit(Xs.astype(np.float32), y).summary(Xs.astype(np.float32), y)
     r64 = LogisticRegression(penalty=None, tol=1e-10).fit(Xs, y).summary(Xs, y)
     assert rel(r32.bse, r64.bse) < 1e-4
+
+
+def test_separation_is_explained_not_returned_as_huge_numbers():
+    import warnings
+
+    from torchlogit._separation import SeparationWarning, find_separation
+
+    hours, passed = np.array([[1.0], [2.0], [3.0]]), np.array([0, 0, 1])
+    X = pd.DataFrame(hours, columns=["hours"])
+    with pytest.warns(SeparationWarning, match="complete separation: classes 0 and 1 are separated by a linear combination of 'const', 'hours'") as rec:
+        model = LogisticRegression(penalty=None).fit(X, passed)
+    assert "Remedies: fit with an L2 penalty" in str(rec[0].message)
+    assert model.separation_.complete and model.separation_.n_separated == 3
+    with pytest.raises(InferenceError, match="^complete separation"):
+        model.summary(X, passed)
+    with warnings.catch_warnings():  # the lecture's remedy: the default L2 penalty
+        warnings.simplefilter("error")
+        penalized = LogisticRegression().fit(X, passed)
+    assert penalized.separation_ is None and np.isfinite(penalized.summary(X, passed).bse).all()
+    # quasi-complete: a tie at 2 hours
+    quasi = find_separation(np.array([[1.0], [2.0], [2.0], [3.0]]), np.array([0, 0, 1, 1]), 2)
+    assert not quasi.complete and quasi.n_separated == 2 and "quasi-complete separation" in quasi.message()
+    # multinomial: class 'c' sits alone at large x2, 'a' and 'b' overlap
+    rng = np.random.default_rng(0)
+    Xm = rng.standard_normal((90, 2))
+    ym = np.where(Xm[:, 1] > 0.8, "c", np.where(rng.random(90) < 1 / (1 + np.exp(-2 * Xm[:, 0])), "a", "b"))
+    with pytest.warns(SeparationWarning, match="'a' and 'c'; 'b' and 'c'"):
+        LogisticRegression(penalty=None).fit(pd.DataFrame(Xm, columns=["x1", "x2"]), ym)
+    # overlapping data: no warning, no LP finding
+    Xs, ys = spector()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert LogisticRegression(penalty=None).fit(Xs, ys).separation_ is None
+
+
+def test_convergence_report_and_duality_gap_bound_the_distance_to_the_optimum():
+    X, y = breast_cancer_subset()
+    X = (X - X.mean()) / X.std()
+    best = LogisticRegression(solver="newton", tol=1e-12).fit(X, y).convergence_
+    assert best.converged and best.duality_gap < 1e-12 and best.grad_max <= 1e-12
+    for solver, tol in [("lbfgs", 1e-2), ("lbfgs", 1e-4), ("newton", 1e-3), ("sgd", None)]:
+        report = LogisticRegression(solver=solver, tol=tol, max_iter=5 if solver == "sgd" else 1000).fit(X, y).convergence_
+        excess = report.objective - best.objective
+        assert 0 <= excess <= report.duality_gap * (1 + 1e-9) + 1e-15, (solver, tol, excess, report.duality_gap)
+        assert report.solver == solver and report.n_iter >= 1 and str(report).startswith(solver)
+    Xm, ym = synthetic_multinomial()
+    ref = LogisticRegression(C=0.1, tol=1e-12).fit(Xm, ym).convergence_
+    rough = LogisticRegression(C=0.1, solver="lbfgs", tol=1e-3).fit(Xm, ym).convergence_
+    assert 0 <= rough.objective - ref.objective <= rough.duality_gap
+    assert LogisticRegression(penalty=None).fit(Xm, ym).convergence_.duality_gap is None

@@ -5,9 +5,13 @@ unless SCIPY_ARRAY_API=1 is set before scipy is imported; our estimators take
 torch tensors directly instead (see test_estimator.py).
 """
 
+import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from torchlogit import LinearRegression, LogisticRegression, Ridge
+
+# The checks' small data sets are separable: penalty=None fits warn about it, rightly.
+pytestmark = pytest.mark.filterwarnings("ignore::torchlogit._separation.SeparationWarning")
 
 UNPENALIZED_SEPARABLE = (
     "the check fits 15 samples with 30 features: the classes are linearly separable, "

@@ -9,6 +9,8 @@ only a move to another device or a dtype change copies.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numbers
 import warnings
 
@@ -30,6 +32,36 @@ _DTYPES = {
     torch.float32: torch.float32,
     torch.float64: torch.float64,
 }
+
+
+@dataclass(frozen=True)
+class ConvergenceReport:
+    """How a fit ended (``model.convergence_``); objective values are divided by sum(sample_weight).
+
+    ``duality_gap`` (L2 fits) bounds how far ``objective`` can be above the
+    optimum: objective - min <= duality_gap. Without a penalty it is None.
+    """
+
+    solver: str
+    converged: bool
+    n_iter: int
+    message: str
+    grad_max: float  # final max|gradient| (standardised coordinates for newton/lbfgs)
+    tol: float | None
+    objective: float
+    duality_gap: float | None
+
+    @property
+    def grad_over_tol(self):
+        return self.grad_max / self.tol if self.tol else float("nan")
+
+    def __str__(self):
+        gap = "n/a (no penalty)" if self.duality_gap is None else f"{self.duality_gap:.3g}"
+        tol = "none" if self.tol is None else f"{self.tol:.3g}"
+        return (
+            f"{self.solver}: {'converged' if self.converged else 'NOT converged'} after {self.n_iter} iterations; "
+            f"max|grad| {self.grad_max:.3g} (tol {tol}); objective {self.objective:.10g}; duality gap {gap}"
+        )
 
 
 def resolve_device(device) -> torch.device:
@@ -177,6 +209,10 @@ class TorchLinearModel(BaseEstimator):
             callback=callback, sgd_options=sgd_options,
         )  # fmt: skip
         self.solver_ = solver
+        self.convergence_ = ConvergenceReport(
+            solver, bool(res.converged), int(res.n_iter), res.message, float(res.grad_max),
+            None if tol is None else float(tol), float(res.fun), res.duality_gap,
+        )  # fmt: skip
         self.n_iter_ = np.array([res.n_iter], dtype=np.int32)
         self.objective_ = res.fun
         self.loss_curve_ = list(res.history)

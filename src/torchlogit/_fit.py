@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import torch
 
+from ._certificate import duality_gap
 from .nn import LinearModel
 from .solvers import SOLVERS, Result, make_loader
 
@@ -141,10 +142,18 @@ def fit_linear(loss, X, y, sw, l2, *, solver, w0, tol, max_iter, callback=None, 
     S = float(sw.sum(dtype=f64))
     s = sw / S  # (n,) normalised weights: the objective becomes a weighted mean
     l2s = l2 / S
-    dtype = X.dtype
 
     if solver == "sgd":
-        return _fit_sgd(loss, X, y, s, l2s, w0, tol, max_iter, callback, sgd_options or {})
+        res = _fit_sgd(loss, X, y, s, l2s, w0, tol, max_iter, callback, sgd_options or {})
+    else:
+        res = _fit_exact(loss, X, y, s, l2s, solver, w0, tol, max_iter, callback)
+    res.duality_gap = duality_gap(loss, res.x, res.fun, X, y, s, l2s)
+    return res
+
+
+def _fit_exact(loss, X, y, s, l2s, solver, w0, tol, max_iter, callback):
+    """newton or lbfgs in standardised coordinates (see the module docstring)."""
+    dtype = X.dtype
 
     std = Standardizer.from_data(X, s, loss.n_outputs, loss.fit_intercept)
 

@@ -20,6 +20,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._base import TorchLinearModel
 from ._loss import POINTWISE, LinearModelLoss
+from ._separation import SeparationWarning, find_separation
 from .solvers import ALIASES, SOLVERS
 
 
@@ -73,7 +74,10 @@ class LogisticRegression(ClassifierMixin, TorchLinearModel):
     coef_ (1, d) binary or (K, d); intercept_ (1,) or (K,); classes_;
     n_iter_ (1,) int32; n_features_in_; feature_names_in_ (pandas input);
     solver_ (the solver actually used); objective_ (final objective divided by
-    sum(sample_weight)); loss_curve_ (objective after each iteration).
+    sum(sample_weight)); loss_curve_ (objective after each iteration);
+    convergence_ (a ConvergenceReport: iterations, final gradient against tol,
+    objective, and for L2 fits a duality gap bounding the distance to the
+    optimum); separation_ (penalty=None: the Separation found, else None).
     """
 
     _y_numeric = False
@@ -191,7 +195,29 @@ class LogisticRegression(ClassifierMixin, TorchLinearModel):
         np_dtype = np.float32 if X.dtype == torch.float32 else np.float64
         self.coef_ = W.cpu().numpy().astype(np_dtype)
         self.intercept_ = b.cpu().numpy().astype(np_dtype)
+        self.separation_ = self._check_separation(loss, res.x, X, target, y_idx) if l2 == 0.0 else None
         return self
+
+    def _check_separation(self, loss, theta, X, target, y_idx):
+        """Without a penalty, rows fitted with probability ~1 may mean that no optimum exists.
+
+        Then a linear program decides (see :mod:`torchlogit._separation`); when
+        the data is separable a SeparationWarning names the features and classes
+        and ``separation_`` keeps the finding. Cheap unless some row's loss is
+        below 1e-6, which is what divergence along a separating direction does.
+        """
+        with torch.no_grad():
+            row_loss = loss.pointwise.loss(loss.logits(theta.to(X.dtype), X), target)
+        if float(row_loss.min()) > 1e-6:
+            return None
+        names = getattr(self, "feature_names_in_", None)
+        found = find_separation(
+            X.cpu().numpy(), y_idx, len(self.classes_), fit_intercept=self.fit_intercept,
+            feature_names=None if names is None else list(names), class_labels=self.classes_,
+        )  # fmt: skip
+        if found is not None:
+            warnings.warn(found.message(), SeparationWarning, stacklevel=3)
+        return found
 
     def _initial_theta(self, loss, device):
         """Zeros, or the previous fit's parameters when warm_start=True and shapes match."""

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from scipy import stats
 
+from ._separation import find_separation
 from ._inference import InferenceError, contrast_matrix, information_and_meat, penalty_diagonal, symmetric_inverse
 
 COV_TYPES = ("nonrobust", "HC0", "HC1")
@@ -155,6 +156,8 @@ def summarize(model, X, y, *, cov_type="nonrobust", baseline="first", block_rows
     names = (["const"] if fit_intercept else []) + [str(c) for c in _feature_names(model)]
     l2 = model._l2_strength()
 
+    if not l2:
+        _refuse_if_separated(model, Z, Xt, idx, target, binary)
     I, M = information_and_meat(Z, Xt, target, multiclass=not binary, fit_intercept=fit_intercept,
                                 robust=cov_type != "nonrobust", block_rows=block_rows)  # fmt: skip
     if l2:
@@ -191,6 +194,17 @@ def summarize(model, X, y, *, cov_type="nonrobust", baseline="first", block_rows
     )  # fmt: skip
 
 
+def _refuse_if_separated(model, Z, X, idx, target, binary):
+    """Without a penalty, Wald inference on separable data is meaningless: say why, by name."""
+    row_loss = _nll_rows(Z, target, binary)
+    if float(row_loss.min()) > 1e-6:  # no row fitted with probability ~1: no divergence under way
+        return
+    found = find_separation(X.cpu().numpy(), idx, len(model.classes_), fit_intercept=model.fit_intercept,
+                            feature_names=_feature_names(model), class_labels=model.classes_)  # fmt: skip
+    if found is not None:
+        raise InferenceError(found.message())
+
+
 def _feature_names(model):
     names = getattr(model, "feature_names_in_", None)
     return list(names) if names is not None else [f"x{j}" for j in range(model.n_features_in_)]
@@ -212,12 +226,17 @@ def _equation_major(model):
     return np.concatenate([b[:, None], W], axis=1).ravel() if model.fit_intercept else W.ravel()
 
 
-def _nll(Z, target, binary):
+def _nll_rows(Z, target, binary):
+    """(n,) float64 negative log-likelihood of each row, in logits."""
     Z = Z.to(torch.float64)
     if binary:
         z = Z[:, 0]
-        return (torch.nn.functional.softplus(z) - target.to(torch.float64) * z).sum()
-    return (torch.logsumexp(Z, 1) - Z.gather(1, target[:, None].long())[:, 0]).sum()
+        return torch.nn.functional.softplus(z) - target.to(torch.float64) * z
+    return torch.logsumexp(Z, 1) - Z.gather(1, target[:, None].long())[:, 0]
+
+
+def _nll(Z, target, binary):
+    return _nll_rows(Z, target, binary).sum()
 
 
 def _null_loglik(idx, K, n, fit_intercept):

@@ -18,6 +18,7 @@ class Result:
     converged True when the stopping rule was met before max_iter
     message   why the solver stopped, in words
     history   objective value after each iteration
+    duality_gap  an upper bound on fun - min(fun) (L2 fits; set by the caller), else None
     """
 
     x: torch.Tensor
@@ -27,6 +28,7 @@ class Result:
     converged: bool
     message: str
     history: list = field(default_factory=list)
+    duality_gap: float | None = None
 
 
 @dataclass
