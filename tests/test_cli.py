@@ -79,7 +79,7 @@ def test_parquet_input(tmp_path, capsys):
     assert json.loads(out)["n_samples"] == 200
 
 
-@pytest.mark.parametrize("verb", ["demo", "train", "evaluate", "predict", "plot"])
+@pytest.mark.parametrize("verb", ["demo", "train", "evaluate", "predict", "plot", "summary"])
 def test_every_command_has_help_with_an_example(capsys, verb):
     code, out, _ = run(capsys, verb, "--help")
     assert code == 0 and "Example: torchlogit " + verb in " ".join(out.split())
@@ -134,3 +134,32 @@ def test_failed_train_leaves_existing_model_alone(tmp_path, capsys):
 def test_python_dash_m_is_the_same_command():
     done = subprocess.run([sys.executable, "-m", "torchlogit", "--help"], capture_output=True, text=True)
     assert done.returncode == 0 and "demo" in done.stdout and "Exit codes" in done.stdout
+
+
+def test_summary_table_json_and_the_separation_message(tmp_path, capsys):
+    model = tmp_path / "iris.safetensors"
+    assert run(capsys, "train", "iris", "--model-out", str(model))[0] == 0
+    code, out, _ = run(capsys, "summary", str(model), "iris")
+    assert code == 0 and "MNLogit Regression Results" in out and "y=1" in out and "not classical Wald inference" in out
+    code, out, _ = run(capsys, "summary", str(model), "iris", "--json", "--baseline", "none", "--cov-type", "HC0")
+    result = json.loads(out)
+    assert code == 0 and result["baseline"] is None and np.array(result["params"]).shape == (3, 5)
+    assert result["cov_type"] == "HC0" and result["names"][0] == "const" and 0 < result["prsquared"] < 1
+    code, _, err = run(capsys, "summary", str(model), "iris", "--baseline", "7")
+    assert code == 1 and "--baseline '7' is not a class" in err
+    separated = tmp_path / "h0.safetensors"
+    run(capsys, "train", "hours", "--penalty", "none", "--model-out", str(separated))
+    code, _, err = run(capsys, "summary", str(separated), "hours")
+    assert code == 3 and err.count("\n") == 1 and "complete separation" in err and "'hours'" in err
+
+
+def test_probability_plot_shades_the_confidence_band(tmp_path, capsys):
+    model = tmp_path / "h.safetensors"
+    run(capsys, "train", "hours", "--model-out", str(model))
+    code, out, _ = run(capsys, "plot", str(model), "hours", "--kind", "probability", "--out", str(tmp_path / "band.png"))
+    assert code == 0 and "no confidence band" not in out
+    separated = tmp_path / "h0.safetensors"
+    run(capsys, "train", "hours", "--penalty", "none", "--model-out", str(separated))
+    code, out, _ = run(capsys, "plot", str(separated), "hours", "--kind", "probability", "--out", str(tmp_path / "b0.png"))
+    assert code == 0 and "no confidence band: complete separation" in out
+    assert png_size(tmp_path / "band.png") == png_size(tmp_path / "b0.png")

@@ -194,3 +194,51 @@ def test_convergence_report_and_duality_gap_bound_the_distance_to_the_optimum():
     rough = LogisticRegression(C=0.1, solver="lbfgs", tol=1e-3).fit(Xm, ym).convergence_
     assert 0 <= rough.objective - ref.objective <= rough.duality_gap
     assert LogisticRegression(penalty=None).fit(Xm, ym).convergence_.duality_gap is None
+
+
+def test_predict_proba_ci_matches_statsmodels_and_contains_the_estimate():
+    X, y = spector()
+    model = LogisticRegression(penalty=None, tol=1e-10).fit(X, y)
+    res = model.summary(X, y)
+    lo, hi = res.predict_proba_ci(X)
+    p = model.predict_proba(X)
+    assert lo.shape == hi.shape == p.shape and np.all(lo <= p + 1e-12) and np.all(p <= hi + 1e-12)
+    np.testing.assert_allclose(lo.sum(1) + hi.sum(1), 2.0, atol=1e-12)  # the class-0 band mirrors class 1
+    ref = sm.Logit(y, sm.add_constant(X)).fit(disp=0, method="newton", tol=1e-12)
+    frame = ref.get_prediction(sm.add_constant(X)).summary_frame()  # logit-scale interval, transformed
+    np.testing.assert_allclose(lo[:, 1], frame["ci_lower"], rtol=1e-6)
+    np.testing.assert_allclose(hi[:, 1], frame["ci_upper"], rtol=1e-6)
+    Xm, ym = synthetic_multinomial(n=400)
+    mm = LogisticRegression(penalty=None, tol=1e-10).fit(Xm, ym)
+    lo, hi = mm.summary(Xm, ym).predict_proba_ci(Xm[:50])
+    pm = mm.predict_proba(Xm[:50])
+    assert np.all(lo <= pm + 1e-12) and np.all(pm <= hi + 1e-12) and np.all(hi - lo > 0)
+    # wider with less data: 400 rows against 2000
+    big = LogisticRegression(penalty=None, tol=1e-10).fit(*synthetic_multinomial())
+    lo2, hi2 = big.summary(*synthetic_multinomial()).predict_proba_ci(Xm[:50])
+    assert np.median(hi - lo) > 1.5 * np.median(hi2 - lo2)
+
+
+def test_multinomial_band_is_the_delta_method_of_statsmodels_covariance():
+    """Var p_k from a numerical Jacobian of the softmax in MNLogit's parameters and its cov_params."""
+    from scipy import stats
+
+    Xm, ym = synthetic_multinomial(n=400)
+    model = LogisticRegression(penalty=None, tol=1e-10).fit(Xm, ym)
+    lo, hi = model.summary(Xm, ym).predict_proba_ci(Xm[:5], alpha=0.1)
+    codes = np.unique(ym, return_inverse=True)[1]
+    exog = sm.add_constant(Xm).to_numpy()
+    ref = sm.MNLogit(codes, exog).fit(disp=0, method="newton", tol=1e-12)
+    beta, cov = np.asarray(ref.params).ravel(order="F"), np.asarray(ref.cov_params())  # equation-major, as cov_params
+
+    def proba(flat, x):
+        z = np.concatenate([[0.0], x @ flat.reshape(-1, exog.shape[1]).T])
+        return np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+
+    q = stats.norm.ppf(0.95)
+    for i in range(5):
+        p = proba(beta, exog[i])
+        G = np.array([(proba(beta + h, exog[i]) - proba(beta - h, exog[i])) / 2e-6 for h in 1e-6 * np.eye(len(beta))]).T
+        se = np.sqrt(np.einsum("kj,jl,kl->k", G, cov, G))
+        np.testing.assert_allclose(lo[i], np.clip(p - q * se, 0, 1), rtol=1e-5, atol=1e-9)
+        np.testing.assert_allclose(hi[i], np.clip(p + q * se, 0, 1), rtol=1e-5, atol=1e-9)

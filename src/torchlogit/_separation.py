@@ -47,7 +47,9 @@ class Separation:
 
     def message(self) -> str:
         kind = "complete separation" if self.complete else "quasi-complete separation"
-        feats = ", ".join(repr(f) for f in self.features)
+        feats = ", ".join(repr(f) for f in self.features[:8])
+        if len(self.features) > 8:
+            feats += f" and {len(self.features) - 8} more columns"
         classes = "classes " + "; ".join(f"{a!r} and {b!r}" for a, b in self.class_pairs)
         return (
             f"{kind}: {classes} are separated by a linear combination of {feats} "
@@ -102,7 +104,7 @@ def find_separation(X, y_idx, n_classes, *, fit_intercept=True, feature_names=No
             pairs.append((labels[a], labels[b]))
     return Separation(
         complete=complete, features=[names[j] for j in np.flatnonzero(used)],
-        class_pairs=pairs, n_separated=int(separated_rows.sum()), n_rows=n,
+        class_pairs=pairs, n_separated=n if complete else int(separated_rows.sum()), n_rows=n,
     )  # fmt: skip
 
 

@@ -42,6 +42,8 @@ class SummaryResult:
     penalized: bool = False
     C: float = math.inf
     notes: list = field(default_factory=list)
+    _model: object = field(default=None, repr=False)
+    _cov_symmetric: object = field(default=None, repr=False)  # (k d1, k d1) tensor, all classes
 
     @property
     def zvalues(self):
@@ -86,6 +88,42 @@ class SummaryResult:
              "P>|z|": self.pvalues.ravel(), f"[{alpha / 2:g}": ci[:, 0], f"{1 - alpha / 2:g}]": ci[:, 1]},
             index=index,
         )  # fmt: skip
+
+    def predict_proba_ci(self, X, alpha=0.05, block_rows=1024):
+        """(lower, upper), each (n, n_classes): pointwise confidence bands for predict_proba(X).
+
+        Binary: the Wald interval of the logit x1 . beta, mapped through the
+        sigmoid (so it stays inside [0, 1]). Multinomial: the delta method,
+        Var p_k = g_k^T Cov g_k with g_k = dp_k/dtheta = p_k (e_k - p) (x) x1,
+        clipped to [0, 1]. Uses this summary's covariance (robust if asked).
+        """
+        model, cov = self._model, self._cov_symmetric
+        Xt, _ = model._validate_X(X, reset=False)
+        W, b = model._fitted_theta(Xt.dtype, Xt.device)
+        q = stats.norm.ppf(1.0 - alpha / 2.0)
+        K = len(model.classes_)
+        k = 1 if K == 2 else K
+        d1 = cov.shape[0] // k
+        lower, upper = [], []
+        for start in range(0, Xt.shape[0], block_rows):
+            Xb = Xt[start : start + block_rows]
+            z = torch.nn.functional.linear(Xb, W, b).to(torch.float64)  # (m, k)
+            X1 = Xb.to(torch.float64)
+            if model.fit_intercept:
+                X1 = torch.cat([torch.ones(len(X1), 1, dtype=torch.float64, device=X1.device), X1], 1)
+            if K == 2:
+                se = ((X1 @ cov) * X1).sum(1).clamp_min(0).sqrt()
+                lo, hi = torch.sigmoid(z[:, 0] - q * se), torch.sigmoid(z[:, 0] + q * se)
+                lower.append(torch.stack([1 - hi, lo], 1))
+                upper.append(torch.stack([1 - lo, hi], 1))
+                continue
+            p = torch.softmax(z, 1)  # (m, K)
+            J = torch.diag_embed(p) - p[:, :, None] * p[:, None, :]  # dp_k / dz_l
+            Q = torch.einsum("ij,ljmn,in->ilm", X1, cov.view(k, d1, k, d1), X1)  # x1^T Cov_lm x1
+            se = torch.einsum("ikl,ilm,ikm->ik", J, Q, J).clamp_min(0).sqrt()
+            lower.append((p - q * se).clamp(0, 1))
+            upper.append((p + q * se).clamp(0, 1))
+        return torch.cat(lower).cpu().numpy(), torch.cat(upper).cpu().numpy()
 
     def __str__(self):
         return format_summary(self)
@@ -172,6 +210,7 @@ def summarize(model, X, y, *, cov_type="nonrobust", baseline="first", block_rows
     A = contrast_matrix(k, d1, ref, I.device)
     theta = torch.as_tensor(_equation_major(model), dtype=torch.float64, device=I.device)
     params = (A @ theta).cpu().numpy()
+    cov_symmetric = cov
     cov = (A @ cov @ A.T).cpu().numpy()
     bse = np.sqrt(np.clip(np.diag(cov), 0.0, None))
     equations = [classes[1]] if binary else [c for e, c in enumerate(classes) if e != ref]
@@ -190,7 +229,7 @@ def summarize(model, X, y, *, cov_type="nonrobust", baseline="first", block_rows
     return SummaryResult(
         params.reshape(shape), bse.reshape(shape), cov, names, equations,
         None if ref is None else classes[ref], llf, llnull, n, k_params, cov_type, bool(l2),
-        getattr(model, "C", math.inf), notes,
+        getattr(model, "C", math.inf), notes, model, cov_symmetric,
     )  # fmt: skip
 
 

@@ -24,10 +24,16 @@ def save_figure(fig, path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def probability_curve(predict_proba, x=None, y=None, x_max=10.0, title=None, xlabel="Hours"):
-    """The lecture's picture: P(class 1) against the one feature, with the 0.5 line."""
+def probability_curve(predict_proba, x=None, y=None, x_max=10.0, title=None, xlabel="Hours", band=None):
+    """The lecture's picture: P(class 1) against the one feature, with the 0.5 line.
+
+    ``band(grid) -> (lower, upper)``, when given, shades a confidence band.
+    """
     grid = np.linspace(0.0, x_max, 200)
     fig, ax = plt.subplots(figsize=(6, 4))
+    if band is not None:
+        lower, upper = band(grid)
+        ax.fill_between(grid, lower, upper, alpha=0.25, label="95% confidence band")
     ax.plot(grid, predict_proba(grid), label="P(pass)")
     if x is not None:
         ax.scatter(np.ravel(x), y, color="black", zorder=3, label="data")

@@ -7,6 +7,7 @@ import sys
 
 import typer
 
+from .._inference import InferenceError
 from .._io import ModelFileError
 from ..data import DataError
 from ..datasets import DownloadError
@@ -16,6 +17,7 @@ from .demo import demo
 from .evaluate import evaluate
 from .plot import plot
 from .predict import predict
+from .summary import summary
 from .train import train
 
 app = typer.Typer(
@@ -25,7 +27,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for command in (demo, train, evaluate, predict, plot):
+for command in (demo, train, evaluate, predict, plot, summary):
     app.command()(command)
 app.add_typer(datasets_app, name="datasets")
 
@@ -37,7 +39,7 @@ def main(argv=None) -> int:
         code = _common.EXIT_OK
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    except (DataError, FileNotFoundError, IsADirectoryError) as exc:
+    except (DataError, InferenceError, FileNotFoundError, IsADirectoryError) as exc:
         code = _report(exc, _common.EXIT_DATA)
     except ModelFileError as exc:
         code = _report(exc, _common.EXIT_MODEL)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from .. import load
+from .. import InferenceError, load
 from .. import plotting
 from ..data import read_table
 from ._common import DATA_DIR_HELP, fail, features_for_model, frame, image_set, out
@@ -49,19 +49,35 @@ def plot(
             name = str(getattr(model, "feature_names_in_", ["x"])[0])
             x = np.asarray(X, dtype=float).ravel()
 
-            def p_class1(grid):  # a one-column input, named when the model knows its feature name
+            def as_input(grid):  # a one-column input, named when the model knows its feature name
                 column = np.asarray(grid, dtype=float)[:, None]
-                named = hasattr(model, "feature_names_in_")
-                return model.predict_proba(frame(column, [name]) if named else column)[:, 1]
+                return frame(column, [name]) if hasattr(model, "feature_names_in_") else column
 
+            band = _confidence_band(model, X, y, as_input)
             fig = plotting.probability_curve(
-                p_class1, x, (np.asarray(y) == model.classes_[1]).astype(int),
-                x_max=max(10.0, float(x.max()) * 1.1), xlabel=name.capitalize(),
+                lambda grid: model.predict_proba(as_input(grid))[:, 1], x,
+                (np.asarray(y) == model.classes_[1]).astype(int),
+                x_max=max(10.0, float(x.max()) * 1.1), xlabel=name.capitalize(), band=band,
             )  # fmt: skip
         else:
             fig = getattr(plotting, kind)(model, X, y)
     plotting.save_figure(fig, out_file)
     out.print(f"wrote {out_file}")
+
+
+def _confidence_band(model, X, y, as_input):
+    """grid -> (lower, upper) of P(class 1), from the model's summary on the plotted data; None if it has none."""
+    try:
+        result = model.summary(X, y)
+    except InferenceError as exc:  # e.g. separated data without a penalty: draw the curve alone
+        out.print(f"no confidence band: {exc}", highlight=False)
+        return None
+
+    def band(grid):
+        lower, upper = result.predict_proba_ci(as_input(grid))
+        return lower[:, 1], upper[:, 1]
+
+    return band
 
 
 def _image_plot(model, images, kind):
