@@ -140,8 +140,8 @@ def format_summary(r: SummaryResult, alpha=0.05) -> str:
     left = [("Model:", model), ("No. Observations:", str(r.nobs)), ("Df Residuals:", str(r.df_resid)),
             ("Df Model:", str(r.k_params - len(r.equations) if not binary else r.k_params - 1)),
             ("Covariance Type:", r.cov_type)]  # fmt: skip
-    right = [("Pseudo R-squ.:", f"{r.prsquared:.4f}"), ("Log-Likelihood:", f"{r.llf:.5g}"),
-             ("LL-Null:", f"{r.llnull:.5g}"), ("AIC:", f"{r.aic:.5g}"), ("BIC:", f"{r.bic:.5g}")]  # fmt: skip
+    right = [("Pseudo R-squ.:", f"{r.prsquared:.4f}"), ("Log-Likelihood:", f"{r.llf:#.5g}"),
+             ("LL-Null:", f"{r.llnull:#.5g}"), ("AIC:", f"{r.aic:#.5g}"), ("BIC:", f"{r.bic:#.5g}")]  # fmt: skip
     lines = [f"{model} Regression Results (torchlogit)".center(width), "=" * width]
     for (a, b), (c, d) in zip(left, right):
         lines.append(f"{a:<20}{b:>18}   {c:<20}{d:>17}")
