@@ -189,7 +189,8 @@ class TorchLinearModel(BaseEstimator):
         ``callback(info)`` gets an ``IterInfo`` (iteration, fun, grad_max) after
         every iteration (epoch for sgd): how the CLI draws its progress bar.
         """
-        solver = choose(self.solver, loss.n_params)
+        d1 = loss.n_features + int(loss.fit_intercept)
+        solver = choose(self.solver, loss.n_params, hessian_work=float(X.shape[0]) * loss.n_params * d1)
         if self.verbose:
             user_callback = callback
 

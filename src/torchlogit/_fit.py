@@ -37,19 +37,25 @@ class Standardizer:
 
     @classmethod
     def from_data(cls, X, s, n_outputs, fit_intercept, block_rows=65536):
-        """Weighted column means and standard deviations in float64, over row blocks."""
+        """Weighted column means and standard deviations, two passes over row blocks.
+
+        Block products run in X's dtype (fast: float32 GEMV) and are summed in
+        float64. mu and sigma only choose the coordinates the solver works in,
+        so their rounding cannot move the optimum; the second pass centres
+        before squaring, so a column with a large mean keeps its true spread.
+        """
         d = X.shape[1]
-        m1 = torch.zeros(d, dtype=f64, device=X.device)
-        m2 = torch.zeros(d, dtype=f64, device=X.device)
+        mu = torch.zeros(d, dtype=f64, device=X.device)
+        if fit_intercept:
+            for start in range(0, X.shape[0], block_rows):
+                mu += (s[start : start + block_rows] @ X[start : start + block_rows]).to(f64)
+        var = torch.zeros(d, dtype=f64, device=X.device)
+        mu_x = mu.to(X.dtype)
         for start in range(0, X.shape[0], block_rows):
-            Xb = X[start : start + block_rows].to(f64)
-            sb = s[start : start + block_rows].to(f64)[:, None]
-            m1 += (sb * Xb).sum(0)
-            m2 += (sb * Xb * Xb).sum(0)
-        mu = m1 if fit_intercept else torch.zeros_like(m1)
-        var = (m2 - mu * (2 * m1 - mu)).clamp_min(0.0)  # E[(x - mu)^2] with sum(s) = 1
+            C = X[start : start + block_rows] - mu_x  # (b, d): one block only
+            var += (s[start : start + block_rows] @ (C * C)).to(f64)
         sigma = var.sqrt()
-        tiny = sigma <= 1e-12 * torch.maximum(m1.abs(), torch.ones_like(m1))
+        tiny = sigma <= 1e-7 * torch.maximum(mu.abs(), torch.ones_like(mu))
         sigma[tiny] = 1.0  # constant columns: leave them as they are
         std = cls(mu, sigma, n_outputs, fit_intercept)
         std.constant = tiny

@@ -41,7 +41,8 @@ class LogisticRegression(ClassifierMixin, TorchLinearModel):
     fit_intercept : bool, default=True
     solver : str, default='auto'
         'newton' (Newton/IRLS with Cholesky), 'lbfgs', 'sgd' (the lecture's
-        mini-batch loop), or 'auto': newton when k * (d + 1) <= 1000, else
+        mini-batch loop), or 'auto': newton when p = k * (d + 1) <= 1000 and
+        n * p * (d + 1) <= 2e9 (the Hessian's cost), else
         lbfgs. scikit-learn's names are aliases: 'newton-cg' and
         'newton-cholesky' -> newton; 'sag', 'saga', 'liblinear' -> auto (same
         optimum; liblinear's penalised intercept is not reproduced).

@@ -4,10 +4,13 @@ They know nothing of estimators, files or terminals; strings become solver
 functions here and nowhere else.
 
 ``solver="auto"`` rule (see :func:`choose`): ``newton`` when the Hessian has at
-most ``NEWTON_MAX_PARAMS`` rows (p = k * (d + 1) parameters), else ``lbfgs``.
-Newton's p x p Hessian costs n p^2 / k flops to build and p^3 / 3 to factor;
-up to p = 1000 that is cheaper than the many L-BFGS passes an ill-conditioned
-problem needs, and it converges on unscaled data where L-BFGS struggles.
+most ``NEWTON_MAX_PARAMS`` rows (p = k * (d + 1) parameters) and building it
+costs at most ``NEWTON_MAX_WORK`` multiply-adds (n p (d + 1) per iteration),
+else ``lbfgs``. Newton needs ~5 iterations whatever the conditioning, but each
+builds the p x p Hessian; L-BFGS (preconditioned, see ``_fit``) needs more
+iterations of one cheap pass each. Measured on 2 cores: 1,000,000 x 100
+binary, newton 1.9 s against lbfgs 0.75 s (work 1e10); breast cancer and
+digits (work <= 1e8), newton is faster and more robust.
 """
 
 from ._result import IterInfo, Result
@@ -29,13 +32,14 @@ ALIASES = {
 }
 
 NEWTON_MAX_PARAMS = 1000
+NEWTON_MAX_WORK = 2e9
 
 
-def choose(name, n_params):
-    """Resolve a user's solver name to a key of ``SOLVERS``."""
+def choose(name, n_params, hessian_work=0.0):
+    """Resolve a user's solver name to a key of ``SOLVERS``; ``hessian_work`` = n p (d + 1)."""
     name = ALIASES.get(name, name)
     if name == "auto":
-        return "newton" if n_params <= NEWTON_MAX_PARAMS else "lbfgs"
+        return "newton" if n_params <= NEWTON_MAX_PARAMS and hessian_work <= NEWTON_MAX_WORK else "lbfgs"
     if name not in SOLVERS:
         raise ValueError(f"unknown solver {name!r}; choose one of {sorted(SOLVERS) + ['auto'] + sorted(ALIASES)}")
     return name
