@@ -7,7 +7,7 @@ import torch
 from conftest import make_problem
 from torchlogit._loss import POINTWISE, LinearModelLoss
 from torchlogit.nn import LinearModel
-from torchlogit.solvers import SOLVERS, choose, get_optimizer, lbfgs, make_loader, newton, sgd
+from torchlogit.solvers import SOLVERS, choose, get_optimizer, lbfgs, make_batches, newton, sgd
 
 
 def logistic_functions(kind="multinomial", l2=0.1, n=300, d=4, k=3):
@@ -55,13 +55,21 @@ def test_max_iter_stops_and_says_so():
 def test_sgd_is_the_lecture_loop_and_deterministic():
     loss, fg, _, (X, y, sw) = logistic_functions("binary")
     crit = POINTWISE["binary"]
+    n = len(X)
 
     def run(seed):
         model = LinearModel(4, 1).double()
-        loader = make_loader(X, y, sw, batch_size=16, random_state=seed)
-        return sgd(fg, torch.zeros(5, dtype=torch.float64), tol=None, max_iter=30, model=model,
-                   criterion=lambda z, yb, sb: (sb * crit.loss(z, yb)).sum() * (len(X) / len(yb)),
-                   loader=loader, optimizer="sgd", learning_rate=0.05)  # fmt: skip
+        W, b = model.linear.weight, model.linear.bias
+
+        def forward_backward(idx):  # the lecture's forward + loss.backward(), by autograd
+            model.zero_grad()
+            batch = (sw[idx] * crit.loss(model(X[idx]), y[idx])).sum() * (n / len(idx))
+            batch.backward()
+            return batch
+
+        return sgd(fg, torch.zeros(5, dtype=torch.float64), tol=None, max_iter=30, params=[W, b],
+                   forward_backward=forward_backward, batches=make_batches(n, 16, random_state=seed),
+                   optimizer="sgd", learning_rate=0.05)  # fmt: skip
 
     a, b, c = run(0), run(0), run(1)
     torch.testing.assert_close(a.x, b.x)  # same random_state, same result
@@ -71,6 +79,48 @@ def test_sgd_is_the_lecture_loop_and_deterministic():
     assert a.n_iter == 30 and len(a.history) == 30
     assert exact.fun <= a.fun <= exact.fun * 1.01
     assert a.history[-1] < a.history[0]
+
+
+@pytest.mark.parametrize("kind", ["binary", "multinomial"])
+def test_estimator_sgd_takes_the_same_steps_as_autograd(kind, monkeypatch):
+    """The closed-form backward of solver='sgd' equals loss.backward() of the lecture's loop, step for step."""
+    import torchlogit._fit as fit
+    from torchlogit import LogisticRegression
+
+    X, y, _ = make_problem(kind, n=50, d=3, k=3)
+    Xn, yn = X.numpy(), y.numpy()
+    ours = LogisticRegression(solver="sgd", max_iter=4, batch_size=8, learning_rate=0.1, random_state=3, C=2.0).fit(Xn, yn)
+    captured = {}
+    original = fit.SOLVERS["sgd"]
+
+    def autograd_sgd(fun_and_grad, w0, *, params, forward_backward, batches, **kw):
+        params = list(params)
+        closed = forward_backward
+
+        def by_autograd(idx):  # rebuild the same batch loss with autograd and compare gradients
+            value = closed(idx)
+            grads = [p.grad.clone() for p in params]
+            for p in params:
+                p.grad = None
+            with torch.enable_grad():
+                W, b = params
+                z = torch.nn.functional.linear(torch.as_tensor(Xn, dtype=W.dtype)[idx], W, b)
+                target = torch.as_tensor(yn)[idx]
+                pw = POINTWISE["binary" if kind == "binary" else "multinomial"]
+                t = target.to(W.dtype) if kind == "binary" else target.long()
+                auto = pw.loss(z, t).sum() * (len(Xn) / len(idx)) / len(Xn) + 0.5 * (W * W).sum() / (2.0 * len(Xn))
+                auto.backward()
+            for p, g in zip(params, grads):
+                torch.testing.assert_close(p.grad, g, rtol=1e-10, atol=1e-12)
+            captured["checked"] = captured.get("checked", 0) + 1
+            return value
+
+        return original(fun_and_grad, w0, params=params, forward_backward=by_autograd, batches=batches, **kw)
+
+    monkeypatch.setitem(fit.SOLVERS, "sgd", autograd_sgd)
+    again = LogisticRegression(solver="sgd", max_iter=4, batch_size=8, learning_rate=0.1, random_state=3, C=2.0).fit(Xn, yn)
+    assert captured["checked"] == 4 * 7  # 4 epochs of ceil(50 / 8) batches
+    np.testing.assert_array_equal(ours.coef_, again.coef_)
 
 
 def test_optimizer_names():

@@ -23,7 +23,7 @@ import torch
 
 from ._certificate import duality_gap
 from .nn import LinearModel
-from .solvers import SOLVERS, Result, make_loader
+from .solvers import SOLVERS, Result, make_batches
 
 f64 = torch.float64
 
@@ -188,35 +188,43 @@ def _fit_sgd(loss, X, y, s, l2s, w0, tol, max_iter, callback, options):
     """The lecture's loop over mini-batches; see :mod:`torchlogit.solvers.sgd`."""
     n = X.shape[0]
     model = LinearModel(loss.n_features, loss.n_outputs, bias=loss.fit_intercept).to(X.device, X.dtype)
+    W, b = model.linear.weight, model.linear.bias  # (k, d), (k,) or None
     pointwise = loss.pointwise
+    uniform = float(s[0]) if bool((s == s[0]).all()) else 0.0  # equal weights: skip one gather per batch
 
-    def criterion(logits, yb, sb):
-        # Unbiased estimate of sum_i s_i loss_i from a batch of B rows: (n / B) sum_batch s_i loss_i.
-        return (sb * pointwise.loss(logits, yb)).sum() * (n / len(yb))
+    def forward_backward(idx):
+        """Batch loss, and the gradient loss.backward() would give, in closed form.
 
-    def penalty(m):
-        return 0.5 * l2s * (m.linear.weight**2).sum()
+        The loss is an unbiased estimate of the objective from B rows:
+        (n / B) sum_batch s_i loss_i + (l2 / 2) ||W||^2; with r = (n / B) s dloss/dz,
+        dW = r^T X_b + l2 W and db = sum r.
+        """
+        xb, yb = X[idx], y[idx]
+        scale = uniform * (n / len(idx)) if uniform else s[idx][:, None] * (n / len(idx))  # (B, 1) or scalar
+        with torch.no_grad():
+            z = xb @ W.T if b is None else torch.addmm(b, xb, W.T)  # forward: (B, k) logits
+            rows, g_z = pointwise.loss_and_gradient(z, yb)
+            r = scale * g_z
+            W.grad = r.T @ xb  # backward
+            value = (rows[:, None] * scale).sum()
+            if l2s:
+                W.grad += l2s * W
+                value = value + 0.5 * l2s * (W * W).sum()
+            if b is not None:
+                b.grad = r.sum(0)
+        return value
 
     def fun_and_grad(theta):
         f, g = loss.loss_gradient(theta.to(X.dtype), X, y, s, l2s)
         return float(f), g
 
-    loader = make_loader(
-        X, y, s, batch_size=min(int(options.get("batch_size", 32)), n), random_state=options.get("random_state")
-    )
+    batches = make_batches(n, min(int(options.get("batch_size", 32)), n),
+                           random_state=options.get("random_state"), device=X.device)  # fmt: skip
     return SOLVERS["sgd"](
-        fun_and_grad,
-        w0,
-        tol=tol,
-        max_iter=max_iter,
-        callback=callback,
-        model=model,
-        criterion=criterion,
-        loader=loader,
-        penalty=penalty if l2s else None,
-        optimizer=options.get("optimizer", "sgd"),
-        learning_rate=options.get("learning_rate", 0.01),
-    )
+        fun_and_grad, w0, tol=tol, max_iter=max_iter, callback=callback, params=model.parameters(),
+        forward_backward=forward_backward, batches=batches,
+        optimizer=options.get("optimizer", "sgd"), learning_rate=options.get("learning_rate", 0.01),
+    )  # fmt: skip
 
 
 __all__ = ["fit_linear", "Standardizer", "Result"]

@@ -1,45 +1,38 @@
 """The lecture's recipe as a solver: mini-batch stochastic gradient descent.
 
     for epoch in range(max_iter):
-        for xb, yb, sb in loader:
-            logits = model(xb)                      # forward
-            loss = criterion(logits, yb, sb) + penalty(model)
-            optimizer.zero_grad()
-            loss.backward()                         # backward
+        for idx in batches():                       # a seeded shuffle, B rows at a time
+            loss = forward_backward(idx)            # forward, then backward: fills p.grad
             optimizer.step()                        # update
 
 Any ``torch.optim`` optimizer can be named (``"sgd"``, ``"adam"``, ...).
 One iteration is one epoch, as in scikit-learn's ``SGDClassifier``.
+
+Why no ``DataLoader`` and no ``loss.backward()`` here: for a linear model
+both cost more than the arithmetic. Batches are slices of one random
+permutation (one gather per batch), and the caller's ``forward_backward``
+writes the gradient that autograd would compute in closed form
+(dL/dW = r^T X_b, r = dloss/dz; tests check it against autograd). On 2 cores,
+batch 32, 20 features, this runs 9x the rows per second of the lecture's
+``DataLoader(TensorDataset)`` + ``BCELoss`` loop, with the same updates.
 """
 
 from __future__ import annotations
 
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler
 
 from ._result import IterInfo, Result
 
 
-class _Rows(Dataset):
-    """Rows of (X, y, s) fetched a whole batch at a time: one indexing op per batch."""
-
-    def __init__(self, X, y, sw):
-        self.X, self.y, self.sw = X, y, sw
-
-    def __len__(self):
-        return len(self.X)
-
-    def __getitem__(self, idx):
-        idx = torch.as_tensor(idx, device=self.X.device)
-        return self.X[idx], self.y[idx], self.sw[idx]
-
-
-def make_loader(X, y, sw, *, batch_size, random_state=None):
-    """A ``DataLoader`` over shuffled mini-batches; the order is fixed by ``random_state``."""
+def make_batches(n, batch_size, *, random_state=None, device=None):
+    """A function returning one epoch's mini-batches: index tensors of a fresh seeded permutation."""
     gen = torch.Generator()
     gen.manual_seed(int(random_state) if random_state is not None else int(torch.randint(2**31, ()).item()))
-    sampler = BatchSampler(RandomSampler(range(len(X)), generator=gen), batch_size, drop_last=False)
-    return DataLoader(_Rows(X, y, sw), sampler=sampler, batch_size=None)
+
+    def epoch():
+        return torch.randperm(n, generator=gen).to(device).split(batch_size)
+
+    return epoch
 
 
 def get_optimizer(name):
@@ -60,40 +53,36 @@ def sgd(
     tol=1e-4,
     max_iter=100,
     callback=None,
-    model,
-    criterion,
-    loader,
-    penalty=None,
+    params,
+    forward_backward,
+    batches,
     optimizer="sgd",
     learning_rate=0.01,
     n_iter_no_change=5,
 ):
-    """Run the lecture's loop from ``w0`` (loaded into ``model``).
+    """Run the lecture's loop from ``w0`` (copied into ``params``, the model's parameters).
 
-    criterion(logits, yb, sb) -> scalar batch loss, scaled so its expectation is
-    the objective; penalty(model) -> its share of the penalty (or None).
-    Stops after ``max_iter`` epochs, or earlier when the epoch's mean loss has
-    not improved by ``tol`` for ``n_iter_no_change`` epochs (tol=None: never).
-    ``fun_and_grad`` evaluates the full objective once at the end, for the report.
+    forward_backward(idx) -> the batch loss (a 0-d tensor), scaled so that its
+    expectation is the objective, after setting ``.grad`` of every parameter.
+    batches() -> one epoch's index tensors. Stops after ``max_iter`` epochs,
+    or earlier when the epoch's mean loss has not improved by ``tol`` for
+    ``n_iter_no_change`` epochs (tol=None: never). ``fun_and_grad`` evaluates
+    the full objective once at the end, for the report.
     """
+    params = list(params)
     with torch.no_grad():
-        torch.nn.utils.vector_to_parameters(w0.to(next(model.parameters()).dtype), model.parameters())
-    opt = get_optimizer(optimizer)(model.parameters(), lr=learning_rate)
+        torch.nn.utils.vector_to_parameters(w0.to(params[0].dtype), params)
+    opt = get_optimizer(optimizer)(params, lr=learning_rate)
     history, best, stalled = [], float("inf"), 0
     converged, msg, it = False, f"max_iter={max_iter} epochs done", 0
     for it in range(1, max_iter + 1):
-        total, weight = 0.0, 0
-        for xb, yb, sb in loader:
-            logits = model(xb)
-            loss = criterion(logits, yb, sb)
-            if penalty is not None:
-                loss = loss + penalty(model)
-            opt.zero_grad()
-            loss.backward()
+        total, count = torch.zeros((), dtype=torch.float64, device=params[0].device), 0
+        for idx in batches():
+            loss = forward_backward(idx)
             opt.step()
-            total += loss.item() * len(xb)
-            weight += len(xb)
-        epoch_loss = total / max(weight, 1)
+            total += loss.detach() * len(idx)  # no per-batch sync with the device
+            count += len(idx)
+        epoch_loss = float(total) / max(count, 1)
         history.append(epoch_loss)
         if callback is not None:
             callback(IterInfo(it, epoch_loss, float("nan")))
@@ -106,6 +95,6 @@ def sgd(
             if stalled >= n_iter_no_change:
                 converged, msg = True, f"epoch loss improved by less than tol for {n_iter_no_change} epochs"
                 break
-    x = torch.nn.utils.parameters_to_vector(model.parameters()).detach().to(torch.float64)
+    x = torch.nn.utils.parameters_to_vector(params).detach().to(torch.float64)
     f, g = fun_and_grad(x)
     return Result(x, float(f), float(g.abs().max()), it, converged, msg, history)
