@@ -6,7 +6,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install clean
+BENCH_STAMP := $(VENV)/.installed-bench
+
+.PHONY: demo test install clean bench bench-quick
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +24,17 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# Benchmarks against scikit-learn, glum, statsmodels and the lecture's loop (not part of `make test`).
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,bench]"
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(PY) bench/run.py
+
+bench-quick: $(BENCH_STAMP)
+	$(PY) bench/run.py --quick
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info

@@ -36,7 +36,7 @@ class Standardizer:
         self.k, self.d, self.fit_intercept = n_outputs, len(mu), fit_intercept
 
     @classmethod
-    def from_data(cls, X, s, n_outputs, fit_intercept, block_rows=65536):
+    def from_data(cls, X, s, n_outputs, fit_intercept, block_bytes=4 << 20):
         """Weighted column means and standard deviations, two passes over row blocks.
 
         Block products run in X's dtype (fast: float32 GEMV) and are summed in
@@ -45,6 +45,7 @@ class Standardizer:
         before squaring, so a column with a large mean keeps its true spread.
         """
         d = X.shape[1]
+        block_rows = max(256, block_bytes // (d * X.element_size()))  # temporaries: two blocks of ~4 MB
         mu = torch.zeros(d, dtype=f64, device=X.device)
         if fit_intercept:
             for start in range(0, X.shape[0], block_rows):
@@ -61,13 +62,14 @@ class Standardizer:
         std.constant = tiny
         return std
 
-    def correlation(self, X, s, max_rows, block_rows=8192):
+    def correlation(self, X, s, max_rows, block_bytes=16 << 20):
         """R = sum_i s_i x'_i x'_i^T / sum_i s_i over at most ``max_rows`` evenly spaced rows.
 
         (d, d) float64. The rows are a deterministic sample: R only shapes a
         preconditioner, so its estimate needs no more rows than a few times d.
         """
         n, d = X.shape
+        block_rows = max(256, block_bytes // (d * X.element_size()))
         rows = torch.linspace(0, n - 1, min(n, max_rows), device=X.device).round().long()
         R = torch.zeros(d, d, dtype=f64, device=X.device)
         mu, sigma = self.mu.to(X.dtype), self.sigma.to(X.dtype)

@@ -1,0 +1,299 @@
+"""`make bench`: torchlogit against its peers, every figure a ratio measured in this process.
+
+    python bench/run.py [--quick] [--out bench/results] [--skip-memory]
+
+1. Time to optimum: for each case, f* is computed once (torchlogit in float64
+   to max|gradient| <= 1e-10); each system then runs its ladder of settings
+   (see systems.py) and the first setting within 1e-6 relative of f* counts.
+   Wall times are medians of repeats (one run when a fit takes over 10 s).
+   After the first setting, max_iter is capped so that a fit stays within a
+   time budget (6 s quick, 150 s full), extrapolated from the time per
+   iteration seen so far; a system that hits the cap is reported as not
+   reaching the optimum, with the best relative gap it did reach.
+2. Memory: peak resident memory above the input's own size, each fit in a
+   fresh subprocess (the peak is reset after the data is made).
+3. Gradient passes: time per full pass of torchlogit's loss_gradient, and
+   bytes of X read per second, against this machine's measured read bandwidth.
+4. sgd: rows per second and loss per epoch, torchlogit's sgd solver against
+   the lecture's loop (DataLoader over a TensorDataset, BCELoss on sigmoid).
+Writes results.json, results.csv and time_to_optimum.png into --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cases import cases, dense_binary  # noqa: E402
+from systems import ladders, objective  # noqa: E402
+
+from torchlogit import LogisticRegression  # noqa: E402
+from torchlogit._loss import POINTWISE, LinearModelLoss  # noqa: E402
+
+TARGET = 1e-6
+
+
+def read_bandwidth(nbytes=400 << 20):
+    """Bytes per second of summing a float32 array far larger than the caches' share per core."""
+    x = torch.ones(nbytes // 4)
+    x.sum()
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        x.sum()
+        times.append(time.perf_counter() - start)
+    return nbytes / statistics.median(times)
+
+
+def timed_fit(make, X, y, repeats):
+    times, model = [], None
+    for _ in range(repeats):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            est = make()
+            start = time.perf_counter()
+            model = est.fit(X, y)
+            times.append(time.perf_counter() - start)
+        if times[-1] > 10:
+            break
+    return statistics.median(times), model
+
+
+def optimum(case):
+    model = LogisticRegression(C=case.C, tol=1e-10, dtype="float64", max_iter=10_000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(case.X, case.y)
+    return objective(model.coef_, model.intercept_, case.X, case.y, case.C)
+
+
+def time_to_optimum(case, repeats, budget):
+    f_star = optimum(case)
+    rows = []
+    for system, ladder in ladders(case.C, case.binary, case.with_statsmodels).items():
+        row = {"case": case.name, "system": system, "seconds": None, "setting": None, "iterations": None}
+        best_gap, note, max_iter = float("inf"), "", None
+        for label, make in ladder:
+            # the first rung runs as set; later ones get as many iterations as fit the budget
+            seconds, model = timed_fit(lambda: make(max_iter), case.X, case.y, repeats)
+            iters = int(np.max(model.n_iter_))
+            gap = (objective(model.coef_, model.intercept_, case.X, case.y, case.C) - f_star) / abs(f_star)
+            best_gap = min(best_gap, gap)
+            if gap <= TARGET:
+                row.update(seconds=seconds, setting=label, iterations=iters)
+                break
+            if max_iter is not None and iters >= max_iter:
+                note = f"; stopped by the {budget:g} s budget at {iters} iterations"
+                break  # a tighter setting would need still more
+            max_iter = max(10, int(budget / (seconds / max(iters, 1))))
+        row["rel_gap"] = best_gap
+        row["note"] = note
+        rows.append(row)
+        print(f"  {system:<26} {_fmt(row)}", flush=True)
+    ours = rows[0]["seconds"]
+    for row in rows:
+        row["ratio_vs_torchlogit"] = None if (row["seconds"] is None or ours is None) else row["seconds"] / ours
+    return rows
+
+
+def _fmt(row):
+    if row["seconds"] is None:
+        return f"did not reach 1e-6 (best {row['rel_gap']:.1e}{row['note']})"
+    return f"{row['seconds']:8.2f} s  {row['setting']:<22} iterations {row['iterations']}"
+
+
+def memory(quick):
+    """Peak RSS above the input, torchlogit and scikit-learn lbfgs, each fit in a fresh process."""
+    n = 200_000 if quick else 1_000_000
+    out = []
+    for system in ("torchlogit", "sklearn lbfgs"):
+        cmd = [sys.executable, __file__, "--memory-probe", system, "--probe-rows", str(n)]
+        res = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        out.append(json.loads(res.stdout.strip().splitlines()[-1]))
+    return out
+
+
+def _rss_kib(field):
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field):
+            return int(line.split()[1])
+    return 0
+
+
+def memory_probe(system, n):
+    case = dense_binary(n, 100)
+    Path("/proc/self/clear_refs").write_text("5")  # reset the peak (VmHWM) to the current size
+    base = _rss_kib("VmHWM:")
+    make = (lambda: LogisticRegression()) if system == "torchlogit" else None
+    if make is None:
+        from sklearn.linear_model import LogisticRegression as SkLogistic
+
+        make = lambda: SkLogistic()  # noqa: E731
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        make().fit(case.X, case.y)
+    extra = (_rss_kib("VmHWM:") - base) * 1024
+    print(json.dumps({"system": system, "input_bytes": case.X.nbytes, "peak_above_input_bytes": extra,
+                      "ratio_to_input": extra / case.X.nbytes}))  # fmt: skip
+
+
+def gradient_passes(quick, bandwidth):
+    shapes = [(10_000, 10), (100_000, 100), (1_000_000, 100), (100_000, 2_000)]
+    if not quick:
+        shapes += [(10_000_000, 100), (1_000_000, 1_000)]
+    rows = []
+    for n, d in shapes:
+        X = torch.randn(n, d)
+        y = (torch.rand(n) < 0.5).float()
+        s = torch.full((n,), 1.0 / n)
+        loss = LinearModelLoss(POINTWISE["binary"], d, 1, True)
+        theta = torch.zeros(d + 1)
+        loss.loss_gradient(theta, X, y, s, 1e-6)
+        times = []
+        for _ in range(5):
+            start = time.perf_counter()
+            loss.loss_gradient(theta, X, y, s, 1e-6)
+            times.append(time.perf_counter() - start)
+        t = statistics.median(times)
+        limit = X.numel() * 4 / bandwidth
+        rows.append({"n": n, "d": d, "seconds_per_pass": t, "bytes_per_second": X.numel() * 4 / t,
+                     "times_bandwidth_limit": t / limit})  # fmt: skip
+        print(f"  {n:>10,} x {d:<5} {1e3 * t:9.2f} ms/pass  {X.numel() * 4 / t / 1e9:6.1f} GB/s  "
+              f"{t / limit:5.2f} x the read-bandwidth limit", flush=True)  # fmt: skip
+        del X
+    return rows
+
+
+def sgd_throughput(quick):
+    from torch.utils.data import DataLoader, TensorDataset
+
+    n, d, epochs, batch = (50_000 if quick else 200_000), 20, 2, 32
+    case = dense_binary(n, d, seed=2)
+    X, y = torch.from_numpy(case.X), torch.from_numpy(case.y).float()
+
+    def naive():
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(d, 1), torch.nn.Sigmoid())
+        criterion, opt = torch.nn.BCELoss(), torch.optim.SGD(model.parameters(), lr=0.01)
+        loader = DataLoader(TensorDataset(X, y[:, None]), batch_size=batch, shuffle=True)
+        losses = []
+        for _ in range(epochs):
+            for xb, yb in loader:
+                loss = criterion(model(xb), yb)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            lin = model[0]
+            losses.append(objective(lin.weight.detach().numpy(), lin.bias.detach().numpy(), case.X, case.y, np.inf))
+        return losses
+
+    start = time.perf_counter()
+    naive_losses = naive()
+    naive_s = time.perf_counter() - start
+    ours_losses = []
+    start = time.perf_counter()
+    model = LogisticRegression(solver="sgd", penalty=None, batch_size=batch, learning_rate=0.01, max_iter=epochs,
+                               random_state=0).fit(case.X, case.y)  # fmt: skip
+    ours_s = time.perf_counter() - start
+    # the same epochs again, one at a time (untimed), to read the full objective after each
+    stepwise = LogisticRegression(solver="sgd", penalty=None, batch_size=batch, learning_rate=0.01, max_iter=1,
+                                  random_state=0, warm_start=True)  # fmt: skip
+    for _ in range(epochs):
+        stepwise.fit(case.X, case.y)
+        ours_losses.append(objective(stepwise.coef_, stepwise.intercept_, case.X, case.y, np.inf))
+    del model
+    result = {"rows": n, "epochs": epochs, "batch_size": batch,
+              "naive_rows_per_s": n * epochs / naive_s, "torchlogit_rows_per_s": n * epochs / ours_s,
+              "speedup": naive_s / ours_s, "naive_loss_per_epoch": naive_losses,
+              "torchlogit_loss_per_epoch": ours_losses}  # fmt: skip
+    print(f"  lecture loop {result['naive_rows_per_s']:,.0f} rows/s, torchlogit sgd "
+          f"{result['torchlogit_rows_per_s']:,.0f} rows/s: {result['speedup']:.1f}x; loss per epoch "
+          f"{[round(v, 4) for v in naive_losses]} vs {[round(v, 4) for v in ours_losses]}", flush=True)  # fmt: skip
+    return result
+
+
+def plot(rows, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    case_names = list(dict.fromkeys(r["case"] for r in rows))
+    systems = list(dict.fromkeys(r["system"] for r in rows))
+    fig, ax = plt.subplots(figsize=(9, 1.2 + 0.9 * len(case_names)))
+    height = 0.8 / len(systems)
+    for j, system in enumerate(systems):
+        for i, case in enumerate(case_names):
+            r = next((r for r in rows if r["case"] == case and r["system"] == system), None)
+            if r is None:
+                continue
+            y = i + j * height
+            if r["seconds"] is None:
+                ax.text(1e-2, y, f"{system}: not reached", va="center", fontsize=7)
+            else:
+                ax.barh(y, r["seconds"], height=height, color=f"C{j}", label=system if i == 0 else None)
+    ax.set_xscale("log")
+    ax.set_yticks([i + 0.4 - height / 2 for i in range(len(case_names))], [c[:40] for c in case_names], fontsize=8)
+    ax.set_xlabel("seconds to reach the optimum within 1e-6 (log scale)")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller data: the whole run in under 2 minutes")
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
+    parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--memory-probe", help=argparse.SUPPRESS)
+    parser.add_argument("--probe-rows", type=int, default=1_000_000, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.memory_probe:
+        return memory_probe(args.memory_probe, args.probe_rows)
+    started = time.perf_counter()
+    bandwidth = read_bandwidth()
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none available"
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} "
+          f"({torch.get_num_threads()} threads), GPU: {gpu}; measured read bandwidth {bandwidth / 1e9:.1f} GB/s")  # fmt: skip
+    results = {"bandwidth_bytes_per_s": bandwidth, "gpu": gpu, "quick": args.quick, "time_to_optimum": []}
+    print("\n1. time to optimum (within 1e-6 relative of f*)")
+    repeats, budget = (1, 6.0) if args.quick else (3, 150.0)
+    for case in cases(args.quick):
+        print(f"- {case.name}", flush=True)
+        results["time_to_optimum"] += time_to_optimum(case, repeats, budget)
+    if not args.skip_memory:
+        print("\n2. peak memory above the input (fresh process each)")
+        results["memory"] = memory(args.quick)
+        for m in results["memory"]:
+            print(f"  {m['system']:<14} {m['peak_above_input_bytes'] / 2**20:8.0f} MiB above a "
+                  f"{m['input_bytes'] / 2**20:.0f} MiB input: {m['ratio_to_input']:.2f}x")  # fmt: skip
+    print("\n3. full gradient passes (binary, float32)")
+    results["gradient_passes"] = gradient_passes(args.quick, bandwidth)
+    print("\n4. sgd against the lecture's loop (batch 32, lr 0.01)")
+    results["sgd"] = sgd_throughput(args.quick)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    with open(out / "results.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(results["time_to_optimum"][0]))
+        writer.writeheader()
+        writer.writerows(results["time_to_optimum"])
+    plot(results["time_to_optimum"], out / "time_to_optimum.png")
+    print(f"\nwrote {out}/results.json, results.csv, time_to_optimum.png in {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
