@@ -3,11 +3,12 @@
     python bench/run.py [--quick] [--out bench/results] [--skip-memory]
 
 1. Time to optimum: for each case, f* is computed once (torchlogit in float64
-   to max|gradient| <= 1e-10); each system then runs its ladder of settings
+   to max|gradient| <= 1e-8, its duality gap printed as the certificate of
+   accuracy); each system then runs its ladder of settings
    (see systems.py) and the first setting within 1e-6 relative of f* counts.
    Wall times are medians of repeats (one run when a fit takes over 10 s).
    After the first setting, max_iter is capped so that a fit stays within a
-   time budget (6 s quick, 150 s full), extrapolated from the time per
+   time budget (6 s quick, 60 s full), extrapolated from the time per
    iteration seen so far; a system that hits the cap is reported as not
    reaching the optimum, with the best relative gap it did reach.
 2. Memory: peak resident memory above the input's own size, each fit in a
@@ -73,11 +74,19 @@ def timed_fit(make, X, y, repeats):
 
 
 def optimum(case):
-    model = LogisticRegression(C=case.C, tol=1e-10, dtype="float64", max_iter=10_000)
+    """f*: torchlogit in float64 to max|gradient| 1e-8, with its duality gap as the proof of accuracy.
+
+    (A gradient tolerance of 1e-10 is below float64 rounding for MNIST's
+    objective; the gap certifies f - f* instead, ~1e-10 relative or better.)
+    """
+    model = LogisticRegression(C=case.C, tol=1e-8, dtype="float64", max_iter=5_000)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model.fit(case.X, case.y)
-    return objective(model.coef_, model.intercept_, case.X, case.y, case.C)
+    f_star = objective(model.coef_, model.intercept_, case.X, case.y, case.C)
+    gap = model.convergence_.duality_gap
+    print(f"  f* = {f_star:.12g} (duality gap {gap:.1e}, {model.n_iter_[0]} iterations)", flush=True)
+    return f_star
 
 
 def time_to_optimum(case, repeats, budget):
@@ -270,7 +279,7 @@ def main(argv=None):
           f"({torch.get_num_threads()} threads), GPU: {gpu}; measured read bandwidth {bandwidth / 1e9:.1f} GB/s")  # fmt: skip
     results = {"bandwidth_bytes_per_s": bandwidth, "gpu": gpu, "quick": args.quick, "time_to_optimum": []}
     print("\n1. time to optimum (within 1e-6 relative of f*)")
-    repeats, budget = (1, 6.0) if args.quick else (3, 150.0)
+    repeats, budget = (1, 6.0) if args.quick else (3, 60.0)
     for case in cases(args.quick):
         print(f"- {case.name}", flush=True)
         results["time_to_optimum"] += time_to_optimum(case, repeats, budget)

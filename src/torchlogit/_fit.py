@@ -186,23 +186,16 @@ def _fit_exact(loss, X, y, s, l2s, solver, w0, tol, max_iter, callback):
     return res
 
 
-def _fit_sgd(loss, X, y, s, l2s, w0, tol, max_iter, callback, options):
-    """The lecture's loop over mini-batches; see :mod:`torchlogit.solvers.sgd`."""
-    n = X.shape[0]
-    model = LinearModel(loss.n_features, loss.n_outputs, bias=loss.fit_intercept).to(X.device, X.dtype)
-    W, b = model.linear.weight, model.linear.bias  # (k, d), (k,) or None
-    pointwise = loss.pointwise
-    uniform = float(s[0]) if bool((s == s[0]).all()) else 0.0  # equal weights: skip one gather per batch
+def sgd_forward_backward(pointwise, W, b, l2s):
+    """step(xb, yb, scale) -> batch loss, after writing W.grad and b.grad in closed form.
 
-    def forward_backward(idx):
-        """Batch loss, and the gradient loss.backward() would give, in closed form.
+    The batch loss is sum_batch scale_i loss_i + (l2s / 2) ||W||^2 (scale: a
+    number or a (B, 1) column), an unbiased estimate of the objective when
+    scale = (n / B) s_i. Its gradient, what loss.backward() would give:
+    with r = scale * dloss/dz, dW = r^T X_b + l2s W and db = sum r.
+    """
 
-        The loss is an unbiased estimate of the objective from B rows:
-        (n / B) sum_batch s_i loss_i + (l2 / 2) ||W||^2; with r = (n / B) s dloss/dz,
-        dW = r^T X_b + l2 W and db = sum r.
-        """
-        xb, yb = X[idx], y[idx]
-        scale = uniform * (n / len(idx)) if uniform else s[idx][:, None] * (n / len(idx))  # (B, 1) or scalar
+    def step(xb, yb, scale):
         with torch.no_grad():
             z = xb @ W.T if b is None else torch.addmm(b, xb, W.T)  # forward: (B, k) logits
             rows, g_z = pointwise.loss_and_gradient(z, yb)
@@ -215,6 +208,20 @@ def _fit_sgd(loss, X, y, s, l2s, w0, tol, max_iter, callback, options):
             if b is not None:
                 b.grad = r.sum(0)
         return value
+
+    return step
+
+
+def _fit_sgd(loss, X, y, s, l2s, w0, tol, max_iter, callback, options):
+    """The lecture's loop over mini-batches; see :mod:`torchlogit.solvers.sgd`."""
+    n = X.shape[0]
+    model = LinearModel(loss.n_features, loss.n_outputs, bias=loss.fit_intercept).to(X.device, X.dtype)
+    step = sgd_forward_backward(loss.pointwise, model.linear.weight, model.linear.bias, l2s)
+    uniform = float(s[0]) if bool((s == s[0]).all()) else 0.0  # equal weights: skip one gather per batch
+
+    def forward_backward(idx):
+        scale = uniform * (n / len(idx)) if uniform else s[idx][:, None] * (n / len(idx))
+        return step(X[idx], y[idx], scale)
 
     def fun_and_grad(theta):
         f, g = loss.loss_gradient(theta.to(X.dtype), X, y, s, l2s)

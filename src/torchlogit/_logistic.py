@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from sklearn.base import ClassifierMixin
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._available_if import available_if
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
@@ -21,6 +22,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._base import TorchLinearModel
 from ._loss import POINTWISE, LinearModelLoss
 from ._separation import SeparationWarning, find_separation
+from ._fit import sgd_forward_backward
 from .solvers import ALIASES, SOLVERS
 
 
@@ -189,14 +191,85 @@ class LogisticRegression(ClassifierMixin, TorchLinearModel):
         W, b = W.clone(), (b.clone() if b is not None else torch.zeros(k, dtype=torch.float64, device=W.device))
         if not binary:
             # The softmax is unchanged by adding one vector to every class: report
-            # the unique representative with coefficients summing to zero over classes.
+            # the representative with coefficients summing to zero over classes. With
+            # an L2 penalty that is also the exact optimum along this direction (it
+            # minimises ||W||^2 and leaves the likelihood alone), which a solver stopped
+            # by tol may not have reached: the direction's curvature is only 1/(C n).
             b -= b.mean()
-            if l2 == 0.0:
-                W -= W.mean(dim=0, keepdim=True)
+            W -= W.mean(dim=0, keepdim=True)
         np_dtype = np.float32 if X.dtype == torch.float32 else np.float64
         self.coef_ = W.cpu().numpy().astype(np_dtype)
         self.intercept_ = b.cpu().numpy().astype(np_dtype)
         self.separation_ = self._check_separation(loss, res.x, X, target, y_idx) if l2 == 0.0 else None
+        return self
+
+    def _sgd_only(self):
+        if ALIASES.get(self.solver, self.solver) != "sgd":
+            raise AttributeError("partial_fit trains with the sgd solver: use LogisticRegression(solver='sgd')")
+        return True
+
+    @available_if(_sgd_only)
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """One epoch of the sgd solver over (X, y), continuing from the previous call.
+
+        scikit-learn's contract: the first call needs ``classes`` (every label
+        the stream will contain); later calls must use the same features.
+        Mini-batches of ``batch_size`` rows in an order seeded by
+        ``random_state``; the optimizer (``optimizer``, ``learning_rate``) and
+        its state persist between calls. The penalty is 0.5 ||W||^2 / (C N)
+        with N the rows seen so far, so repeated passes over a fixed data set
+        aim at the same optimum as ``fit``.
+        """
+        first = not hasattr(self, "_partial")
+        if first:
+            self._validate_params()
+            if classes is None:
+                raise ValueError("classes must be passed on the first call to partial_fit")
+            self.classes_ = np.unique(np.asarray(classes))
+            if len(self.classes_) < 2:
+                raise ValueError(f"partial_fit needs at least 2 classes, got {self.classes_.tolist()}")
+        elif classes is not None and not np.array_equal(np.unique(np.asarray(classes)), self.classes_):
+            raise ValueError(f"classes {np.unique(classes).tolist()} differ from the first call's {self.classes_.tolist()}")
+        X, y = self._validate_X(X, reset=first, y=y)
+        idx = np.searchsorted(self.classes_, y)
+        unknown = (idx >= len(self.classes_)) | (self.classes_[np.minimum(idx, len(self.classes_) - 1)] != y)
+        if unknown.any():
+            label = y[unknown][0]
+            label = label.item() if isinstance(label, np.generic) else label
+            raise ValueError(f"label {label!r} is not in classes {self.classes_.tolist()} given to partial_fit")
+        binary = len(self.classes_) == 2
+        k = 1 if binary else len(self.classes_)
+        loss = LinearModelLoss(POINTWISE["binary" if binary else "multinomial"], X.shape[1], k, self.fit_intercept)
+        if first:
+            from .nn import LinearModel
+            from .solvers import get_optimizer
+
+            model = LinearModel(X.shape[1], k, bias=self.fit_intercept).to(X.device, X.dtype)
+            with torch.no_grad():
+                model.linear.weight.zero_()
+                if self.fit_intercept:
+                    model.linear.bias.zero_()
+            opt = get_optimizer(self.optimizer)(model.parameters(), lr=self.learning_rate)
+            seed = self.random_state if self.random_state is not None else int(torch.randint(2**31, ()).item())
+            self._partial = {"model": model, "opt": opt, "rows": 0, "gen": torch.Generator().manual_seed(int(seed))}
+            self.n_iter_ = np.zeros(1, dtype=np.int32)
+        state = self._partial
+        model, opt = state["model"], state["opt"]
+        sw = self._sample_weight(sample_weight, X, X.shape[0])
+        target = torch.as_tensor(idx, device=X.device, dtype=X.dtype if binary else torch.long)
+        state["rows"] += X.shape[0]
+        l2s = self._l2_strength() / state["rows"]
+        step = sgd_forward_backward(loss.pointwise, model.linear.weight, model.linear.bias, l2s)
+        total = torch.zeros((), dtype=torch.float64)
+        for batch in torch.randperm(X.shape[0], generator=state["gen"]).to(X.device).split(self.batch_size):
+            total += step(X[batch], target[batch], sw[batch][:, None] / len(batch)).detach().cpu()
+            opt.step()
+        self.n_iter_ = self.n_iter_ + 1
+        self.solver_ = "sgd"
+        self.coef_ = model.linear.weight.detach().cpu().numpy().copy()
+        self.intercept_ = (model.linear.bias.detach().cpu().numpy().copy() if self.fit_intercept
+                           else np.zeros(k, dtype=self.coef_.dtype))  # fmt: skip
+        self.loss_curve_ = getattr(self, "loss_curve_", []) + [float(total) / max(1, -(-X.shape[0] // self.batch_size))]
         return self
 
     def _check_separation(self, loss, theta, X, target, y_idx):

@@ -11,6 +11,7 @@ from .._inference import InferenceError
 from .._io import ModelFileError
 from ..data import DataError
 from ..datasets import DownloadError
+from ..distributed import DistributedError
 from . import _common
 from .datasets import app as datasets_app
 from .demo import demo
@@ -45,6 +46,8 @@ def main(argv=None) -> int:
         code = _report(exc, _common.EXIT_MODEL)
     except DownloadError as exc:
         code = _report(exc, _common.EXIT_NETWORK)
+    except DistributedError as exc:
+        code = _report(exc, _common.EXIT_DISTRIBUTED)
     except (ValueError, TypeError, NotImplementedError, PermissionError) as exc:
         code = _report(exc, _common.EXIT_INVALID)
     except Exception as exc:  # a bug: still one line, with how to see the traceback

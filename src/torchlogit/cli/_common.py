@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..data import DataError, read_table
@@ -16,17 +17,18 @@ out = Console(soft_wrap=True)  # no hard line breaks: output stays greppable
 err = Console(stderr=True)
 
 # Exit codes (documented in the README and in `torchlogit --help`).
-EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_DATA, EXIT_MODEL, EXIT_INTERNAL, EXIT_NETWORK = 0, 1, 2, 3, 4, 5, 6
+EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_DATA, EXIT_MODEL, EXIT_INTERNAL, EXIT_NETWORK, EXIT_DISTRIBUTED = range(8)
 EXIT_CODES_HELP = (
     "Exit codes: 0 success; 1 invalid value or parameter; 2 usage error; "
-    "3 data error (file, column, row); 4 model file error; 5 internal error; 6 download failed."
+    "3 data error (file, column, row); 4 model file error; 5 internal error; 6 download failed; "
+    "7 distributed job failed (a rank stopped or timed out)."
 )
 DATA_DIR_HELP = "Image data sets: the folder holding NAME/ (as written by `torchlogit datasets download`) or the files."
 
 
 def report_error(message: str) -> None:
     """The one line every failure prints on stderr."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)  # text, not markup
 
 
 def fail(message: str, code: int = EXIT_INVALID):
@@ -77,15 +79,16 @@ def features_for_model(model, table):
 
 
 @contextlib.contextmanager
-def progress(total: int, description: str):
+def progress(total: int, description: str, enabled: bool = True):
     """A rich progress bar on stderr; yields callback(info) for ``fit(callback=...)``."""
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn()]  # fmt: skip
-    with Progress(*columns, console=err, transient=False, disable=not err.is_terminal) as bar:
+    with Progress(*columns, console=err, transient=False, disable=not (enabled and err.is_terminal)) as bar:
         task = bar.add_task(description, total=total, loss="-")
 
         def callback(info):
-            bar.update(task, completed=info.iteration, loss=f"{info.fun:.6g}")
+            rate = f", {info.rows_per_s:,.0f} rows/s" if getattr(info, "rows_per_s", None) else ""
+            bar.update(task, completed=info.iteration, loss=f"{info.fun:.6g}{rate}")
 
         yield callback
 

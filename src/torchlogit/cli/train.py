@@ -9,6 +9,7 @@ import typer
 
 from .. import LogisticRegression
 from ..metrics import evaluate
+from ..data import DataError
 from ._common import DATA_DIR_HELP, convergence_record, image_set, load_xy, out, progress
 
 SGD_IMAGE_EPOCHS = 10  # an image data set's epoch is thousands of mini-batch steps
@@ -34,6 +35,8 @@ def train(
     optimizer: str = typer.Option("sgd", help="sgd: a torch.optim optimizer name (sgd, adam, ...)."),
     random_state: int = typer.Option(None, help="sgd: seed of the mini-batch order."),
     one_hot: bool = typer.Option(False, "--one-hot", help="Expand string feature columns into 0/1 columns."),
+    stream: bool = typer.Option(False, "--stream", help="Read DATA (Parquet file or folder, or CSV) in record batches: bounded memory."),
+    distributed: bool = typer.Option(False, "--distributed", help="Under torchrun: each rank streams its shard; implies --stream."),
 ):
     """Fit a logistic regression on DATA and save it.
 
@@ -43,6 +46,9 @@ def train(
 
     On an image data set: torchlogit train mnist --data-dir data --model-out mnist.safetensors
     """
+    if stream or distributed:
+        return _train_stream(data, target, features, model_out, penalty, C, solver, max_iter, tol, epochs,
+                             batch_size, learning_rate, optimizer, random_state, distributed)  # fmt: skip
     images = image_set(data, data_dir)
     if images is not None:
         X, y = images.X_train, images.y_train
@@ -74,4 +80,38 @@ def train(
     if images is not None:
         test = evaluate(model, images.X_test, images.y_test)
         out.print(f"test accuracy {test['accuracy']:.4f} on {len(images.y_test)} {images.name} test images")
+    out.print(f"saved {model_out}" if model_out is not None else "model not saved (no --model-out)")
+
+
+def _train_stream(data, target, features, model_out, penalty, C, solver, max_iter, tol, epochs, batch_size,
+                  learning_rate, optimizer, random_state, distributed=False):  # fmt: skip
+    """`train --stream [--distributed]`: a progress bar with rows/s and the objective; under
+    torchrun only rank 0 draws, prints and writes the model."""
+    from ..distributed import fit_distributed, is_rank_zero
+    from ..stream import fit_stream
+
+    fit = fit_distributed if distributed else fit_stream
+    leader = not distributed or is_rank_zero()
+
+    if target is None:
+        raise DataError(f"{data}: --stream needs --target COLUMN")
+    solver = "lbfgs" if solver in ("auto", "newton") else solver
+    total = (epochs or 5) if solver == "sgd" else max_iter
+    names = [f.strip() for f in features.split(",")] if features else None
+    start = time.perf_counter()
+    with convergence_record() as warnings_, progress(total, f"streaming ({solver})", enabled=leader) as callback:
+        model = fit(
+            data, target, features=names, penalty=None if penalty.lower() == "none" else penalty, C=C,
+            solver=solver, tol=tol, max_iter=max_iter, epochs=epochs or 5, batch_size=batch_size,
+            learning_rate=learning_rate, optimizer=optimizer, random_state=random_state, callback=callback,
+        )  # fmt: skip
+    elapsed = time.perf_counter() - start
+    if not leader:
+        return
+    if model_out is not None:
+        model.save(model_out)
+    report = model.convergence_
+    status = "converged" if report.converged else f"NOT converged: {report.message}"
+    out.print(f"solver {solver} (streaming): {report.n_iter} iterations, {status}" + (f" ({warnings_[0]})" if warnings_ else ""))
+    out.print(f"objective {report.objective:.8g}, {model.stream_rows_per_s_:,.0f} rows/s, time {elapsed:.2f} s")
     out.print(f"saved {model_out}" if model_out is not None else "model not saved (no --model-out)")

@@ -38,3 +38,4 @@ class IterInfo:
     iteration: int
     fun: float
     grad_max: float
+    rows_per_s: float | None = None  # streaming fits: throughput of the last epoch or pass
