@@ -55,7 +55,8 @@ def test_exact_stream_reaches_the_in_memory_optimum(tmp_path, K, layout):
     assert model.objective_ == pytest.approx(ref.objective_, rel=1e-6)
     assert list(model.feature_names_in_) == ["x0", "x1", "x2", "x3"] and model.convergence_.converged
     np.testing.assert_array_equal(model.classes_, ref.classes_)
-    assert (model.predict(X) == ref.predict(X)).mean() > 0.999
+    frame = t.to_pandas()[list(model.feature_names_in_)]  # the stream's model knows its column names
+    assert (model.predict(frame) == ref.predict(X)).mean() > 0.999
 
 
 def test_sgd_stream_is_seeded_and_learns(tmp_path):
@@ -71,7 +72,8 @@ def test_sgd_stream_is_seeded_and_learns(tmp_path):
     assert not np.array_equal(a.coef_, c.coef_)
     assert a.loss_curve_[-1] < a.loss_curve_[0]
     exact = LogisticRegression().fit(Xs, y)
-    assert abs(a.score(Xs, y) - exact.score(Xs, y)) < 0.02
+    named = table(Xs.astype(np.float32), y).to_pandas()[list(a.feature_names_in_)]
+    assert abs(a.score(named, y) - exact.score(Xs, y)) < 0.02
     seen = []
     fit_stream(tmp_path / "s.parquet", "label", random_state=1, callback=seen.append, **kwargs)
     assert [i.iteration for i in seen] == [1, 2, 3, 4] and all(i.rows_per_s > 0 for i in seen)
