@@ -123,6 +123,28 @@ def test_estimator_sgd_takes_the_same_steps_as_autograd(kind, monkeypatch):
     np.testing.assert_array_equal(ours.coef_, again.coef_)
 
 
+def test_plain_sgd_update_equals_torch_optim_sgd():
+    loss, fg, _, (X, y, sw) = logistic_functions("binary")
+    crit = POINTWISE["binary"]
+
+    def run(optimizer):
+        model = LinearModel(4, 1).double()
+
+        def forward_backward(idx):
+            model.zero_grad()
+            batch = (sw[idx] * crit.loss(model(X[idx]), y[idx])).sum() * (len(X) / len(idx))
+            batch.backward()
+            return batch
+
+        return sgd(fg, torch.zeros(5, dtype=torch.float64), tol=None, max_iter=5, params=model.parameters(),
+                   forward_backward=forward_backward, batches=make_batches(len(X), 16, random_state=0),
+                   optimizer=optimizer, learning_rate=0.05)  # fmt: skip
+
+    fast, reference = run("sgd"), run(torch.optim.SGD)
+    torch.testing.assert_close(fast.x, reference.x, rtol=0, atol=0)
+    assert fast.history == reference.history
+
+
 def test_optimizer_names():
     assert get_optimizer("sgd") is torch.optim.SGD
     assert get_optimizer("Adam") is torch.optim.Adam
