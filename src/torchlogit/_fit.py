@@ -31,9 +31,18 @@ f64 = torch.float64
 class Standardizer:
     """theta = A phi for one (mu, sigma) per feature; see the module docstring."""
 
-    def __init__(self, mu, sigma, n_outputs, fit_intercept):
+    def __init__(self, mu, sigma, n_outputs, fit_intercept, constant=None):
         self.mu, self.sigma = mu, sigma  # (d,) float64 each
         self.k, self.d, self.fit_intercept = n_outputs, len(mu), fit_intercept
+        self.constant = torch.zeros(len(mu), dtype=torch.bool, device=mu.device) if constant is None else constant
+
+    @classmethod
+    def from_moments(cls, mu, var, n_outputs, fit_intercept):
+        """From column means and variances (float64); constant columns keep sigma = 1."""
+        sigma = var.sqrt()
+        constant = sigma <= 1e-7 * torch.maximum(mu.abs(), torch.ones_like(mu))
+        sigma[constant] = 1.0  # constant columns: leave them as they are
+        return cls(mu, sigma, n_outputs, fit_intercept, constant)
 
     @classmethod
     def from_data(cls, X, s, n_outputs, fit_intercept, block_bytes=4 << 20):
@@ -55,12 +64,7 @@ class Standardizer:
         for start in range(0, X.shape[0], block_rows):
             C = X[start : start + block_rows] - mu_x  # (b, d): one block only
             var += (s[start : start + block_rows] @ (C * C)).to(f64)
-        sigma = var.sqrt()
-        tiny = sigma <= 1e-7 * torch.maximum(mu.abs(), torch.ones_like(mu))
-        sigma[tiny] = 1.0  # constant columns: leave them as they are
-        std = cls(mu, sigma, n_outputs, fit_intercept)
-        std.constant = tiny
-        return std
+        return cls.from_moments(mu, var, n_outputs, fit_intercept)
 
     def correlation(self, X, s, max_rows, block_bytes=16 << 20):
         """R = sum_i s_i x'_i x'_i^T / sum_i s_i over at most ``max_rows`` evenly spaced rows.

@@ -102,16 +102,15 @@ class _Summary:
     n: int  # rows in all shards
     local_n: int  # rows in this process's shard
     classes: np.ndarray
-    mu: torch.Tensor
-    sigma: torch.Tensor
-    constant: torch.Tensor
+    mu: torch.Tensor  # (d,) float64 column means (0 without an intercept)
+    var: torch.Tensor  # (d,) float64 column variances around mu
     sample: torch.Tensor
 
 
 def _first_pass(stream, classes, fit_intercept, sample_bytes=32 << 20, reduce=None):
     d = len(stream.features)
     keep = max(1, min(10 * d, sample_bytes // (4 * d)))
-    n, m1, m2, labels, sample = 0, torch.zeros(d, dtype=f64), torch.zeros(d, dtype=f64), set(), []
+    n, m1, m2, labels, sample, kept = 0, torch.zeros(d, dtype=f64), torch.zeros(d, dtype=f64), set(), [], 0
     for X, y, _ in stream.batches():
         Xt = torch.from_numpy(X)
         n += len(X)
@@ -119,8 +118,9 @@ def _first_pass(stream, classes, fit_intercept, sample_bytes=32 << 20, reduce=No
         m2 += (Xt.to(f64) ** 2).sum(0)  # one batch in float64 at a time
         if classes is None:
             labels.update(np.unique(y).tolist())
-        if sum(len(s) for s in sample) < keep:
-            sample.append(Xt[: keep - sum(len(s) for s in sample)].clone())
+        if kept < keep:
+            sample.append(Xt[: keep - kept].clone())
+            kept += len(sample[-1])
     local_n = n
     sample = torch.cat(sample) if sample else torch.zeros(0, d)
     if reduce is not None:  # distributed: every rank ends with the totals, and rank 0's sample
@@ -130,11 +130,8 @@ def _first_pass(stream, classes, fit_intercept, sample_bytes=32 << 20, reduce=No
         raise DataError(f"{stream.source}: no rows")
     classes = np.unique(np.asarray(sorted(labels) if classes is None else classes))
     mu = m1 / n if fit_intercept else torch.zeros(d, dtype=f64)
-    var = (m2 / n - mu * (2 * m1 / n - mu)).clamp_min(0.0)
-    sigma = var.sqrt()
-    constant = sigma <= 1e-7 * torch.maximum(mu.abs(), torch.ones_like(mu))
-    sigma[constant] = 1.0
-    return _Summary(n, local_n, classes, mu, sigma, constant, sample)
+    var = (m2 / n - mu * (2 * m1 / n - mu)).clamp_min(0.0)  # E[(x - mu)^2]
+    return _Summary(n, local_n, classes, mu, var, sample)
 
 
 def _targets(y, classes, binary, source):
@@ -208,8 +205,7 @@ def fit_stream(
 
 def _exact(stream, loss, info, binary, l2s, w0, tol, max_iter, callback, reduce):
     """L-BFGS in standardised coordinates; f and its gradient summed over one pass each."""
-    std = Standardizer(info.mu, info.sigma, loss.n_outputs, loss.fit_intercept)
-    std.constant = info.constant
+    std = Standardizer.from_moments(info.mu, info.var, loss.n_outputs, loss.fit_intercept)
     rows = [0]
 
     def fun_and_grad(phi):
