@@ -64,6 +64,17 @@ class ConvergenceReport:
         )
 
 
+def label_indices(classes, y):
+    """(idx, unknown): positions of the labels y in the sorted ``classes_``, and the
+    first label that is not a class (a plain Python value), or None."""
+    idx = np.searchsorted(classes, y)
+    bad = (idx >= len(classes)) | (classes[np.minimum(idx, len(classes) - 1)] != y)
+    if not bad.any():
+        return idx, None
+    label = np.asarray(y)[bad][0]
+    return idx, label.item() if isinstance(label, np.generic) else label
+
+
 def resolve_device(device) -> torch.device:
     """'auto' -> the first CUDA GPU when there is one, else the CPU."""
     if device is None or device == "auto":
@@ -255,4 +266,4 @@ class TorchLinearModel(BaseEstimator):
         return torch.nn.functional.linear(X, W, b)
 
 
-__all__ = ["TorchLinearModel", "resolve_device", "to_tensor", "StrOptions", "Interval"]
+__all__ = ["TorchLinearModel", "label_indices", "resolve_device", "to_tensor", "StrOptions", "Interval"]

@@ -19,7 +19,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import TorchLinearModel
+from ._base import TorchLinearModel, label_indices
 from ._loss import POINTWISE, LinearModelLoss
 from ._separation import SeparationWarning, find_separation
 from ._fit import sgd_forward_backward
@@ -231,12 +231,9 @@ class LogisticRegression(ClassifierMixin, TorchLinearModel):
         elif classes is not None and not np.array_equal(np.unique(np.asarray(classes)), self.classes_):
             raise ValueError(f"classes {np.unique(classes).tolist()} differ from the first call's {self.classes_.tolist()}")
         X, y = self._validate_X(X, reset=first, y=y)
-        idx = np.searchsorted(self.classes_, y)
-        unknown = (idx >= len(self.classes_)) | (self.classes_[np.minimum(idx, len(self.classes_) - 1)] != y)
-        if unknown.any():
-            label = y[unknown][0]
-            label = label.item() if isinstance(label, np.generic) else label
-            raise ValueError(f"label {label!r} is not in classes {self.classes_.tolist()} given to partial_fit")
+        idx, unknown = label_indices(self.classes_, y)
+        if unknown is not None:
+            raise ValueError(f"label {unknown!r} is not in classes {self.classes_.tolist()} given to partial_fit")
         binary = len(self.classes_) == 2
         k = 1 if binary else len(self.classes_)
         loss = LinearModelLoss(POINTWISE["binary" if binary else "multinomial"], X.shape[1], k, self.fit_intercept)

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from scipy import stats
 
+from ._base import label_indices
 from ._separation import find_separation
 from ._inference import InferenceError, contrast_matrix, information_and_meat, penalty_diagonal, symmetric_inverse
 
@@ -181,10 +182,9 @@ def summarize(model, X, y, *, cov_type="nonrobust", baseline="first", block_rows
     y = np.asarray(y)
     if y.shape != (Xt.shape[0],):
         raise ValueError(f"y has shape {y.shape}; expected ({Xt.shape[0]},) labels")
-    idx = np.searchsorted(classes, y)
-    known = (idx < len(classes)) & (classes[np.minimum(idx, len(classes) - 1)] == y)
-    if not known.all():
-        raise ValueError(f"label {y[~known][0]!r} in y was not seen in training (classes: {classes.tolist()})")
+    idx, unknown = label_indices(classes, y)
+    if unknown is not None:
+        raise ValueError(f"label {unknown!r} in y was not seen in training (classes: {classes.tolist()})")
     K, n = len(classes), Xt.shape[0]
     binary = K == 2
     k = 1 if binary else K

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._base import ConvergenceReport
+from ._base import ConvergenceReport, label_indices
 from ._fit import Standardizer, correlation_preconditioner, sgd_forward_backward
 from ._logistic import LogisticRegression
 from ._loss import POINTWISE, LinearModelLoss
@@ -135,10 +135,9 @@ def _first_pass(stream, classes, fit_intercept, sample_bytes=32 << 20, reduce=No
 
 
 def _targets(y, classes, binary, source):
-    idx = np.searchsorted(classes, y)
-    bad = (idx >= len(classes)) | (classes[np.minimum(idx, len(classes) - 1)] != y)
-    if bad.any():
-        raise DataError(f"{source}: label {y[bad][0]!r} is not one of the classes {classes.tolist()}")
+    idx, unknown = label_indices(classes, y)
+    if unknown is not None:
+        raise DataError(f"{source}: label {unknown!r} is not one of the classes {classes.tolist()}")
     return torch.from_numpy(idx.astype(np.float32)) if binary else torch.from_numpy(idx.astype(np.int64))
 
 
