@@ -1,6 +1,7 @@
 """Streaming fits over Parquet/CSV record batches, partial_fit, and a memory cap the data exceeds."""
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -164,11 +165,14 @@ def test_streaming_fit_under_a_memory_cap_smaller_than_the_data(tmp_path):
     cap = 32 << 20
     X, y = np.concatenate(X_all), np.concatenate(y_all)
     assert X.nbytes >= 4 * cap
+    # One malloc arena: otherwise each new reader thread may reserve a fresh 64 MiB of address
+    # space, which counts against the cap although hardly any of it is ever used.
+    env = dict(os.environ, MALLOC_ARENA_MAX="1")
     control = subprocess.run([sys.executable, "-c", CAPPED, str(small), str(big), str(cap), "in-memory", str(X.nbytes)],
-                             capture_output=True, text=True, timeout=600)  # fmt: skip
+                             capture_output=True, text=True, timeout=600, env=env)  # fmt: skip
     assert control.returncode != 0 and "MemoryError" in control.stderr, control.stderr[-500:]
     res = subprocess.run([sys.executable, "-c", CAPPED, str(small), str(big), str(cap), "stream", "0"],
-                         capture_output=True, text=True, timeout=600)  # fmt: skip
+                         capture_output=True, text=True, timeout=600, env=env)  # fmt: skip
     assert res.returncode == 0, res.stderr[-2000:]
     out = json.loads(res.stdout.strip().splitlines()[-1])
     ref = LogisticRegression(C=1.0, tol=1e-7).fit(X, y)
