@@ -21,7 +21,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._base import TorchLinearModel, label_indices
 from ._loss import POINTWISE, LinearModelLoss
-from ._separation import SeparationWarning, find_separation
+from ._separation import SeparationWarning, separation_if_diverging
 from ._fit import sgd_forward_backward
 from .solvers import ALIASES, SOLVERS
 
@@ -274,18 +274,13 @@ class LogisticRegression(ClassifierMixin, TorchLinearModel):
 
         Then a linear program decides (see :mod:`torchlogit._separation`); when
         the data is separable a SeparationWarning names the features and classes
-        and ``separation_`` keeps the finding. Cheap unless some row's loss is
-        below 1e-6, which is what divergence along a separating direction does.
+        and ``separation_`` keeps the finding.
         """
         with torch.no_grad():
             row_loss = loss.pointwise.loss(loss.logits(theta.to(X.dtype), X), target)
-        if float(row_loss.min()) > 1e-6:
-            return None
         names = getattr(self, "feature_names_in_", None)
-        found = find_separation(
-            X.cpu().numpy(), y_idx, len(self.classes_), fit_intercept=self.fit_intercept,
-            feature_names=None if names is None else list(names), class_labels=self.classes_,
-        )  # fmt: skip
+        found = separation_if_diverging(row_loss, X, y_idx, self.classes_, fit_intercept=self.fit_intercept,
+                                        feature_names=None if names is None else list(names))  # fmt: skip
         if found is not None:
             warnings.warn(found.message(), SeparationWarning, stacklevel=3)
         return found

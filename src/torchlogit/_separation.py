@@ -60,6 +60,22 @@ class Separation:
         )
 
 
+DIVERGING_LOSS = 1e-6  # a row's loss below this: fitted with probability 1 - 1e-6 or closer
+
+
+def separation_if_diverging(row_loss, X, y_idx, classes, *, fit_intercept=True, feature_names=None):
+    """The Separation behind an unpenalised fit, or None.
+
+    row_loss: (n,) losses of the fitted rows. Divergence along a separating
+    direction drives some of them to 0, so the linear program runs only when
+    one is below DIVERGING_LOSS: cheap for the fits that are fine.
+    """
+    if float(row_loss.min()) > DIVERGING_LOSS:
+        return None
+    return find_separation(X.cpu().numpy() if hasattr(X, "cpu") else X, y_idx, len(classes),
+                           fit_intercept=fit_intercept, feature_names=feature_names, class_labels=classes)  # fmt: skip
+
+
 def find_separation(X, y_idx, n_classes, *, fit_intercept=True, feature_names=None, class_labels=None, tol=1e-7):
     """A Separation when the data (X (n, d), y_idx (n,) in 0..K-1) is separable, else None.
 

@@ -14,8 +14,9 @@ import torch
 from scipy import stats
 
 from ._base import label_indices
-from ._separation import find_separation
 from ._inference import InferenceError, contrast_matrix, information_and_meat, penalty_diagonal, symmetric_inverse
+from ._loss import POINTWISE
+from ._separation import separation_if_diverging
 
 COV_TYPES = ("nonrobust", "HC0", "HC1")
 
@@ -194,8 +195,13 @@ def summarize(model, X, y, *, cov_type="nonrobust", baseline="first", block_rows
     names = (["const"] if fit_intercept else []) + [str(c) for c in _feature_names(model)]
     l2 = model._l2_strength()
 
-    if not l2:
-        _refuse_if_separated(model, Z, Xt, idx, target, binary)
+    pointwise = POINTWISE["binary" if binary else "multinomial"]
+    row_loss = pointwise.loss(Z.to(torch.float64), target.to(torch.float64) if binary else target)  # (n,)
+    if not l2:  # Wald inference on separable data is meaningless: say why, by name
+        found = separation_if_diverging(row_loss, Xt, idx, classes, fit_intercept=model.fit_intercept,
+                                        feature_names=_feature_names(model))  # fmt: skip
+        if found is not None:
+            raise InferenceError(found.message())
     I, M = information_and_meat(Z, Xt, target, multiclass=not binary, fit_intercept=fit_intercept,
                                 robust=cov_type != "nonrobust", block_rows=block_rows)  # fmt: skip
     if l2:
@@ -216,7 +222,7 @@ def summarize(model, X, y, *, cov_type="nonrobust", baseline="first", block_rows
     equations = [classes[1]] if binary else [c for e, c in enumerate(classes) if e != ref]
     shape = (d1,) if binary else (len(equations), d1)
 
-    llf = -float(_nll(Z, target, binary))
+    llf = -float(row_loss.sum())
     llnull = _null_loglik(idx, K, n, fit_intercept)
     notes = []
     if l2:
@@ -231,17 +237,6 @@ def summarize(model, X, y, *, cov_type="nonrobust", baseline="first", block_rows
         None if ref is None else classes[ref], llf, llnull, n, k_params, cov_type, bool(l2),
         getattr(model, "C", math.inf), notes, model, cov_symmetric,
     )  # fmt: skip
-
-
-def _refuse_if_separated(model, Z, X, idx, target, binary):
-    """Without a penalty, Wald inference on separable data is meaningless: say why, by name."""
-    row_loss = _nll_rows(Z, target, binary)
-    if float(row_loss.min()) > 1e-6:  # no row fitted with probability ~1: no divergence under way
-        return
-    found = find_separation(X.cpu().numpy(), idx, len(model.classes_), fit_intercept=model.fit_intercept,
-                            feature_names=_feature_names(model), class_labels=model.classes_)  # fmt: skip
-    if found is not None:
-        raise InferenceError(found.message())
 
 
 def _feature_names(model):
@@ -263,19 +258,6 @@ def _equation_major(model):
     W = np.atleast_2d(np.asarray(model.coef_, dtype=np.float64))
     b = np.atleast_1d(np.asarray(model.intercept_, dtype=np.float64))
     return np.concatenate([b[:, None], W], axis=1).ravel() if model.fit_intercept else W.ravel()
-
-
-def _nll_rows(Z, target, binary):
-    """(n,) float64 negative log-likelihood of each row, in logits."""
-    Z = Z.to(torch.float64)
-    if binary:
-        z = Z[:, 0]
-        return torch.nn.functional.softplus(z) - target.to(torch.float64) * z
-    return torch.logsumexp(Z, 1) - Z.gather(1, target[:, None].long())[:, 0]
-
-
-def _nll(Z, target, binary):
-    return _nll_rows(Z, target, binary).sum()
 
 
 def _null_loglik(idx, K, n, fit_intercept):
