@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dataset_files import cifar_batches, cifar_files, idx_bytes, write_cifar, write_mnist
+from dataset_files import cifar_batches, idx_bytes, write_cifar, write_mnist
 from torchlogit.datasets import DatasetError, get_spec, load, read_idx, verify
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist"

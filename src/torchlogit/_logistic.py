@@ -26,6 +26,24 @@ from ._fit import sgd_forward_backward
 from .solvers import ALIASES, SOLVERS
 
 
+def coefficients(loss, theta, np_dtype):
+    """(coef_ (k, d), intercept_ (k,)) numpy arrays from a solver's flat theta.
+
+    The softmax is unchanged by adding one vector to every class: multinomial
+    models report the representative with coefficients summing to zero over
+    classes. With an L2 penalty that is also the exact optimum along this
+    direction (it minimises ||W||^2 and leaves the likelihood alone), which a
+    solver stopped by tol may not have reached: its curvature is only 1/(C n).
+    """
+    W, b = loss.unpack(theta)
+    W = W.clone()
+    b = b.clone() if b is not None else torch.zeros(loss.n_outputs, dtype=W.dtype, device=W.device)
+    if loss.pointwise.multiclass:
+        b -= b.mean()
+        W -= W.mean(dim=0, keepdim=True)
+    return W.cpu().numpy().astype(np_dtype), b.cpu().numpy().astype(np_dtype)
+
+
 class LogisticRegression(ClassifierMixin, TorchLinearModel):
     """Logistic regression (binary and multinomial) with scikit-learn's API and optimum.
 
@@ -187,19 +205,8 @@ class LogisticRegression(ClassifierMixin, TorchLinearModel):
         w0 = self._initial_theta(loss, X.device)
         res = self._solve(loss, X, target, sw, l2, w0, callback)
 
-        W, b = loss.unpack(res.x)
-        W, b = W.clone(), (b.clone() if b is not None else torch.zeros(k, dtype=torch.float64, device=W.device))
-        if not binary:
-            # The softmax is unchanged by adding one vector to every class: report
-            # the representative with coefficients summing to zero over classes. With
-            # an L2 penalty that is also the exact optimum along this direction (it
-            # minimises ||W||^2 and leaves the likelihood alone), which a solver stopped
-            # by tol may not have reached: the direction's curvature is only 1/(C n).
-            b -= b.mean()
-            W -= W.mean(dim=0, keepdim=True)
         np_dtype = np.float32 if X.dtype == torch.float32 else np.float64
-        self.coef_ = W.cpu().numpy().astype(np_dtype)
-        self.intercept_ = b.cpu().numpy().astype(np_dtype)
+        self.coef_, self.intercept_ = coefficients(loss, res.x, np_dtype)
         self.separation_ = self._check_separation(loss, res.x, X, target, y_idx) if l2 == 0.0 else None
         return self
 

@@ -23,7 +23,7 @@ import torch
 
 from ._base import ConvergenceReport, label_indices
 from ._fit import Standardizer, correlation_preconditioner, sgd_forward_backward
-from ._logistic import LogisticRegression
+from ._logistic import LogisticRegression, coefficients
 from ._loss import POINTWISE, LinearModelLoss
 from .data import DataError
 from .solvers import SOLVERS, IterInfo, get_optimizer
@@ -179,13 +179,7 @@ def fit_stream(
     model = LogisticRegression(penalty=penalty, C=C, fit_intercept=fit_intercept, solver=solver, tol=tol,
                                max_iter=max_iter if solver == "lbfgs" else epochs, batch_size=batch_size,
                                learning_rate=learning_rate, optimizer=optimizer, random_state=random_state)  # fmt: skip
-    W, b = loss.unpack(res.x)
-    W = W.clone()
-    b = b.clone() if b is not None else torch.zeros(k, dtype=f64)
-    if not binary:
-        b -= b.mean()
-        W -= W.mean(0, keepdim=True)  # the sum-to-zero representative; see LogisticRegression.fit
-    model.coef_, model.intercept_ = W.numpy().astype(np.float32), b.numpy().astype(np.float32)
+    model.coef_, model.intercept_ = coefficients(loss, res.x, np.float32)
     model.classes_, model.n_features_in_ = info.classes, d
     model.feature_names_in_ = np.asarray(stream.features, dtype=object)
     model.n_iter_ = np.array([res.n_iter], dtype=np.int32)
