@@ -246,14 +246,14 @@ class LogisticRegression(ClassifierMixin, TorchLinearModel):
         loss = LinearModelLoss(POINTWISE["binary" if binary else "multinomial"], X.shape[1], k, self.fit_intercept)
         if first:
             from .nn import LinearModel
-            from .solvers import get_optimizer
+            from .solvers import make_optimizer
 
             model = LinearModel(X.shape[1], k, bias=self.fit_intercept).to(X.device, X.dtype)
             with torch.no_grad():
                 model.linear.weight.zero_()
                 if self.fit_intercept:
                     model.linear.bias.zero_()
-            opt = get_optimizer(self.optimizer)(model.parameters(), lr=self.learning_rate)
+            opt = make_optimizer(self.optimizer, model.parameters(), self.learning_rate)
             seed = self.random_state if self.random_state is not None else int(torch.randint(2**31, ()).item())
             self._partial = {"model": model, "opt": opt, "rows": 0, "gen": torch.Generator().manual_seed(int(seed))}
             self.n_iter_ = np.zeros(1, dtype=np.int32)

@@ -26,7 +26,7 @@ from ._fit import Standardizer, correlation_preconditioner, sgd_forward_backward
 from ._logistic import LogisticRegression, coefficients
 from ._loss import POINTWISE, LinearModelLoss
 from .data import DataError
-from .solvers import SOLVERS, IterInfo, get_optimizer
+from .solvers import SOLVERS, IterInfo, make_optimizer
 
 f64 = torch.float64
 
@@ -246,7 +246,7 @@ def _sgd(stream, loss, info, binary, l2s, w0, tol, epochs, batch_size, learning_
     params = list(model.parameters())
     with torch.no_grad():
         torch.nn.utils.vector_to_parameters(w0.to(torch.float32), params)
-    opt = get_optimizer(optimizer)(params, lr=learning_rate)
+    opt = make_optimizer(optimizer, params, learning_rate)
     step = sgd_forward_backward(loss.pointwise, model.linear.weight, model.linear.bias, l2s)
     gen = torch.Generator().manual_seed(int(random_state) if random_state is not None else 0)
     n_frags = len(stream.fragments())

@@ -16,7 +16,7 @@ digits (work <= 1e8), newton is faster and more robust.
 from ._result import IterInfo, Result
 from .lbfgs import lbfgs
 from .newton import newton
-from .sgd import get_optimizer, make_batches, sgd
+from .sgd import get_optimizer, make_batches, make_optimizer, sgd
 
 SOLVERS = {"lbfgs": lbfgs, "newton": newton, "sgd": sgd}
 
@@ -45,4 +45,4 @@ def choose(name, n_params, hessian_work=0.0):
     return name
 
 
-__all__ = ["SOLVERS", "ALIASES", "Result", "IterInfo", "choose", "lbfgs", "newton", "sgd", "get_optimizer", "make_batches"]
+__all__ = ["SOLVERS", "ALIASES", "Result", "IterInfo", "choose", "lbfgs", "newton", "sgd", "get_optimizer", "make_batches", "make_optimizer"]

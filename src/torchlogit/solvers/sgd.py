@@ -64,9 +64,12 @@ class _PlainSGD:
             p.add_(p.grad, alpha=-self.lr)
 
 
-def _optimizer(optimizer):
-    """A torch.optim class given by name, or the class itself."""
-    return optimizer if isinstance(optimizer, type) else get_optimizer(optimizer)
+def make_optimizer(optimizer, params, lr):
+    """The optimizer for ``params``: a torch.optim name (any case) or class; "sgd" is ``_PlainSGD``."""
+    if isinstance(optimizer, str) and optimizer.lower() == "sgd":
+        return _PlainSGD(list(params), lr)
+    cls = optimizer if isinstance(optimizer, type) else get_optimizer(optimizer)
+    return cls(params, lr=lr)
 
 
 def sgd(
@@ -95,7 +98,7 @@ def sgd(
     params = list(params)
     with torch.no_grad():
         torch.nn.utils.vector_to_parameters(w0.to(params[0].dtype), params)
-    opt = _PlainSGD(params, learning_rate) if optimizer == "sgd" else _optimizer(optimizer)(params, lr=learning_rate)
+    opt = make_optimizer(optimizer, params, learning_rate)
     history, best, stalled = [], float("inf"), 0
     converged, msg, it = False, f"max_iter={max_iter} epochs done", 0
     for it in range(1, max_iter + 1):
