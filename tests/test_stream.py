@@ -126,17 +126,19 @@ CAPPED = textwrap.dedent(
     from torchlogit.stream import fit_stream
     import warnings
     warnings.simplefilter("ignore")
-    fit_stream(sys.argv[1], "label", max_iter=2)  # warm up: libraries, thread pools, allocator arenas
+    # warm up on the big file itself, so that the readers' thread pools (each thread's stack is
+    # address space) already exist: libraries, thread pools, allocator arenas
+    fit_stream(sys.argv[1], "label", max_iter=1, batch_rows=16384)
     def vm(field):
         for line in open("/proc/self/status"):
             if line.startswith(field):
                 return int(line.split()[1]) * 1024
-    cap = int(sys.argv[3])
+    cap = int(sys.argv[2])
     limit = vm("VmSize:") + cap
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    if sys.argv[4] == "in-memory":  # the control: under the cap, an array the size of the data does not fit
-        np.ones(int(sys.argv[5]) // 4, dtype=np.float32)
-    model = fit_stream(sys.argv[2], "label", C=1.0, tol=1e-7, batch_rows=16384)
+    if sys.argv[3] == "in-memory":  # the control: under the cap, an array the size of the data does not fit
+        np.ones(int(sys.argv[4]) // 4, dtype=np.float32)
+    model = fit_stream(sys.argv[1], "label", C=1.0, tol=1e-7, batch_rows=16384)
     print(json.dumps({"coef": model.coef_.ravel().tolist(), "intercept": model.intercept_.tolist(),
                       "limit_above_start": cap, "rows_per_s": model.stream_rows_per_s_}))
     """
@@ -160,18 +162,16 @@ def test_streaming_fit_under_a_memory_cap_smaller_than_the_data(tmp_path):
         X_all.append(X)
         y_all.append(y)
     writer.close()
-    small = tmp_path / "small.parquet"
-    pq.write_table(table(*make_data(n=500)), small)
     cap = 32 << 20
     X, y = np.concatenate(X_all), np.concatenate(y_all)
     assert X.nbytes >= 4 * cap
     # One malloc arena: otherwise each new reader thread may reserve a fresh 64 MiB of address
     # space, which counts against the cap although hardly any of it is ever used.
     env = dict(os.environ, MALLOC_ARENA_MAX="1")
-    control = subprocess.run([sys.executable, "-c", CAPPED, str(small), str(big), str(cap), "in-memory", str(X.nbytes)],
+    control = subprocess.run([sys.executable, "-c", CAPPED, str(big), str(cap), "in-memory", str(X.nbytes)],
                              capture_output=True, text=True, timeout=600, env=env)  # fmt: skip
     assert control.returncode != 0 and "MemoryError" in control.stderr, control.stderr[-500:]
-    res = subprocess.run([sys.executable, "-c", CAPPED, str(small), str(big), str(cap), "stream", "0"],
+    res = subprocess.run([sys.executable, "-c", CAPPED, str(big), str(cap), "stream", "0"],
                          capture_output=True, text=True, timeout=600, env=env)  # fmt: skip
     assert res.returncode == 0, res.stderr[-2000:]
     out = json.loads(res.stdout.strip().splitlines()[-1])
