@@ -14,27 +14,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.special import logsumexp
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression as SkLogisticRegression
 
-from torchlogit import LogisticRegression
-from torchlogit.datasets import load
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from systems import objective  # noqa: E402
+
+from torchlogit import LogisticRegression  # noqa: E402
+from torchlogit.datasets import load  # noqa: E402
 
 C = 1.0
-
-
-def objective(coef, intercept, X, y):
-    """Mean cross-entropy plus ||W||^2 / (2 C n), in float64."""
-    Z = X.astype(np.float64) @ coef.T.astype(np.float64) + intercept.astype(np.float64)
-    nll = logsumexp(Z, axis=1) - Z[np.arange(len(y)), y]
-    return float(nll.mean() + 0.5 * np.sum(coef.astype(np.float64) ** 2) / (C * len(y)))
 
 
 def run(name, make, data):
@@ -50,7 +46,7 @@ def run(name, make, data):
         "iterations": int(np.max(model.n_iter_)),
         "converged": not any(issubclass(w.category, ConvergenceWarning) for w in caught),
         "test_accuracy": float(model.score(data.X_test, data.y_test)),
-        "objective": objective(model.coef_, model.intercept_, data.X_train, data.y_train),
+        "objective": objective(model.coef_, model.intercept_, data.X_train, data.y_train, C),
     }
 
 
