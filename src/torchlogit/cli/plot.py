@@ -23,8 +23,7 @@ def plot(
     out_file: Path = typer.Option(..., "--out", help="PNG file to write."),
     data_dir: Path = typer.Option(None, "--data-dir", help=DATA_DIR_HELP),
 ):
-    """Draw the probability curve, ROC, reliability diagram, confusion matrix, loss curve,
-    and for image data sets the weight templates and a grid of test images.
+    """Draw a model's pictures: probability curve, ROC, reliability, confusion, loss; weights and samples for images.
 
     Example: torchlogit plot hours.safetensors hours --kind probability --out pass.png
 
