@@ -239,3 +239,34 @@ def test_cuda_requested_without_gpu_is_a_clear_error():
         pytest.skip("a GPU is present")
     with pytest.raises(ValueError, match="no CUDA GPU is available"):
         LogisticRegression(device="cuda").fit(*binary_problem(n=50))
+
+
+@pytest.mark.parametrize(
+    "y",
+    [
+        np.array([3, 1, 3, 7]),
+        np.array([True, False, True]),
+        np.array([True, True]),
+        np.array([-128, 127, -5], dtype=np.int8),  # the offset range overflows int8
+        np.array([2**63 + 5, 2**63 + 1], dtype=np.uint64),  # beyond int64
+        np.array([10**9, 0, 10**9]),  # range too wide for a table: the sort path
+        np.random.default_rng(0).integers(0, 10, 1000),
+        np.array(["b", "a", "b"]),
+        np.array([0.0, 1.0, 1.0]),
+    ],
+)
+def test_encode_labels_matches_numpy_unique(y):
+    from torchlogit._base import encode_labels
+
+    classes, idx = encode_labels(y)
+    expected_classes, expected_idx = np.unique(y, return_inverse=True)
+    assert classes.dtype == expected_classes.dtype
+    np.testing.assert_array_equal(classes, expected_classes)
+    np.testing.assert_array_equal(idx, expected_idx)
+
+
+def test_encode_labels_rejects_continuous_targets_as_scikit_learn_does():
+    from torchlogit._base import encode_labels
+
+    with pytest.raises(ValueError, match="Unknown label type: continuous"):
+        encode_labels(np.array([0.5, 1.5]))

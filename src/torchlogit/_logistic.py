@@ -19,7 +19,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import TorchLinearModel, label_indices
+from ._base import TorchLinearModel, encode_labels, label_indices
 from ._loss import POINTWISE, LinearModelLoss
 from ._separation import SeparationWarning, separation_if_diverging
 from ._fit import sgd_forward_backward
@@ -178,8 +178,7 @@ class LogisticRegression(ClassifierMixin, TorchLinearModel):
         self._validate_params()
         l2 = self._l2_strength()
         X, y = self._validate_X(X, reset=True, y=y)
-        check_classification_targets(y)
-        self.classes_, y_idx = np.unique(y, return_inverse=True)
+        self.classes_, y_idx = encode_labels(y)
         n_classes = len(self.classes_)
         if n_classes < 2:
             raise ValueError(
