@@ -1,0 +1,142 @@
+"""The fused numba kernels agree with the torch path they replace (float64 reference)."""
+
+import numpy as np
+import pytest
+import torch
+
+from torchlogit import LogisticRegression, _kernels
+from torchlogit._fit import Standardizer
+from torchlogit._loss import POINTWISE, LinearModelLoss
+
+pytestmark = pytest.mark.skipif(not _kernels._kernels(), reason="numba is not installed: the torch path is used")
+
+
+@pytest.fixture
+def kernels_for_small_data(monkeypatch):
+    """Small test data takes the kernel path too."""
+    monkeypatch.setattr(_kernels, "MIN_ELEMENTS", 0)
+
+
+def _problem(n, d, scale, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, d, generator=g)
+    w = torch.randn(d, generator=g) * scale / d**0.5
+    y = (torch.rand(n, generator=g) < 0.5).float()
+    s = torch.rand(n, generator=g) / n  # unequal weights
+    return X, w, y, s
+
+
+@pytest.mark.parametrize("n, d, scale", [(5000, 7, 1.0), (4099, 100, 5.0), (300, 3, 300.0), (10_000, 1, 0.0)])
+def test_binary_kernel_matches_float64_torch(n, d, scale):
+    """Logits up to |z| ~ 1e3 (exp underflows), d not a multiple of the unrolling, ragged tiles."""
+    X, w, y, s = _problem(n, d, scale)
+    b = 0.25
+    f, g = _kernels.binary_loss_gradient(X, w, b, y, s)
+    Xd, sd, yd = X.double(), s.double(), y.double()
+    z = Xd @ w.double() + b
+    f_ref = (torch.nn.functional.binary_cross_entropy_with_logits(z, yd, reduction="none") * sd).sum()
+    r = sd * (torch.sigmoid(z) - yd)
+    g_ref = torch.cat([Xd.T @ r, r.sum()[None]])
+    assert abs(f - float(f_ref)) <= 1e-6 * abs(float(f_ref))
+    assert float((g - g_ref).abs().max()) <= 1e-5 * float(g_ref.abs().max()) + 1e-12
+    assert g.dtype == torch.float64
+
+
+def test_binary_kernel_extreme_logits_are_exact_to_float32():
+    """Rows with z = 0, +-20, +-90 (exp(-90) is below float32's normal range) and y matching or not."""
+    z_values = torch.tensor([0.0, 20.0, -20.0, 90.0, -90.0, 1e-3, -1e-3])
+    X = z_values.repeat(2)[:, None]
+    y = torch.tensor([0.0] * 7 + [1.0] * 7)
+    s = torch.ones(14)
+    f, g = _kernels.binary_loss_gradient(X, torch.ones(1), 0.0, y, s)
+    zd = X[:, 0].double()
+    f_ref = torch.nn.functional.binary_cross_entropy_with_logits(zd, y.double(), reduction="sum")
+    r = torch.sigmoid(zd) - y.double()
+    assert abs(f - float(f_ref)) <= 1e-6 * float(f_ref)
+    scale = float(r.abs().sum() * zd.abs().max())  # the residuals cancel: compare with their size
+    assert abs(g[0].item() - float(zd @ r)) <= 1e-6 * scale
+    assert abs(g[1].item() - float(r.sum())) <= 1e-6 * float(r.abs().sum())
+
+
+def test_binary_kernel_does_not_depend_on_the_thread_count():
+    import numba
+
+    X, w, y, s = _problem(50_000, 20, 2.0)
+    results = []
+    for threads in (1, 2):
+        torch_threads = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            if threads <= numba.config.NUMBA_NUM_THREADS:
+                results.append(_kernels.binary_loss_gradient(X, w, 0.1, y, s))
+        finally:
+            torch.set_num_threads(torch_threads)
+    for f, g in results[1:]:
+        assert f == results[0][0] and torch.equal(g, results[0][1])
+
+
+def test_moments_kernel_matches_torch():
+    X, _, _, s = _problem(3000, 9, 1.0)
+    X = X * 3 + 7
+    c = X[:5].mean(0)
+    m1, m2 = _kernels.shifted_moments(X, s, c)
+    D = X.double() - c.double()
+    np.testing.assert_allclose(m1.numpy(), (s.double() @ D).numpy(), rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(m2.numpy(), (s.double() @ (D * D)).numpy(), rtol=1e-5)
+
+
+def test_loss_gradient_takes_the_kernel_and_agrees_with_torch(monkeypatch):
+    X, _, y, s = _problem(20_000, 30, 1.0)
+    loss = LinearModelLoss(POINTWISE["binary"], 30, 1, True)
+    theta = torch.randn(31) * 0.1
+    monkeypatch.setattr(_kernels, "MIN_ELEMENTS", 0)
+    calls = []
+    real = _kernels.binary_loss_gradient
+    monkeypatch.setattr(_kernels, "binary_loss_gradient", lambda *a: calls.append(1) or real(*a))
+    f_k, g_k = loss.loss_gradient(theta, X, y, s, l2=0.3)
+    assert calls
+    monkeypatch.setattr(_kernels, "MIN_ELEMENTS", 1 << 62)
+    f_t, g_t = loss.loss_gradient(theta, X, y, s, l2=0.3)
+    assert len(calls) == 1
+    np.testing.assert_allclose(float(f_k), float(f_t), rtol=1e-6)
+    np.testing.assert_allclose(g_k.numpy(), g_t.numpy(), rtol=1e-4, atol=1e-7)
+
+
+def test_fit_with_kernels_reaches_the_torch_optimum(monkeypatch):
+    X, _, _, _ = _problem(20_000, 12, 1.0, seed=3)
+    beta = torch.linspace(-1, 1, 12)
+    y = (torch.rand(20_000, generator=torch.Generator().manual_seed(4)) < torch.sigmoid(X @ beta - 0.3)).long()
+    X = X * torch.logspace(-2, 2, 12) + 1.0  # unscaled, non-centred columns: the moments matter
+    monkeypatch.setattr(_kernels, "MIN_ELEMENTS", 0)
+    fused = LogisticRegression(C=0.5, tol=1e-6).fit(X.numpy(), y.numpy())
+    monkeypatch.setattr(_kernels, "MIN_ELEMENTS", 1 << 62)
+    plain = LogisticRegression(C=0.5, tol=1e-6).fit(X.numpy(), y.numpy())
+    np.testing.assert_allclose(fused.coef_, plain.coef_, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(fused.intercept_, plain.intercept_, rtol=1e-4, atol=1e-6)
+    assert fused.convergence_.converged
+    assert fused.convergence_.duality_gap <= max(1e-6 * fused.objective_, 2 * plain.convergence_.duality_gap)
+
+
+def test_standardizer_moments_with_and_without_the_kernel(monkeypatch):
+    X, _, _, s = _problem(10_000, 5, 1.0)
+    X = X * torch.tensor([1e-3, 1.0, 1e3, 0.0, 2.0]) + torch.tensor([5.0, -3.0, 1e4, 7.0, 0.0])
+    s = s / s.sum()
+    out = {}
+    for name, threshold in (("kernel", 0), ("torch", 1 << 62)):
+        monkeypatch.setattr(_kernels, "MIN_ELEMENTS", threshold)
+        out[name] = Standardizer.from_data(X, s, 1, True)
+    Xd, sd = X.double(), s.double()
+    mu = sd @ Xd
+    sigma = (sd @ (Xd - mu) ** 2).sqrt()
+    for std in out.values():
+        np.testing.assert_allclose(std.mu.numpy(), mu.numpy(), rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(std.sigma[[0, 1, 2, 4]].numpy(), sigma[[0, 1, 2, 4]].numpy(), rtol=1e-4)
+        assert std.constant.tolist() == [False, False, False, True, False]
+
+
+def test_fortran_ordered_or_float64_data_stay_on_torch(monkeypatch):
+    monkeypatch.setattr(_kernels, "MIN_ELEMENTS", 0)
+    X = torch.randn(100, 4)
+    assert _kernels.applies(X)
+    assert not _kernels.applies(X.T.contiguous().T)  # F-ordered view
+    assert not _kernels.applies(X.double())
