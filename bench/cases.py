@@ -22,6 +22,7 @@ class Case:
     C: float = 1.0
     binary: bool = True
     with_statsmodels: bool = False
+    budget: float = 80.0  # seconds a peer's fit may take in the full run (bench/run.py)
 
 
 def mnist(n=None):
@@ -29,7 +30,7 @@ def mnist(n=None):
 
     data = load("mnist", SHARED)
     X, y = data.X_train[:n], data.y_train[:n]
-    return Case(f"MNIST train {len(y):,} x 784, 10 classes", X, y, binary=False)
+    return Case(f"MNIST train {len(y):,} x 784, 10 classes", X, y, binary=False, budget=160.0)
 
 
 def dense_binary(n, d, unscaled=False, seed=0, block=100_000):

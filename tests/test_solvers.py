@@ -159,6 +159,7 @@ def test_registry_and_auto_rule():
     assert choose("auto", 1000) == "newton" and choose("auto", 1001) == "lbfgs"
     assert choose("auto", 101, hessian_work=1e6 * 101 * 101) == "lbfgs"  # 1,000,000 x 100: lbfgs is faster
     assert choose("auto", 21, hessian_work=1e6 * 21 * 21) == "newton"
+    assert choose("auto", 21, hessian_work=1e6 * 21 * 21, fused_gradient=True) == "lbfgs"  # one-read passes: lbfgs 2-4x faster
     assert choose("newton-cholesky", 10) == "newton" and choose("saga", 5000) == "lbfgs"
     with pytest.raises(ValueError, match="unknown solver"):
         choose("magic", 3)

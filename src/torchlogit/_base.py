@@ -234,7 +234,8 @@ class TorchLinearModel(BaseEstimator):
         every iteration (epoch for sgd): how the CLI draws its progress bar.
         """
         d1 = loss.n_features + int(loss.fit_intercept)
-        solver = choose(self.solver, loss.n_params, hessian_work=float(X.shape[0]) * loss.n_params * d1)
+        solver = choose(self.solver, loss.n_params, hessian_work=float(X.shape[0]) * loss.n_params * d1,
+                        fused_gradient=loss.reads_once(X))  # fmt: skip
         if self.verbose:
             user_callback = callback
 

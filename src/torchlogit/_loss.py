@@ -186,6 +186,10 @@ class LinearModelLoss:
             f = f + 0.5 * l2 * (W.to(f64) ** 2).sum()
         return f
 
+    def reads_once(self, X) -> bool:
+        """Whether ``loss_gradient`` on X is one read of X (the fused kernel), not two."""
+        return self.pointwise is BinaryCrossEntropy and _kernels.applies(X)
+
     def loss_gradient(self, theta, X, y, sw, l2=0.0, block_bytes=16 << 20):
         """(f, grad): f a float64 scalar tensor, grad float64 of shape (p,).
 
@@ -199,7 +203,7 @@ class LinearModelLoss:
         """
         n, d = X.shape
         W, b = self.unpack(theta)
-        if self.pointwise is BinaryCrossEntropy and _kernels.applies(X):  # one read of X instead of two
+        if self.reads_once(X):
             f, g = _kernels.binary_loss_gradient(X, W[0], 0.0 if b is None else float(b[0]), y, sw)
             gW = g[:d].view(1, d) + (l2 * W.to(f64) if l2 else 0.0)
             grad = torch.cat([gW.reshape(-1), g[d:]]) if self.fit_intercept else gW.reshape(-1)
