@@ -203,7 +203,7 @@ class LinearModelLoss:
         """
         n, d = X.shape
         W, b = self.unpack(theta)
-        if self.reads_once(X):
+        if self.reads_once(X) and y.dtype == sw.dtype == X.dtype:
             f, g = _kernels.binary_loss_gradient(X, W[0], 0.0 if b is None else float(b[0]), y, sw)
             gW = g[:d].view(1, d) + (l2 * W.to(f64) if l2 else 0.0)
             grad = torch.cat([gW.reshape(-1), g[d:]]) if self.fit_intercept else gW.reshape(-1)
