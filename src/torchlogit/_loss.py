@@ -244,7 +244,7 @@ class LinearModelLoss:
 
         return grad, hessp
 
-    def hessian(self, theta, X, y, sw, l2=0.0, block_rows=4096):
+    def hessian(self, theta, X, y, sw, l2=0.0, block_bytes=4 << 20):
         """The full (p, p) Hessian in float64, built over row blocks of X.
 
         Only for problems where p^2 fits in memory (the newton solver). Each
@@ -264,6 +264,8 @@ class LinearModelLoss:
         d1 = d + int(self.fit_intercept)
         H = torch.zeros(k * d1, k * d1, dtype=f64, device=X.device)
         dt = X.dtype
+        # row blocks of ~4 MB of (m, k d1) temporaries: few enough that small problems are one block
+        block_rows = max(16, block_bytes // (k * d1 * X.element_size()))
         for start in range(0, X.shape[0], block_rows):
             Xb = X[start : start + block_rows]
             if self.fit_intercept:
