@@ -34,8 +34,9 @@ alone, so the result does not depend on the number of threads.
 
 Only C-contiguous float32 or float64 X on the CPU takes this path (GPUs, other
 layouts and the multinomial loss use torch). The first call in a fresh
-install compiles the kernels (~10 s on 2 cores); numba caches them next to
-this file, or in its user cache where that is read-only.
+install compiles the kernels (2 cores: ~12 s for float32, ~5 s more for
+float64); numba caches them next to this file, or in its user cache where
+that is read-only.
 """
 
 from __future__ import annotations
