@@ -16,7 +16,8 @@
    fresh subprocess, after a small warm-up fit that loads the libraries
    (their size is printed apart).
 3. Gradient passes: time per full pass of torchlogit's loss_gradient, and
-   bytes of X read per second, against this machine's measured read bandwidth.
+   bytes of X read per second, against this machine's read bandwidth measured
+   alternately with the passes (it drifts).
 4. sgd: rows per second and loss per epoch, torchlogit's sgd solver against
    the lecture's loop (DataLoader over a TensorDataset, BCELoss on sigmoid).
 Writes results.json, results.csv and time_to_optimum.png into --out.
@@ -185,10 +186,20 @@ def memory_probe(system, n):
                       "ratio_to_input": extra / case.X.nbytes, "libraries_bytes": libraries}))  # fmt: skip
 
 
-def gradient_passes(quick, bandwidth):
+def gradient_passes(quick):
+    """Time per pass against the time to read X once from memory.
+
+    This machine's bandwidth drifts by +-15% over minutes, so it is measured
+    again for every shape, between rounds of passes: each round is three
+    passes back to back, as in a fit (so an X that fits in the 260 MB L3 is
+    read from there after the first), then one sum over a 400 MB buffer, far
+    larger than the caches. The limit is X's bytes over the median of those
+    sums' bandwidths; the time per pass is the median over all passes.
+    """
     shapes = [(10_000, 10), (100_000, 100), (1_000_000, 100), (100_000, 2_000)]
     if not quick:
         shapes += [(10_000_000, 100), (1_000_000, 1_000)]
+    probe = torch.ones(100 << 20)
     rows = []
     for n, d in shapes:
         X = torch.randn(n, d)
@@ -197,17 +208,21 @@ def gradient_passes(quick, bandwidth):
         loss = LinearModelLoss(POINTWISE["binary"], d, 1, True)
         theta = torch.zeros(d + 1)
         loss.loss_gradient(theta, X, y, s, 1e-6)
-        times = []  # median of 5 to 31 passes (as many as fit in ~1 s): this machine's timings are noisy
-        while len(times) < 5 or (len(times) < 31 and sum(times) < 1.0):
+        times, rates = [], []  # 3 to 11 rounds (as many as fit in ~1 s of passes)
+        while len(rates) < 3 or (len(rates) < 11 and sum(times) < 1.0):
+            for _ in range(3):
+                start = time.perf_counter()
+                loss.loss_gradient(theta, X, y, s, 1e-6)
+                times.append(time.perf_counter() - start)
             start = time.perf_counter()
-            loss.loss_gradient(theta, X, y, s, 1e-6)
-            times.append(time.perf_counter() - start)
-        t = statistics.median(times)
+            probe.sum()
+            rates.append(probe.numel() * 4 / (time.perf_counter() - start))
+        t, bandwidth = statistics.median(times), statistics.median(rates)
         limit = X.numel() * 4 / bandwidth
         rows.append({"n": n, "d": d, "seconds_per_pass": t, "bytes_per_second": X.numel() * 4 / t,
-                     "times_bandwidth_limit": t / limit})  # fmt: skip
+                     "bandwidth_bytes_per_second": bandwidth, "times_bandwidth_limit": t / limit})  # fmt: skip
         print(f"  {n:>10,} x {d:<5} {1e3 * t:9.2f} ms/pass  {X.numel() * 4 / t / 1e9:6.1f} GB/s  "
-              f"{t / limit:5.2f} x the read-bandwidth limit", flush=True)  # fmt: skip
+              f"{t / limit:5.2f} x the read-bandwidth limit ({bandwidth / 1e9:.1f} GB/s meanwhile)", flush=True)  # fmt: skip
         del X
     return rows
 
@@ -325,7 +340,7 @@ def main(argv=None):
                   f"small fit)")  # fmt: skip
     if 3 in sections:
         print("\n3. full gradient passes (binary, float32)")
-        results["gradient_passes"] = gradient_passes(args.quick, bandwidth)
+        results["gradient_passes"] = gradient_passes(args.quick)
     if 4 in sections:
         print("\n4. sgd against the lecture's loop (batch 32, lr 0.01)")
         results["sgd"] = sgd_throughput(args.quick)
