@@ -15,6 +15,8 @@ $(PY):
 
 $(STAMP): $(PY) pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
+	@echo "compiling the fused CPU kernels (once, ~20 s; numba caches them)"
+	$(PY) -c "from torchlogit import _kernels; _kernels.warm_up()"
 	touch $(STAMP)
 
 install: $(STAMP)

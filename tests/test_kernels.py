@@ -164,3 +164,11 @@ def test_auto_picks_lbfgs_when_the_gradient_pass_is_fused(monkeypatch):
     assert LogisticRegression().fit(X.numpy(), y.numpy()).solver_ == "lbfgs"
     monkeypatch.setattr(_kernels, "MIN_ELEMENTS", 1 << 62)
     assert LogisticRegression().fit(X.numpy(), y.numpy()).solver_ == "newton"
+
+
+def test_warm_up_compiles_both_dtypes():
+    from torchlogit import _numba_kernels
+
+    assert _kernels.warm_up()
+    kinds = {str(sig[0].dtype) for sig in _numba_kernels.binary_loss_gradient.signatures}
+    assert {"float32", "float64"} <= kinds

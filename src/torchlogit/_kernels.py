@@ -35,8 +35,8 @@ alone, so the result does not depend on the number of threads.
 Only C-contiguous float32 or float64 X on the CPU takes this path (GPUs, other
 layouts and the multinomial loss use torch). The first call in a fresh
 install compiles the kernels (2 cores: ~12 s for float32, ~5 s more for
-float64); numba caches them next to this file, or in its user cache where
-that is read-only.
+float64; ``make`` does it at install time through :func:`warm_up`); numba
+caches them next to this file, or in its user cache where that is read-only.
 """
 
 from __future__ import annotations
@@ -70,6 +70,21 @@ def applies(X) -> bool:
         and not X.requires_grad
         and bool(_kernels())
     )
+
+
+def warm_up() -> bool:
+    """Compile, or load from numba's cache, the kernels for both dtypes; False without numba.
+
+    ``make`` runs this right after installing, so the first large fit does
+    not pause for the compiler.
+    """
+    if not _kernels():
+        return False
+    for dtype in (torch.float32, torch.float64):
+        X, v = torch.zeros(8, 3, dtype=dtype), torch.zeros(8, dtype=dtype)
+        binary_loss_gradient(X, torch.zeros(3, dtype=dtype), 0.0, v, v)
+        shifted_moments(X, v, torch.zeros(3, dtype=dtype))
+    return True
 
 
 def _chunks(n):
