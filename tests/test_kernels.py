@@ -172,3 +172,4 @@ def test_warm_up_compiles_both_dtypes():
     assert _kernels.warm_up()
     kinds = {str(sig[0].dtype) for sig in _numba_kernels.binary_loss_gradient.signatures}
     assert {"float32", "float64"} <= kinds
+

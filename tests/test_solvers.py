@@ -7,6 +7,7 @@ import torch
 from conftest import make_problem
 from torchlogit._loss import POINTWISE, LinearModelLoss
 from torchlogit.nn import LinearModel
+from torchlogit._fit import Standardizer
 from torchlogit.solvers import SOLVERS, choose, get_optimizer, lbfgs, make_batches, newton, sgd
 
 
@@ -219,3 +220,15 @@ def test_lbfgs_is_not_stopped_by_noise_in_f():
 
     res = lbfgs(noisy, torch.zeros(loss.n_params, dtype=torch.float64), tol=1e-9, max_iter=2000, f_rtol=1e-6)
     assert res.converged and res.grad_max <= 1e-9, res.message
+
+
+@pytest.mark.parametrize("k, fit_intercept", [(1, True), (3, True), (1, False), (4, False)])
+def test_standardizer_matrix_is_the_jacobian_of_to_theta(k, fit_intercept):
+    d = 5
+    g = torch.Generator().manual_seed(k)
+    mu = torch.randn(d, generator=g, dtype=torch.float64)
+    sigma = torch.rand(d, generator=g, dtype=torch.float64) + 0.5
+    std = Standardizer(mu, sigma, k, fit_intercept)
+    p = k * (d + int(fit_intercept))
+    jacobian = torch.func.vmap(std.to_theta, in_dims=1, out_dims=1)(torch.eye(p, dtype=torch.float64))
+    torch.testing.assert_close(std.matrix(p), jacobian)

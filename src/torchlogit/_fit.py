@@ -129,9 +129,20 @@ class Standardizer:
         return torch.cat([((gW - gb[:, None] * self.mu) / self.sigma).reshape(-1), gb])
 
     def matrix(self, n_params):
-        """A as a dense (p, p) matrix, for transforming a Hessian: A^T H A."""
-        eye = torch.eye(n_params, dtype=f64, device=self.mu.device)
-        return torch.func.vmap(self.to_theta, in_dims=1, out_dims=1)(eye)
+        """A as a dense (p, p) matrix, for transforming a Hessian: A^T H A.
+
+        Rows/columns in the order [W.ravel(), b] / [V.ravel(), c]:
+        dW_kj/dV_kj = 1 / sigma_j, db_k/dV_kj = -mu_j / sigma_j, db_k/dc_k = 1.
+        """
+        k, d = self.k, self.d
+        A = torch.zeros(n_params, n_params, dtype=f64, device=self.mu.device)
+        weights = torch.arange(k * d, device=self.mu.device)
+        A[weights, weights] = (1.0 / self.sigma).repeat(k)
+        if self.fit_intercept:
+            for c in range(k):
+                A[k * d + c, c * d : (c + 1) * d] = -self.mu / self.sigma
+                A[k * d + c, k * d + c] = 1.0
+        return A
 
 
 PRECONDITION_MAX_FEATURES = 4096

@@ -268,26 +268,32 @@ class LinearModelLoss:
         block_rows = max(16, block_bytes // (k * d1 * X.element_size()))
         for start in range(0, X.shape[0], block_rows):
             Xb = X[start : start + block_rows]
-            if self.fit_intercept:
-                Xb = torch.cat([Xb, torch.ones(len(Xb), 1, dtype=dt, device=X.device)], 1)
-            zb = self.logits(theta, X[start : start + block_rows]).to(f64)
+            zb = self.logits(theta, Xb).to(f64)
             yb, sb = y[start : start + block_rows], sw[start : start + block_rows].to(f64)
             _, state = self.pointwise.gradient_state(zb, yb)
-            if not self.pointwise.multiclass:  # k = 1: X1^T diag(s h) X1
-                H += (Xb.T @ (Xb * (sb * state[:, 0]).to(dt)[:, None])).to(f64)
+            if not self.pointwise.multiclass:  # k = 1: [X 1]^T diag(s h) [X 1], without building [X 1]
+                w = sb * state[:, 0]  # (m,) float64
+                H[:d, :d] += (Xb.T @ (Xb * w.to(dt)[:, None])).to(f64)
+                if self.fit_intercept:
+                    xw = (w.to(dt) @ Xb).to(f64)  # (d,)
+                    H[d, :d] += xw
+                    H[:d, d] += xw
+                    H[d, d] += w.sum()
                 continue
+            if self.fit_intercept:
+                Xb = torch.cat([Xb, torch.ones(len(Xb), 1, dtype=dt, device=X.device)], 1)
             # Block (k, l) = X1^T diag(s (p_k delta_kl - p_k p_l)) X1.
             p = state  # (m, K)
             for c in range(k):
                 H[c * d1 : (c + 1) * d1, c * d1 : (c + 1) * d1] += (Xb.T @ (Xb * (sb * p[:, c]).to(dt)[:, None])).to(f64)
             Z = (p.to(dt)[:, :, None] * Xb[:, None, :]).reshape(len(Xb), k * d1)  # (m, K*d1)
             H -= (Z.T @ (Z * sb.to(dt)[:, None])).to(f64)
-        # Class-block order (class, feature-or-intercept) -> theta order [W.ravel(), b].
-        idx = torch.arange(k * d1, device=X.device).view(k, d1)
-        order = idx[:, :d].reshape(-1)
-        if self.fit_intercept:
-            order = torch.cat([order, idx[:, d]])
-        H = H[order][:, order]
+        if k > 1:  # class-block order (class, feature-or-intercept) -> theta order [W.ravel(), b]
+            idx = torch.arange(k * d1, device=X.device).view(k, d1)
+            order = idx[:, :d].reshape(-1)
+            if self.fit_intercept:
+                order = torch.cat([order, idx[:, d]])
+            H = H[order][:, order]
         penalized = torch.zeros(self.n_params, dtype=torch.bool, device=X.device)
         penalized[: k * d] = True
         if l2:
