@@ -107,9 +107,9 @@ def binary_loss_gradient(X, w, b, y, s):
     """
     _set_threads()
     rows, chunks = _chunks(X.shape[0])
+    Xn = X.numpy()
     f, g = _kernels().binary_loss_gradient(
-        X.numpy(), w.contiguous().numpy(), X.numpy().dtype.type(b), y.contiguous().numpy(), s.contiguous().numpy(),
-        rows, chunks,
+        Xn, w.contiguous().numpy(), Xn.dtype.type(b), y.contiguous().numpy(), s.contiguous().numpy(), rows, chunks
     )
     return f, torch.from_numpy(g)
 
