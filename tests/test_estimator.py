@@ -270,3 +270,17 @@ def test_encode_labels_rejects_continuous_targets_as_scikit_learn_does():
 
     with pytest.raises(ValueError, match="Unknown label type: continuous"):
         encode_labels(np.array([0.5, 1.5]))
+
+
+def test_finite_values_whose_sum_overflows_are_accepted():
+    """Finiteness is checked through one sum; a sum that overflows on finite data must not be an error."""
+    model = LogisticRegression().fit(np.array([[0.0], [1.0], [2.0], [3.0]], dtype=np.float32), [0, 0, 1, 1])
+    big = np.full((4, 1), 3e38, dtype=np.float32)  # finite; their float32 sum is inf
+    with np.errstate(over="ignore"):
+        assert np.isinf(big.sum(dtype=np.float32))
+    proba = model.predict_proba(big)
+    assert proba.shape == (4, 2)
+    bad = big.copy()
+    bad[2, 0] = np.inf
+    with pytest.raises(ValueError, match="Input X contains infinity"):
+        model.predict_proba(bad)

@@ -173,3 +173,21 @@ def test_warm_up_compiles_both_dtypes():
     kinds = {str(sig[0].dtype) for sig in _numba_kernels.binary_loss_gradient.signatures}
     assert {"float32", "float64"} <= kinds
 
+
+
+@pytest.mark.parametrize("threshold", [0, 1 << 62], ids=["kernel", "torch"])
+def test_standardizer_recentres_when_the_shift_rows_are_atypical(monkeypatch, threshold):
+    """The shift comes from 1000 evenly spaced rows; here exactly those rows are outliers.
+
+    One pass about that shift cancels catastrophically (sigma 2% off with the
+    kernel, 95% with torch's float32 products); the second pass about mu keeps
+    sigma within 1e-3.
+    """
+    monkeypatch.setattr(_kernels, "MIN_ELEMENTS", threshold)
+    n = 2_000_000
+    X = 5 + 1e-3 * torch.randn(n, 1, generator=torch.Generator().manual_seed(0))
+    X[torch.linspace(0, n - 1, 1000).round().long()] = 1e3
+    std = Standardizer.from_data(X, torch.full((n,), 1.0 / n), 1, True)
+    sigma = X.double().std(0, correction=0)
+    np.testing.assert_allclose(std.sigma.numpy(), sigma.numpy(), rtol=1e-3)
+    assert not std.constant.any()
