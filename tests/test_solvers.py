@@ -223,12 +223,27 @@ def test_lbfgs_is_not_stopped_by_noise_in_f():
 
 
 @pytest.mark.parametrize("k, fit_intercept", [(1, True), (3, True), (1, False), (4, False)])
-def test_standardizer_matrix_is_the_jacobian_of_to_theta(k, fit_intercept):
-    d = 5
+def test_standardised_hessian_is_the_chain_rule_of_the_raw_one(k, fit_intercept):
+    """hessian(..., std=std) = J^T H J, J the Jacobian of to_theta and H the objective's Hessian (both autograd)."""
+    d, l2 = 5, 0.3
     g = torch.Generator().manual_seed(k)
     mu = torch.randn(d, generator=g, dtype=torch.float64)
     sigma = torch.rand(d, generator=g, dtype=torch.float64) + 0.5
     std = Standardizer(mu, sigma, k, fit_intercept)
-    p = k * (d + int(fit_intercept))
+    X = mu + sigma * torch.randn(60, d, generator=g, dtype=torch.float64)
+    y = torch.randint(0, max(k, 2), (60,), generator=g)
+    y = y.to(torch.float64) if k == 1 else y
+    sw = torch.full((60,), 1 / 60, dtype=torch.float64)
+    loss = LinearModelLoss(POINTWISE["binary" if k == 1 else "multinomial"], d, k, fit_intercept)
+    p = loss.n_params
     jacobian = torch.func.vmap(std.to_theta, in_dims=1, out_dims=1)(torch.eye(p, dtype=torch.float64))
-    torch.testing.assert_close(std.matrix(p), jacobian)
+    phi = torch.randn(p, generator=g, dtype=torch.float64)
+    theta = std.to_theta(phi)
+    H_phi = loss.hessian(theta, X, y, sw, l2, std=std)
+    H_theta = torch.autograd.functional.hessian(lambda t: loss.objective(t, X, y, sw, l2), theta)
+    expected = jacobian.T @ H_theta @ jacobian
+    if k == 1 or not fit_intercept:  # no null space (every softmax coordinate is penalised)
+        torch.testing.assert_close(H_phi, expected)
+    else:  # softmax intercepts: H_phi fills the null space, so compare the Newton step it gives
+        grad = std.grad_to_phi(loss.loss_gradient(theta, X, y, sw, l2)[1])
+        torch.testing.assert_close(expected @ torch.linalg.solve(H_phi, grad), grad)

@@ -148,7 +148,7 @@ class TorchLinearModel(BaseEstimator):
 
     _common_constraints = {
         "fit_intercept": ["boolean"],
-        "tol": [Interval(numbers.Real, 0, None, closed="neither"), None],
+        "tol": [Interval(numbers.Real, 0, None, closed="left"), None],  # 0: until the solver stops (scikit-learn)
         "max_iter": [Interval(numbers.Integral, 0, None, closed="left")],
         "warm_start": ["boolean"],
         "verbose": ["verbose"],
@@ -254,6 +254,7 @@ class TorchLinearModel(BaseEstimator):
             loss, X, y, sw, l2, solver=solver, w0=w0, tol=tol, max_iter=self.max_iter,
             callback=callback, sgd_options=sgd_options,
         )  # fmt: skip
+        self._refuse_non_finite(res.x, loss, X.dtype)
         self.solver_ = solver
         self.convergence_ = ConvergenceReport(
             solver, bool(res.converged), int(res.n_iter), res.message, float(res.grad_max),
@@ -265,6 +266,21 @@ class TorchLinearModel(BaseEstimator):
         if not res.converged and tol is not None:  # sgd with tol=None runs a fixed number of epochs
             warnings.warn(self._convergence_message(solver, res, tol), ConvergenceWarning, stacklevel=3)
         return res
+
+    def _refuse_non_finite(self, theta, loss, dtype):
+        """The last guard: a fit that produced NaN or inf parameters is an error naming the columns, not a model."""
+        bad = ~torch.isfinite(theta)
+        if not bool(bad.any()):
+            return
+        W, b = loss.unpack(bad)
+        columns = torch.nonzero(W.any(0)).flatten().tolist()
+        names = getattr(self, "feature_names_in_", None)
+        named = ", ".join(f"column {names[j]!r}" if names is not None else f"column {j}" for j in columns[:5])
+        where = f"for {named}" if columns else "for the intercept"
+        raise ValueError(
+            f"the fit produced non-finite coefficients {where}: the values of X are too extreme for "
+            f"{str(dtype).replace('torch.', '')} arithmetic; rescale those columns"
+        )
 
     def _convergence_message(self, solver, res, tol):
         name = type(self).__name__

@@ -39,56 +39,91 @@ class Standardizer:
 
     @classmethod
     def from_moments(cls, mu, var, n_outputs, fit_intercept):
-        """From column means and variances (float64); constant columns keep sigma = 1."""
-        sigma = var.sqrt()
-        constant = sigma <= 1e-7 * torch.maximum(mu.abs(), torch.ones_like(mu))
+        """From column means and variances (float64)."""
+        return cls.from_scale(mu, var.sqrt(), n_outputs, fit_intercept)
+
+    @classmethod
+    def from_scale(cls, mu, sigma, n_outputs, fit_intercept):
+        """From column means and standard deviations (float64); constant columns keep sigma = 1.
+
+        A column is constant when its spread is at the rounding level of its
+        values, sigma <= 1e-7 |mu| (sigma = 0 included): a rule without an
+        absolute floor, so a column measured in units of 1e-30 is data, not a constant.
+        """
+        sigma = sigma.clone()
+        constant = ~(sigma > 1e-7 * mu.abs())
         sigma[constant] = 1.0  # constant columns: leave them as they are
         return cls(mu, sigma, n_outputs, fit_intercept, constant)
 
     @classmethod
     def from_data(cls, X, s, n_outputs, fit_intercept, block_bytes=4 << 20):
-        """Weighted column means and variances (s sums to 1) in one pass over row blocks.
+        """Weighted column means and standard deviations (s sums to 1) in one pass over X.
 
         Moments are taken about a shift c (the mean of <= 1000 evenly spaced
-        rows, 0 without an intercept): with D = x - c,
+        rows, 0 without an intercept): with D = (x - c) / scale,
 
-            mu = c + sum_i s_i D_i,    var = sum_i s_i D_i^2 - (mu - c)^2.
+            mu = c + scale m1,   sigma = scale sqrt(m2 - m1^2),
+            m1 = sum_i s_i D_i,  m2 = sum_i s_i D_i^2.
 
-        Block products run in X's dtype (fast: float32 GEMV) and are summed in
-        float64. Because c is close to the mean, the subtraction loses little;
-        if it lost more than a factor 1000 (c far from the mean: unusual row
-        order) a second pass centres on mu itself. mu and sigma only choose the
-        coordinates the solver works in, so their rounding cannot move the optimum.
+        scale is 1 unless the squares overflow (|x| >~ 1.8e19 in the float32
+        kernel, 1e154 in float64) or fall near the underflow threshold (|x| ~
+        1e-15 in float32, 1e-150 in float64): then a per-column power of two
+        >= max|x - c|.
+        The subtraction m2 - m1^2 loses a factor 1 / (1 - r) of precision,
+        r = m1^2 / m2; r is a ratio of two sums that rounding barely changes
+        (m2 has no cancellation), unlike m2 - m1^2 itself, so the decision to
+        take a second pass about mu (when r > 1/2: c was more than one
+        standard deviation from the mean, an unusual row order) cannot be
+        fooled by the rounding it guards against, on any CPU or BLAS. mu and
+        sigma only choose the coordinates the solver works in, so their
+        rounding cannot move the optimum.
         """
         n, d = X.shape
-        block_rows = max(256, block_bytes // (d * X.element_size()))  # temporaries: two blocks of ~4 MB
         if fit_intercept:
             sample = torch.linspace(0, n - 1, min(n, 1000), device=X.device).round().long()
-            c = X[sample].mean(dim=0, dtype=f64).to(X.dtype)
+            c = X[sample].mean(dim=0, dtype=f64)
         else:
-            c = torch.zeros(d, dtype=X.dtype, device=X.device)
-        m1, m2 = cls._moments(X, s, c, block_rows)
-        mu, var = c.to(f64) + m1, m2 - m1 * m1
-        if fit_intercept and bool((var < 1e-3 * m2).any()):
-            m1, m2 = cls._moments(X, s, mu.to(X.dtype), block_rows)
-            var = m2 - m1 * m1
-        if not fit_intercept:
-            mu = torch.zeros_like(mu)  # no centring: the scale is the root mean square
-        return cls.from_moments(mu, var.clamp_min(0.0) if fit_intercept else m2, n_outputs, fit_intercept)
+            c = torch.zeros(d, dtype=f64, device=X.device)
+        scale = None
+        m1, m2 = cls._moments(X, s, c, scale, block_bytes)
+        if _squares_out_of_range(m1, m2, X.dtype):  # recompute in units of max|x - c|
+            scale = _column_scale(X, c, block_bytes)
+            m1, m2 = cls._moments(X, s, c, scale, block_bytes)
+        if fit_intercept and bool((m1 * m1 > 0.5 * m2).any()):
+            c = c + m1 * (1.0 if scale is None else scale)
+            m1, m2 = cls._moments(X, s, c, scale, block_bytes)
+        unit = torch.ones_like(c) if scale is None else scale
+        if not fit_intercept:  # no centring: the scale is the root mean square
+            return cls.from_scale(torch.zeros_like(c), m2.sqrt() * unit, n_outputs, fit_intercept)
+        return cls.from_scale(c + m1 * unit, (m2 - m1 * m1).clamp_min(0.0).sqrt() * unit, n_outputs, fit_intercept)
 
     @staticmethod
-    def _moments(X, s, c, block_rows):
-        """(sum_i s_i D_i, sum_i s_i D_i^2) with D = x - c, float64 (d,) each."""
-        if _kernels.applies(X):
-            return _kernels.shifted_moments(X, s, c)
+    def _moments(X, s, c, scale, block_bytes):
+        """(sum_i s_i D_i, sum_i s_i D_i^2) with D = (x - c) / scale, float64 (d,) each.
+
+        c (d,) float64; scale (d,) float64 or None (1). The fused kernel sums
+        in X's dtype over 1,024 rows; the torch path converts one block at a
+        time to float64, so its sums do not depend on the BLAS's reduction order.
+        """
+        if scale is None and _kernels.applies(X):
+            return _kernels.shifted_moments(X, s, c.to(X.dtype))
+        block_rows = max(256, block_bytes // (8 * X.shape[1]))  # temporaries: ~3 float64 blocks of 4 MB
         m1 = torch.zeros(X.shape[1], dtype=f64, device=X.device)
         m2 = torch.zeros_like(m1)
+        inv = None if scale is None else 1.0 / scale
         for start in range(0, X.shape[0], block_rows):
-            D = X[start : start + block_rows] - c  # (b, d): one block only
-            sb = s[start : start + block_rows]
-            m1 += (sb @ D).to(f64)
-            m2 += (sb @ (D * D)).to(f64)
+            D = X[start : start + block_rows].to(f64) - c  # (b, d) float64: one block only
+            if inv is not None:
+                D *= inv
+            sb = s[start : start + block_rows].to(f64)
+            m1 += sb @ D
+            m2 += sb @ (D * D)
         return m1, m2
+
+    def standardize(self, X):
+        """The features the solver sees, in X's dtype: (x - mu) / sigma, or x / sigma without an intercept."""
+        sigma = self.sigma.to(X.dtype)
+        return (X - self.mu.to(X.dtype)) / sigma if self.fit_intercept else X / sigma
 
     def correlation(self, X, s, max_rows, block_bytes=16 << 20):
         """R = sum_i s_i x'_i x'_i^T / sum_i s_i over at most ``max_rows`` evenly spaced rows.
@@ -100,10 +135,9 @@ class Standardizer:
         block_rows = max(256, block_bytes // (d * X.element_size()))
         rows = torch.linspace(0, n - 1, min(n, max_rows), device=X.device).round().long()
         R = torch.zeros(d, d, dtype=f64, device=X.device)
-        mu, sigma = self.mu.to(X.dtype), self.sigma.to(X.dtype)
         for start in range(0, len(rows), block_rows):
             idx = rows[start : start + block_rows]
-            Z = (X[idx] - mu) / sigma * s[idx].sqrt()[:, None]  # (b, d), one block only
+            Z = self.standardize(X[idx]) * s[idx].sqrt()[:, None]  # (b, d), one block only
             R += (Z.T @ Z).to(f64)
         return R / float(s[rows].sum(dtype=f64))
 
@@ -128,21 +162,25 @@ class Standardizer:
         gb = g[self.k * self.d :]
         return torch.cat([((gW - gb[:, None] * self.mu) / self.sigma).reshape(-1), gb])
 
-    def matrix(self, n_params):
-        """A as a dense (p, p) matrix, for transforming a Hessian: A^T H A.
 
-        Rows/columns in the order [W.ravel(), b] / [V.ravel(), c]:
-        dW_kj/dV_kj = 1 / sigma_j, db_k/dV_kj = -mu_j / sigma_j, db_k/dc_k = 1.
-        """
-        k, d = self.k, self.d
-        A = torch.zeros(n_params, n_params, dtype=f64, device=self.mu.device)
-        weights = torch.arange(k * d, device=self.mu.device)
-        A[weights, weights] = (1.0 / self.sigma).repeat(k)
-        if self.fit_intercept:
-            for c in range(k):
-                A[k * d + c, c * d : (c + 1) * d] = -self.mu / self.sigma
-                A[k * d + c, k * d + c] = 1.0
-        return A
+def _squares_out_of_range(m1, m2, dtype):
+    """Whether a column's sum of squares overflowed, or lies where squares lose precision to underflow.
+
+    The floor, 1e8 times the dtype's smallest normal number, leaves typical
+    squares eight decades above it; m2 = 0 with m1 != 0 means all of them underflowed.
+    """
+    floor = 1e8 * torch.finfo(dtype).tiny
+    return bool((~torch.isfinite(m2) | ((m2 < floor) & ((m2 > 0) | (m1 != 0)))).any())
+
+
+def _column_scale(X, c, block_bytes):
+    """(d,) float64 powers of two, each >= max_i |x_ij - c_j| (1 for a column equal to c)."""
+    block_rows = max(256, block_bytes // (8 * X.shape[1]))
+    top = torch.zeros(X.shape[1], dtype=f64, device=X.device)
+    for start in range(0, X.shape[0], block_rows):
+        top = torch.maximum(top, (X[start : start + block_rows].to(f64) - c).abs().amax(0))
+    _, exponent = torch.frexp(top)  # top = m 2^e with 0.5 <= m < 1
+    return torch.where(top > 0, torch.ldexp(torch.ones_like(top), exponent), torch.ones_like(top))
 
 
 PRECONDITION_MAX_FEATURES = 4096
@@ -213,13 +251,7 @@ def _fit_exact(loss, X, y, s, l2s, solver, w0, tol, max_iter, callback):
     if solver == "lbfgs" and X.shape[1] <= PRECONDITION_MAX_FEATURES:
         extra["precondition"] = correlation_preconditioner(std, X, s, l2s)
     if solver == "newton":
-        A = std.matrix(loss.n_params)
-
-        def hessian(phi):
-            H = loss.hessian(std.to_theta(phi).to(dtype), X, y, s, l2s)
-            return A.T @ H @ A
-
-        extra["hessian"] = hessian
+        extra["hessian"] = lambda phi: loss.hessian(std.to_theta(phi).to(dtype), X, y, s, l2s, std=std)
     res = SOLVERS[solver](fun_and_grad, std.to_phi(w0), tol=tol, max_iter=max_iter, callback=callback, **extra)
     res.x = std.to_theta(res.x)
     return res

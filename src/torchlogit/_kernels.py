@@ -30,7 +30,8 @@ so both are exact to the working precision's rounding even where they are
 tiny (torch's float64 binary_cross_entropy_with_logits is off by 3e-7
 relative at z = -20, y = 0). Per-row losses are summed in float64, X^T r in
 X's dtype over 1,024 rows and then in float64; chunks of rows are fixed by n
-alone, so the result does not depend on the number of threads.
+alone and their partial sums are added outside the parallel region in chunk
+order, so the result does not depend on the number of threads.
 
 Only C-contiguous float32 or float64 X on the CPU takes this path (GPUs, other
 layouts and the multinomial loss use torch). The first call in a fresh
@@ -108,15 +109,21 @@ def binary_loss_gradient(X, w, b, y, s):
     _set_threads()
     rows, chunks = _chunks(X.shape[0])
     Xn = X.numpy()
-    f, g = _kernels().binary_loss_gradient(
+    F, G = _kernels().binary_loss_gradient(
         Xn, w.contiguous().numpy(), Xn.dtype.type(b), y.contiguous().numpy(), s.contiguous().numpy(), rows, chunks
     )
-    return f, torch.from_numpy(g)
+    return _chunk_total(F), torch.from_numpy(G.sum(axis=0))
+
+
+def _chunk_total(F):
+    """The sum of per-chunk values, correctly rounded: the same on every CPU and thread count."""
+    return math.fsum(F.tolist())
 
 
 def shifted_moments(X, s, c):
     """(sum_i s_i (x_i - c), sum_i s_i (x_i - c)^2), float64 (d,) each, in one read of X."""
     _set_threads()
     rows, chunks = _chunks(X.shape[0])
-    m1, m2 = _kernels().shifted_moments(X.numpy(), s.contiguous().numpy(), c.contiguous().numpy(), rows, chunks)
-    return torch.from_numpy(m1), torch.from_numpy(m2)
+    M1, M2 = _kernels().shifted_moments(X.numpy(), s.contiguous().numpy(), c.contiguous().numpy(), rows, chunks)
+    # (chunks, d) -> (d,): numpy adds the rows one after another, in chunk order
+    return torch.from_numpy(M1.sum(axis=0)), torch.from_numpy(M2.sum(axis=0))

@@ -249,7 +249,7 @@ class LinearModelLoss:
 
         return grad, hessp
 
-    def hessian(self, theta, X, y, sw, l2=0.0, block_bytes=4 << 20):
+    def hessian(self, theta, X, y, sw, l2=0.0, block_bytes=4 << 20, std=None):
         """The full (p, p) Hessian in float64, built over row blocks of X.
 
         Only for problems where p^2 fits in memory (the newton solver). Each
@@ -257,6 +257,13 @@ class LinearModelLoss:
         float32 data, the costly part) and is summed in float64: the Hessian
         only shapes Newton's direction, and a relative error of ~1e-6 in it
         costs no accuracy of the optimum (the gradient is exact in float64).
+
+        ``std`` (a :class:`torchlogit._fit.Standardizer`): the Hessian with
+        respect to phi, the parameters of the standardised features
+        x' = (x - mu) / sigma (theta = A phi), i.e. A^T H A, built from
+        standardised blocks: [X' 1]^T diag(w) [X' 1] + l2 diag(1 / sigma^2)
+        on the weights. Unlike H itself it neither overflows for |x| ~ 1e20
+        in float32 (1e160 in float64) nor underflows for |x| ~ 1e-30.
 
         Softmax caveat: adding one vector to every class's parameters leaves
         the probabilities unchanged, so H is singular along 1_K (x) e for every
@@ -274,6 +281,8 @@ class LinearModelLoss:
         for start in range(0, X.shape[0], block_rows):
             Xb = X[start : start + block_rows]
             zb = self.logits(theta, Xb).to(f64)
+            if std is not None:
+                Xb = std.standardize(Xb)  # (m, d) in the solver's coordinates
             yb, sb = y[start : start + block_rows], sw[start : start + block_rows].to(f64)
             _, state = self.pointwise.gradient_state(zb, yb)
             if not self.pointwise.multiclass:  # k = 1: [X 1]^T diag(s h) [X 1], without building [X 1]
@@ -302,10 +311,10 @@ class LinearModelLoss:
         penalized = torch.zeros(self.n_params, dtype=torch.bool, device=X.device)
         penalized[: k * d] = True
         if l2:
-            H.diagonal()[penalized] += l2
-        if self.pointwise.multiclass:
-            free = ~penalized if l2 else torch.ones_like(penalized)
-            c = H.diagonal().mean().clamp_min(1e-12)
+            H.diagonal()[penalized] += l2 if std is None else l2 / (std.sigma**2).repeat(k)
+        free = ~penalized if l2 else torch.ones_like(penalized)
+        if self.pointwise.multiclass and bool(free.any()):
+            c = H.diagonal()[free].mean().clamp_min(1e-12)  # the scale of the free coordinates' curvature
             # Coordinates (class c, feature j) of the same j form one null direction.
             feature_of = torch.cat([torch.arange(d).repeat(k), d + torch.zeros(k, dtype=torch.long)])
             feature_of = feature_of[: self.n_params].to(X.device)

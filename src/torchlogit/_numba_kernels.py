@@ -15,7 +15,7 @@ FLAGS = {"reassoc", "contract", "nsz", "arcp"}
 
 @njit(parallel=True, fastmath=FLAGS, nogil=True, cache=True)
 def binary_loss_gradient(X, w, b, y, s, rows, chunks):
-    """See torchlogit._kernels.binary_loss_gradient; returns (f, g) with g float64 (d + 1,).
+    """See torchlogit._kernels.binary_loss_gradient; returns per-chunk (F (chunks,), G (chunks, d + 1)), float64.
 
     X, w, y, s share one dtype (float32 or float64), which is also the dtype
     of every per-row quantity; ``tile_loss_32``/``_64`` hold the transcendentals.
@@ -82,7 +82,9 @@ def binary_loss_gradient(X, w, b, y, s, rows, chunks):
             G[c, j] = g64[j] + g_acc[j]
         G[c, d] = gb
         F[c] = f
-    return F.sum(), G.sum(axis=0)
+    # The caller adds the chunks: a sum here would become a parallel reduction whose order
+    # follows the thread count (measured: f differed in its last bit between 1 and 2 threads).
+    return F, G
 
 
 @njit(fastmath=FLAGS, inline="always", cache=True)
@@ -166,5 +168,5 @@ def shifted_moments(X, s, shift, rows, chunks):
                     M2[c, j] += a2[j]
                     a1[j] = 0.0
                     a2[j] = 0.0
-    return M1.sum(axis=0), M2.sum(axis=0)
+    return M1, M2  # per chunk; summed by the caller (see binary_loss_gradient)
 
