@@ -1,60 +1,185 @@
 """Model files: tensors in safetensors, everything else as JSON metadata. No pickle.
 
-Layout of a file (the safetensors format)::
+Layout of a file (format version 2; a plain safetensors file that any
+safetensors reader opens)::
 
     8 bytes   little-endian u64: N, the header length
-    N bytes   JSON header: tensor names, dtypes, shapes, byte offsets, and
-              "__metadata__": {"torchlogit": "<our JSON, see ``_metadata``>"}
-    ...       raw tensor bytes (coef, intercept)
+    N bytes   compact JSON header, padded with spaces to a multiple of 8, in
+              this order:
+              {"__metadata__":{"torchlogit_sha256":"<64 hex digits>",
+                               "torchlogit":"<our JSON, see ``_metadata``>"},
+               "coef":{"dtype":..,"shape":..,"data_offsets":..},"intercept":{..}}
+    ...       raw little-endian tensor bytes (coef, then intercept)
 
-Loading parses JSON and raw numbers only, so a file never runs code. The
-metadata carries a SHA-256 of the tensor bytes, so a truncated or edited file
-is refused with a clear message. Writes go to a temporary file in the same
-folder that is renamed over the target: a crash mid-save leaves the old file.
+Integrity. The digest is the SHA-256 of the whole file with its own 64 hex
+digits replaced by 64 '0's. Because the digest sits at a fixed offset (right
+after the ``{"__metadata__":{"torchlogit_sha256":"`` prefix), every other byte
+is covered: the metadata (classes, feature names, parameters), dtypes,
+shapes, offsets, the header's padding and the tensor bytes. Any change to a
+saved file, a single flipped bit included, is refused with
+:class:`ModelFileError`. The digest detects damage and edits, not forgery:
+whoever edits a file on purpose can recompute it. So loading also checks every
+field (types, ranges, and that classes, feature names and tensor shapes agree)
+and refuses anything ``save_model`` would not have written, again with
+``ModelFileError``, so that a bad file never fails later, inside ``predict``.
+
+Version 1 files (torchlogit 0.1.0 before this layout) hashed only the tensor
+bytes, so an edited label or dtype in them cannot be told from a genuine one.
+They are refused with a message saying to train and save the model again:
+accepting them, even with a warning, would break "an edited model file is
+always refused", and a warning is easily missed in a batch job.
+
+Loading parses JSON and raw numbers only, so a file never runs code.
+
+Writes go to a temporary file ``.NAME.<random>.tmp`` in the target's folder,
+which is fsynced and renamed over the target, so the target is always either
+the old file or the complete new one. See :func:`atomic_write_bytes` for what
+is left behind when the process is killed mid-write.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
+import math
 import os
+import signal
 import struct
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
-import torch
 
 FORMAT = "torchlogit-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _LABEL_TYPES = {"str": str, "int": int, "float": float, "bool": bool}
+_DTYPES = {"F32": np.dtype("<f4"), "F64": np.dtype("<f8")}
+_CODES = {dtype: code for code, dtype in _DTYPES.items()}
+# the digest's place in the file: right after these bytes (see the module docstring)
+_DIGEST_PREFIX = b'{"__metadata__":{"torchlogit_sha256":"'
+_DIGEST_AT = 8 + len(_DIGEST_PREFIX)
+_PLACEHOLDER = b"0" * 64
 
 
 class ModelFileError(ValueError):
     """A file that is not a readable torchlogit model (missing, truncated, tampered, newer)."""
 
 
-def atomic_write_bytes(path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    umask = os.umask(0)
-    os.umask(umask)
-    # mkstemp creates 0600; give the file the mode a plain open() would (or the old file's)
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~umask
+class _Invalid(Exception):
+    """A reason a model file is refused; the public functions add the file's name."""
+
+
+# ------------------------------------------------------------------ atomic writes
+class _Terminated(BaseException):
+    """A terminating signal arrived while our temporary file existed."""
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_terminated(signum, frame):
+    raise _Terminated(signum)
+
+
+@contextlib.contextmanager
+def _signals_raise():
+    """Within this block, SIGTERM and SIGINT whose action is to kill the process
+    outright (SIG_DFL) raise ``_Terminated`` instead, so the caller can remove its
+    temporary file first. Handlers someone else installed are left alone: a
+    Python handler (KeyboardInterrupt for SIGINT) runs inside our ``try`` anyway,
+    and an ignored signal changes nothing. Python only lets the main thread set
+    handlers, so other threads get no protection (as after SIGKILL)."""
+    changed = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            if signal.getsignal(signum) == signal.SIG_DFL:
+                changed[signum] = signal.signal(signum, _raise_terminated)
     try:
-        os.chmod(tmp, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        yield
+    finally:
+        for signum, previous in changed.items():
+            signal.signal(signum, previous)
+
+
+def _write_error(path: Path, exc: OSError) -> OSError:
+    """``exc`` as the same kind of OSError, in one line naming the user's path
+    (the temporary file's name means nothing to the user)."""
+    folder = path.parent
+    if isinstance(exc, FileNotFoundError) and not folder.is_dir():
+        reason = f"folder '{folder}' does not exist"
+    elif isinstance(exc, NotADirectoryError):
+        reason = f"'{folder}' is not a folder"
+    elif isinstance(exc, IsADirectoryError):
+        reason = "it is a folder"
+    elif isinstance(exc, PermissionError):
+        reason = f"no permission to write in folder '{folder}'"
+    else:
+        reason = exc.strerror or str(exc)
+    error = type(exc)(f"{path}: cannot write: {reason}")
+    error.errno = exc.errno
+    return error
+
+
+def atomic_write_bytes(path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename.
+
+    The target is always either the old file or the complete new one. On an
+    error, and on SIGTERM or SIGINT (in the main thread), the temporary file
+    ``.NAME.<random>.tmp`` next to the target is removed first; then the
+    signal takes its usual course (the process ends, or KeyboardInterrupt).
+    After SIGKILL, a power loss, ``os._exit``, or a signal to a write running
+    outside the main thread, that temporary file can remain as an orphan next to
+    the target; the target itself is never damaged. Such an orphan is safe to
+    delete.
+
+    A missing or read-only folder, or a path that is a folder, raises the
+    usual OSError subclass with a one-line message naming ``path``.
+    """
+    path = Path(path)
+    tmp = None
+    try:
+        with _signals_raise():
+            if path.is_dir():
+                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+            umask = os.umask(0)
+            os.umask(umask)
+            # mkstemp creates 0600; give the file the mode a plain open() would (or the old file's)
+            mode = path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~umask
+            # (a signal between mkstemp's return and this assignment, a few bytecodes, leaves an orphan)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            with os.fdopen(fd, "wb") as fh:
+                os.chmod(tmp, mode)
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+            tmp = None
+    except _Terminated as exc:  # the handlers are restored by now
+        _remove(tmp)
+        signal.raise_signal(exc.signum)  # the default action again: the process ends as the signal asked
+        raise SystemExit(128 + exc.signum) from None  # only if something still ignores it
+    except OSError as exc:
+        _remove(tmp)
+        raise _write_error(path, exc) from exc
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        _remove(tmp)
         raise
 
 
+def _remove(tmp) -> None:
+    if tmp is not None:
+        with contextlib.suppress(OSError):  # the error that brought us here matters more
+            Path(tmp).unlink(missing_ok=True)
+
+
+# ------------------------------------------------------------------ saving
 def _jsonable_params(params: dict) -> dict:
+    import torch
+
     out = {}
     for key, value in params.items():
         if isinstance(value, (torch.device, torch.dtype)) or (isinstance(value, type) and issubclass(value, np.generic)):
@@ -75,22 +200,7 @@ def _label_to_json(label):
     return label
 
 
-def _params_from_json(params: dict) -> dict:
-    return {
-        k: ({_k: v for _k, v in v["__pairs__"]} if isinstance(v, dict) and "__pairs__" in v else v)
-        for k, v in params.items()
-    }
-
-
-def _digest(tensors: dict) -> str:
-    h = hashlib.sha256()
-    for name in sorted(tensors):
-        h.update(name.encode())
-        h.update(tensors[name].contiguous().numpy().tobytes())
-    return h.hexdigest()
-
-
-def _metadata(model, tensors) -> dict:
+def _metadata(model) -> dict:
     from . import __version__
 
     meta = {
@@ -103,10 +213,9 @@ def _metadata(model, tensors) -> dict:
         "feature_names": [str(f) for f in getattr(model, "feature_names_in_", [])] or None,
         "n_iter": [int(i) for i in np.atleast_1d(getattr(model, "n_iter_", []))],
         "solver": getattr(model, "solver_", None),
-        "objective": getattr(model, "objective_", None),
+        "objective": None if getattr(model, "objective_", None) is None else float(model.objective_),
         "loss_curve": [float(v) for v in getattr(model, "loss_curve_", [])],
         "intercept_scalar": not hasattr(model, "classes_"),
-        "sha256": _digest(tensors),
     }
     if hasattr(model, "classes_"):
         labels = [_label_to_json(c) for c in model.classes_]
@@ -117,59 +226,299 @@ def _metadata(model, tensors) -> dict:
     return meta
 
 
+def _as_stored(name, value) -> np.ndarray:
+    """A fitted array as little-endian float32/float64, the only dtypes a model file holds."""
+    a = np.atleast_1d(np.asarray(value))
+    if a.dtype.kind in "biu" or (a.dtype.kind == "f" and a.dtype.itemsize not in (4, 8)):
+        a = a.astype(np.float64)  # ints, bools, float16: exact in float64
+    if a.dtype.kind != "f":
+        raise ModelFileError(f"{name} of dtype {a.dtype} cannot be stored; a model file holds float32 or float64")
+    return np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<"))
+
+
+def _encode(meta: dict, tensors: dict) -> bytes:
+    """The file's bytes (see the module docstring), digest included."""
+    header = {"__metadata__": {"torchlogit_sha256": _PLACEHOLDER.decode(), "torchlogit": json.dumps(meta)}}
+    chunks, offset = [], 0
+    for name in sorted(tensors):
+        a = tensors[name]
+        header[name] = {"dtype": _CODES[a.dtype], "shape": list(a.shape), "data_offsets": [offset, offset + a.nbytes]}
+        chunks.append(a.tobytes())
+        offset += a.nbytes
+    text = json.dumps(header, separators=(",", ":")).encode()  # ASCII: json escapes the rest
+    text += b" " * (-len(text) % 8)  # safetensors aligns the tensor data to 8 bytes
+    blank = struct.pack("<Q", len(text)) + text + b"".join(chunks)
+    assert blank[8:_DIGEST_AT] == _DIGEST_PREFIX
+    return blank[:_DIGEST_AT] + _file_digest(blank).encode() + blank[_DIGEST_AT + 64 :]
+
+
+def _file_digest(data: bytes) -> str:
+    """SHA-256 of ``data`` with the 64 bytes of the digest read as '0's."""
+    view = memoryview(data)
+    h = hashlib.sha256(view[:_DIGEST_AT])
+    h.update(_PLACEHOLDER)
+    h.update(view[_DIGEST_AT + 64 :])
+    return h.hexdigest()
+
+
 def save_model(model, path) -> None:
     """Store a fitted estimator at ``path`` (atomic; see the module docstring)."""
-    from safetensors.torch import save as st_save
     from sklearn.utils.validation import check_is_fitted
 
     check_is_fitted(model)
-    tensors = {
-        "coef": torch.from_numpy(np.ascontiguousarray(np.atleast_1d(model.coef_))),
-        "intercept": torch.from_numpy(np.ascontiguousarray(np.atleast_1d(model.intercept_))),
-    }
-    meta = _metadata(model, tensors)
-    data = st_save(tensors, metadata={"torchlogit": json.dumps(meta)})
+    meta = _metadata(model)
+    tensors = {"coef": _as_stored("coef_", model.coef_), "intercept": _as_stored("intercept_", model.intercept_)}
+    data = _encode(meta, tensors)
+    try:  # never write a file that load_model would refuse (e.g. a coef_ set by hand with the wrong shape)
+        _decode(data)
+    except _Invalid as exc:
+        raise ModelFileError(f"{path}: not saved: {exc}") from None
     atomic_write_bytes(path, data)
 
 
-def _read_header(data: bytes, path) -> tuple[dict, int]:
+# ------------------------------------------------------------------ loading
+def _read_header(data: bytes) -> tuple[dict, int]:
     if len(data) < 8:
-        raise ModelFileError(f"{path}: not a torchlogit model (file too short)")
+        raise _Invalid("not a torchlogit model (file too short)")
     (n,) = struct.unpack("<Q", data[:8])
     if n > len(data) - 8:
-        raise ModelFileError(f"{path}: not a torchlogit model, or truncated (header runs past the end of the file)")
+        raise _Invalid("not a torchlogit model, or truncated (header runs past the end of the file)")
     try:
         header = json.loads(data[8 : 8 + n])
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise ModelFileError(f"{path}: not a torchlogit model (no safetensors header)") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise _Invalid("not a torchlogit model, or damaged (no readable safetensors header)") from None
     if not isinstance(header, dict):
-        raise ModelFileError(f"{path}: not a torchlogit model (malformed header)")
+        raise _Invalid("not a torchlogit model, or damaged (malformed header)")
     return header, 8 + n
 
 
-def read_metadata(path) -> dict:
-    """The JSON metadata of a model file, checked for format and version."""
-    path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(f"{path}: no such model file")
-    data = path.read_bytes()
-    header, _ = _read_header(data, path)
-    raw = (header.get("__metadata__") or {}).get("torchlogit")
-    if raw is None:
-        raise ModelFileError(f"{path}: a safetensors file, but not a torchlogit model (no torchlogit metadata)")
+def _checked_metadata(data: bytes) -> tuple[dict, dict, int]:
+    """(header, metadata, start of tensor data) of a file whose digest matches."""
+    header, start = _read_header(data)
+    outer = header.get("__metadata__")
+    raw = outer.get("torchlogit") if isinstance(outer, dict) else None
+    if not isinstance(raw, str):
+        raise _Invalid("a safetensors file, but not a torchlogit model (no torchlogit metadata)")
     try:
         meta = json.loads(raw)
-    except json.JSONDecodeError:
-        raise ModelFileError(f"{path}: the torchlogit metadata is not valid JSON (file edited?)") from None
-    if meta.get("format") != FORMAT:
-        raise ModelFileError(f"{path}: not a torchlogit model (format {meta.get('format')!r})")
+    except (json.JSONDecodeError, RecursionError):
+        raise _Invalid("the torchlogit metadata is not valid JSON (file edited or damaged?)") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else meta
+        raise _Invalid(f"not a torchlogit model (format {found!r})")
     version = meta.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise ModelFileError(
-            f"{path}: model file format version {version} is newer than this torchlogit reads "
-            f"({FORMAT_VERSION}); upgrade torchlogit"
+    # checked before the digest: a newer version may compute it differently
+    if type(version) is not int or version < 1:
+        raise _Invalid(f"not a torchlogit model, or damaged (format version {version!r})")
+    if version > FORMAT_VERSION:
+        raise _Invalid(
+            f"model file format version {version} is newer than this torchlogit reads ({FORMAT_VERSION}); "
+            "upgrade torchlogit"
         )
-    return meta
+    if version < FORMAT_VERSION:
+        raise _Invalid(
+            f"model file format version {version} is no longer read: its checksum does not cover the metadata, "
+            "so an edited file cannot be told from a good one; train the model again and save it with this torchlogit"
+        )
+    stored = data[_DIGEST_AT : _DIGEST_AT + 64]
+    if data[8:_DIGEST_AT] != _DIGEST_PREFIX or stored != _file_digest(data).encode():
+        if _declared_size(header, start) > len(data):
+            raise _Invalid("truncated: the tensor data ends early")
+        raise _Invalid("checksum mismatch: the file was modified or damaged after saving")
+    return header, meta, start
+
+
+def _declared_size(header: dict, start: int) -> int:
+    """The file size the header's tensor offsets imply (0 when they are malformed)."""
+    ends = [e.get("data_offsets") for e in header.values() if isinstance(e, dict)]
+    ends = [o[1] for o in ends if isinstance(o, list) and len(o) == 2 and type(o[1]) is int]
+    return start + max(ends, default=0)
+
+
+def _is_int(x) -> bool:
+    return type(x) is int
+
+
+def _is_number(x) -> bool:
+    return type(x) in (int, float)
+
+
+def _read_tensors(header: dict, data: bytes, start: int) -> dict:
+    """coef and intercept as native numpy arrays, after checking dtypes, shapes and offsets."""
+    names = sorted(k for k in header if k != "__metadata__")
+    if names != ["coef", "intercept"]:
+        raise _Invalid(f"expected the tensors coef and intercept, found {names}")
+    body, spans, tensors = len(data) - start, [], {}
+    for name in names:
+        entry = header[name]
+        if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
+            raise _Invalid(f"malformed entry for tensor {name!r}")
+        dtype, shape, offsets = _DTYPES.get(str(entry["dtype"])), entry["shape"], entry["data_offsets"]
+        if dtype is None:
+            raise _Invalid(f"tensor {name!r} has dtype {entry['dtype']!r}; a model file holds F32 or F64")
+        if not isinstance(shape, list) or not all(_is_int(s) and s >= 0 for s in shape):
+            raise _Invalid(f"tensor {name!r} has an invalid shape {shape!r}")
+        count = math.prod(shape)
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(_is_int(o) for o in offsets)):
+            raise _Invalid(f"tensor {name!r} has invalid offsets {offsets!r}")
+        if not 0 <= offsets[0] <= offsets[1] <= body or offsets[1] - offsets[0] != count * dtype.itemsize:
+            raise _Invalid(f"tensor {name!r}: offsets {offsets!r} do not match its shape and dtype")
+        spans.append(offsets)
+        a = np.frombuffer(data, dtype=dtype, count=count, offset=start + offsets[0])
+        tensors[name] = a.reshape(shape).astype(dtype.newbyteorder("="))  # a writable native copy
+    spans.sort()
+    if [s[0] for s in spans] != [0] + [s[1] for s in spans[:-1]] or spans[-1][1] != body:
+        raise _Invalid("the tensors do not tile the data section")
+    return tensors
+
+
+_FIELDS = {  # every metadata field and the test it must pass
+    "format": lambda v: v == FORMAT,
+    "format_version": lambda v: v == FORMAT_VERSION,
+    "torchlogit_version": lambda v: isinstance(v, str),
+    "estimator": lambda v: isinstance(v, str),
+    "params": lambda v: isinstance(v, dict),
+    "n_features_in": lambda v: _is_int(v) and v >= 1,
+    "feature_names": lambda v: v is None or (isinstance(v, list) and all(isinstance(s, str) for s in v)),
+    "n_iter": lambda v: isinstance(v, list) and all(_is_int(i) and 0 <= i < 2**31 for i in v),
+    "solver": lambda v: v is None or isinstance(v, str),
+    "objective": lambda v: v is None or _is_number(v),
+    "loss_curve": lambda v: isinstance(v, list) and all(_is_number(x) for x in v),
+    "intercept_scalar": lambda v: isinstance(v, bool),
+    "classes": lambda v: isinstance(v, dict) and set(v) == {"type", "values"} and isinstance(v["values"], list),
+}
+
+
+def _check_fields(meta: dict) -> None:
+    unknown = sorted(set(meta) - set(_FIELDS))
+    missing = sorted(set(_FIELDS) - set(meta) - {"classes"})
+    if unknown or missing:
+        raise _Invalid(f"metadata fields {unknown or missing} are {'unexpected' if unknown else 'missing'}")
+    for field, ok in _FIELDS.items():
+        if field in meta and not ok(meta[field]):
+            raise _Invalid(f"metadata field {field!r} has an invalid value {meta[field]!r}"[:200])
+
+
+def _classes(spec: dict) -> np.ndarray:
+    kind = _LABEL_TYPES.get(spec["type"]) if isinstance(spec["type"], str) else None
+    values = spec["values"]
+    if kind is None:
+        raise _Invalid(f"unknown class label type {spec['type']!r}")
+    if len(values) < 2 or not all(type(v) is kind for v in values):
+        raise _Invalid(f"classes must be at least 2 labels of type {spec['type']}")
+    # classes_ is sorted (np.unique) and predict relies on it; NaN fails this too
+    if not all(a < b for a, b in zip(values, values[1:])):
+        raise _Invalid("classes are not distinct and sorted")
+    if kind is int and not all(-(2**63) <= v < 2**63 for v in values):
+        raise _Invalid("an integer class label is out of range")
+    return np.array(values, dtype=str if kind is str else None)
+
+
+def _params(cls, stored: dict, device) -> dict:
+    """Constructor arguments from the file, refused unless ``cls`` accepts them."""
+    params = {}
+    for key, value in stored.items():
+        if isinstance(value, dict):  # class_weight, stored as label/weight pairs
+            pairs = value.get("__pairs__")
+            if set(value) != {"__pairs__"} or not isinstance(pairs, list) or not all(
+                    isinstance(p, list) and len(p) == 2 and type(p[0]) in (str, int, float, bool) and _is_number(p[1])
+                    for p in pairs):  # fmt: skip
+                raise _Invalid(f"parameter {key!r} has an invalid value")
+            value = {label: weight for label, weight in pairs}
+        params[key] = value
+    if params.get("dtype") not in (None, "float32", "float64"):
+        raise _Invalid(f"parameter 'dtype' has an invalid value {params.get('dtype')!r}")
+    saved = params.get("device", "auto")
+    if saved not in (None, "auto"):
+        import torch
+
+        try:
+            torch.device(saved)
+        except (RuntimeError, TypeError, ValueError):
+            raise _Invalid(f"parameter 'device' has an invalid value {saved!r}") from None
+    if device is not None:
+        params["device"] = device
+    elif str(saved).startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            params["device"] = "auto"  # a model trained on a GPU still predicts on this machine
+    return params
+
+
+def _decode(data: bytes, device=None):
+    """The fitted estimator in a model file's bytes; raises _Invalid."""
+    from sklearn.base import ClassifierMixin
+
+    from ._linear import LinearRegression, Ridge
+    from ._logistic import LogisticRegression
+
+    header, meta, start = _checked_metadata(data)
+    tensors = _read_tensors(header, data, start)
+    _check_fields(meta)
+    estimators = {cls.__name__: cls for cls in (LogisticRegression, LinearRegression, Ridge)}
+    cls = estimators.get(meta["estimator"])
+    if cls is None:
+        raise _Invalid(f"unknown estimator {meta['estimator']!r}")
+    params = _params(cls, meta["params"], device)
+    try:
+        model = cls(**params)
+        model._validate_params()
+    except (TypeError, ValueError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise _Invalid(f"parameters do not match {cls.__name__} ({reason})") from None
+
+    # shapes, classes and feature names must agree with each other and with the estimator
+    coef, intercept, d = tensors["coef"], tensors["intercept"], meta["n_features_in"]
+    classifier = issubclass(cls, ClassifierMixin)
+    if ("classes" in meta) != classifier or meta["intercept_scalar"] == classifier:
+        raise _Invalid(f"classes and intercept layout do not match a {cls.__name__}")
+    if classifier:
+        model.classes_ = _classes(meta["classes"])
+        rows = 1 if len(model.classes_) == 2 else len(model.classes_)
+        shapes = ((rows, d), (rows,))
+    else:
+        shapes = ((d,), (1,))
+    if (coef.shape, intercept.shape) != shapes:
+        raise _Invalid(
+            f"coef {coef.shape} and intercept {intercept.shape} do not fit {d} features"
+            + (f" and {len(model.classes_)} classes" if classifier else "")
+            + f" (expected {shapes[0]} and {shapes[1]})"
+        )
+    names = meta["feature_names"]
+    if names is not None:
+        if len(names) != d:
+            raise _Invalid(f"{len(names)} feature names for {d} features")
+        model.feature_names_in_ = np.array(names, dtype=object)
+
+    model.coef_ = coef
+    model.intercept_ = float(intercept[0]) if meta["intercept_scalar"] else intercept
+    model.n_features_in_ = d
+    model.n_iter_ = np.array(meta["n_iter"] or [0], dtype=np.int32)
+    model.solver_ = meta["solver"]
+    model.objective_ = meta["objective"]
+    model.loss_curve_ = list(meta["loss_curve"])
+    return model
+
+
+def _read_file(path: Path) -> bytes:
+    if path.is_dir():
+        raise ModelFileError(f"{path}: is a folder, not a model file")
+    if not path.is_file():
+        raise ModelFileError(f"{path}: no such model file")
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ModelFileError(f"{path}: cannot read the model file ({exc.strerror or exc})") from None
+
+
+def read_metadata(path) -> dict:
+    """The JSON metadata of a model file, after checking format, version and digest."""
+    path = Path(path)
+    try:
+        return _checked_metadata(_read_file(path))[1]
+    except _Invalid as exc:
+        raise ModelFileError(f"{path}: {exc}") from None
 
 
 def load_model(path, device=None):
@@ -177,52 +526,11 @@ def load_model(path, device=None):
 
     ``device``: where the loaded model computes; None keeps the saved setting,
     except that a model trained on a GPU falls back to 'auto' on a machine
-    without one.
+    without one. Any file that was modified after saving, or that ``save_model``
+    could not have written, raises :class:`ModelFileError` naming the file.
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load as st_load
-
-    from ._linear import LinearRegression, Ridge
-    from ._logistic import LogisticRegression
-
-    estimators = {cls.__name__: cls for cls in (LogisticRegression, LinearRegression, Ridge)}
     path = Path(path)
-    meta = read_metadata(path)
     try:
-        tensors = st_load(path.read_bytes())
-    except (SafetensorError, ValueError, RuntimeError) as exc:
-        raise ModelFileError(f"{path}: truncated or corrupt tensor data ({exc})") from None
-    if set(tensors) != {"coef", "intercept"} or _digest(tensors) != meta.get("sha256"):
-        raise ModelFileError(f"{path}: checksum mismatch: the file was modified or damaged after saving")
-    cls = estimators.get(meta.get("estimator"))
-    if cls is None:
-        raise ModelFileError(f"{path}: unknown estimator {meta.get('estimator')!r}")
-    params = _params_from_json(meta["params"])
-    if device is not None:
-        params["device"] = device
-    elif str(params.get("device", "auto")).startswith("cuda") and not torch.cuda.is_available():
-        params["device"] = "auto"
-    try:
-        model = cls(**params)
-    except TypeError as exc:
-        raise ModelFileError(f"{path}: parameters do not match {cls.__name__} ({exc})") from None
-
-    coef, intercept = tensors["coef"].numpy(), tensors["intercept"].numpy()
-    model.coef_ = coef
-    model.intercept_ = float(intercept[0]) if meta.get("intercept_scalar") else intercept
-    model.n_features_in_ = int(meta["n_features_in"])
-    if meta.get("feature_names"):
-        model.feature_names_in_ = np.array(meta["feature_names"], dtype=object)
-    if "classes" in meta:
-        kind = _LABEL_TYPES.get(meta["classes"]["type"])
-        if kind is None:
-            raise ModelFileError(f"{path}: unknown class label type {meta['classes']['type']!r}")
-        values = [kind(v) for v in meta["classes"]["values"]]
-        model.classes_ = np.array(values, dtype=object if kind is str else None)
-        if kind is str:
-            model.classes_ = model.classes_.astype(str)
-    model.n_iter_ = np.array(meta.get("n_iter") or [0], dtype=np.int32)
-    model.solver_ = meta.get("solver")
-    model.objective_ = meta.get("objective")
-    model.loss_curve_ = list(meta.get("loss_curve") or [])
-    return model
+        return _decode(_read_file(path), device)
+    except _Invalid as exc:
+        raise ModelFileError(f"{path}: {exc}") from None
