@@ -2,17 +2,21 @@
 built-in data sets, turned into a float feature matrix and a target column.
 
 Every problem is reported as a :class:`DataError` of one line that names the
-file, the column and, where known, the row.
+file, the column and, where known, the row. Rows are counted from 1, the
+first row under the header.
 """
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 BUILTIN = ("hours", "breast-cancer", "digits", "iris")
+GZIP_MAGIC, PARQUET_MAGIC = b"\x1f\x8b", b"PAR1"
 
 
 class DataError(ValueError):
@@ -24,17 +28,29 @@ class Table:
     """Named numeric columns plus the raw categorical ones, from one source."""
 
     source: str
-    columns: dict  # name -> 1-D numpy array (numeric, or object for strings)
+    columns: dict  # name -> 1-D numpy array (numeric, bool, or object for strings)
     target: str | None = None
     order: list = field(default_factory=list)
 
     def names(self):
         return list(self.order)
 
-    def target_values(self):
+    def target_values(self, min_classes=1):
+        """The target column; ``min_classes=2`` also refuses a single label (training needs two)."""
         if self.target is None:
             raise DataError(f"{self.source}: no target column given (use --target COLUMN)")
-        return self.columns[self.target]
+        values = self.columns[self.target]
+        bad = first_non_finite(values)
+        if bad is not None:
+            raise DataError(f"{self.source}: target column {self.target!r} holds {bad[1]} at row {bad[0] + 1}")
+        if min_classes > 1 and len(values):
+            labels = np.unique(values)
+            if len(labels) < min_classes:
+                raise DataError(
+                    f"{self.source}: target column {self.target!r} has the single class {labels.tolist()[0]!r} "
+                    f"in its {len(values)} row{'s' if len(values) > 1 else ''}; training needs at least two classes"
+                )
+        return values
 
     def features(self, names=None, one_hot=False):
         """(X, names): the float64 matrix of the named columns (default: all but the target).
@@ -65,27 +81,121 @@ class Table:
             raise DataError(f"{self.source}: column {name!r} not found; columns are {', '.join(self.order)}")
         values = self.columns[name]
         if values.dtype == object:
+            row, value = first_non_number(values) or (0, values[0])
             raise DataError(
-                f"{self.source}: column {name!r} is not numeric (first value {values[0]!r}); "
+                f"{self.source}: column {name!r} is not numeric: row {row + 1} holds {value!r}; "
                 "encode it as numbers, or pass --one-hot to expand it into 0/1 columns"
             )
-        return values
+        bad = first_non_finite(values)
+        if bad is not None:  # scikit-learn would only say "Input X contains infinity"
+            raise DataError(
+                f"{self.source}: column {name!r} holds {bad[1]} at row {bad[0] + 1}; features must be finite"
+            )
+        return values.astype(np.float64) if values.dtype == bool else values
+
+
+def first_non_number(values):
+    """(index, value) of the first value that does not read as a number, or None."""
+    for i, value in enumerate(values):
+        if value is None:  # a missing value has its own message
+            continue
+        try:
+            float(value)
+        except (TypeError, ValueError):
+            return i, value
+    return None
+
+
+def first_non_finite(values):
+    """(index, value as a plain float) of the first inf or nan in a float array, or None."""
+    values = np.asarray(values)
+    if values.dtype.kind != "f":
+        return None
+    bad = np.flatnonzero(~np.isfinite(values))
+    return (int(bad[0]), float(values[bad[0]])) if len(bad) else None
+
+
+def check_unique(names, source):
+    """Refuse a header that names a column twice: pyarrow would keep both or fail on selecting one."""
+    twice = [name for name, count in Counter(names).items() if count > 1]
+    if twice:
+        raise DataError(f"{source}: column {twice[0]!r} appears {names.count(twice[0])} times; rename one of them")
+
+
+def column_kind(arrow_type):
+    """'number', 'bool' or 'string' for a pyarrow type; None for any other type."""
+    import pyarrow as pa
+
+    if pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type):
+        return "number"
+    if pa.types.is_boolean(arrow_type):
+        return "bool"
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type) or pa.types.is_dictionary(arrow_type):
+        return "string"
+    return None
+
+
+def _starts_with(path, magic):
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(len(magic)) == magic
+    except OSError:  # a folder, or unreadable: pyarrow will say why
+        return False
+
+
+def file_format(path):
+    """'csv' (.csv, .csv.gz) or 'parquet' (.parquet, .pq, or Parquet's magic bytes), else None."""
+    path = Path(path)
+    name = path.name.lower()
+    if name.endswith(".csv") and _starts_with(path, GZIP_MAGIC):
+        raise DataError(f"{path}: is gzip-compressed but named .csv; rename it to {path.name}.gz")
+    if name.endswith((".csv", ".csv.gz")):
+        return "csv"
+    if name.endswith((".parquet", ".pq")) or _starts_with(path, PARQUET_MAGIC):  # Hive's part files have no suffix
+        return "parquet"
+    return None
+
+
+def csv_header(path):
+    """A CSV file's column names, read by Python's csv module; None if the header cannot be read."""
+    import csv
+    import gzip
+
+    try:
+        opener = gzip.open if str(path).lower().endswith(".gz") else open
+        with opener(path, "rt", encoding="utf-8-sig", newline="") as fh:
+            return next(csv.reader(fh), None)
+    except (OSError, EOFError, UnicodeDecodeError, csv.Error):
+        return None
+
+
+_CSV_CELL = re.compile(r"In CSV column #(\d+): Row #(-?\d+): (.*)")
+
+
+def arrow_message(exc, names=None):
+    """pyarrow's first line, shorter: no repeated file name, a CSV cell named by column and row."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = re.sub(r"^.*input source '[^']*': ", "", text)  # the file name is already in our message
+    cell = _CSV_CELL.search(text)
+    if cell and names is not None and int(cell[1]) < len(names):
+        row = int(cell[2]) - 1  # pyarrow counts the header as row 1
+        where = f"column {names[int(cell[1])]!r}" + (f", row {row}" if row >= 1 else "")
+        return f"{where}: {cell[3]}"
+    return text
 
 
 def _from_arrow(table, source) -> Table:
-    import pyarrow as pa
-
+    check_unique(table.column_names, source)
     columns = {}
     for name in table.column_names:
         col = table.column(name)
         if col.null_count:
             row = int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
             raise DataError(f"{source}: column {name!r} has a missing value at row {row + 1}")
-        if pa.types.is_boolean(col.type):
-            columns[name] = col.to_numpy(zero_copy_only=False).astype(np.float64)
-        elif pa.types.is_integer(col.type) or pa.types.is_floating(col.type):
+        kind = column_kind(col.type)
+        if kind in ("number", "bool"):  # booleans stay bool: a bool target has classes False/True, as in scikit-learn
             columns[name] = col.to_numpy(zero_copy_only=False)
-        elif pa.types.is_string(col.type) or pa.types.is_large_string(col.type) or pa.types.is_dictionary(col.type):
+        elif kind == "string":
             columns[name] = np.asarray(col.to_pylist(), dtype=object)
         else:
             raise DataError(f"{source}: column {name!r} has unsupported type {col.type}")
@@ -111,6 +221,30 @@ def default_target(source) -> str | None:
     return {"hours": "pass"}.get(source, "target" if source in BUILTIN else None)
 
 
+def _read_arrow(path, source):
+    """A pyarrow Table from a CSV or Parquet file (or a Parquet folder named *.parquet)."""
+    fmt = file_format(path)
+    names = None
+    try:
+        if fmt == "csv":
+            from pyarrow import csv
+
+            names = csv_header(path)  # to name the column of a cell pyarrow cannot convert
+            return csv.read_csv(path)
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            if path.is_file():  # pq.read_table fails on a repeated name without saying which
+                check_unique(pq.read_schema(path).names, source)
+            return pq.read_table(path)
+    except DataError:
+        raise
+    except Exception as exc:  # pyarrow raises several types; keep its first line
+        raise DataError(f"{source}: cannot be read: {arrow_message(exc, names)}") from None
+    suffix = path.suffix.lower() or path.name
+    raise DataError(f"{source}: unsupported file type {suffix!r}; use .csv, .csv.gz or .parquet")
+
+
 def read_table(source, target=None) -> Table:
     """Read a CSV/Parquet file or a built-in data set ("hours", "breast-cancer", "digits", "iris")."""
     source = str(source)
@@ -121,23 +255,7 @@ def read_table(source, target=None) -> Table:
         path = Path(source)
         if not path.exists():
             raise DataError(f"{source}: no such file (and not a built-in data set: {', '.join(BUILTIN)})")
-        suffix = path.suffix.lower()
-        try:
-            if suffix == ".csv":
-                from pyarrow import csv
-
-                arrow = csv.read_csv(path)
-            elif suffix in (".parquet", ".pq"):
-                import pyarrow.parquet as pq
-
-                arrow = pq.read_table(path)
-            else:
-                raise DataError(f"{source}: unsupported file type {suffix!r}; use .csv or .parquet")
-        except DataError:
-            raise
-        except Exception as exc:  # pyarrow's parse errors carry the row; keep its first line
-            raise DataError(f"{source}: cannot be read: {str(exc).splitlines()[0]}") from None
-        table = _from_arrow(arrow, source)
+        table = _from_arrow(_read_arrow(path, source), source)
     if target is not None and target not in table.columns:
         raise DataError(f"{source}: target column {target!r} not found; columns are {', '.join(table.order)}")
     table.target = target
