@@ -108,3 +108,16 @@ def test_cli_under_torchrun_env_and_a_crashed_rank(shards, tmp_path):
     code, out, err = port_results[0]
     assert code == 7 and "another rank stopped or timed out" in err and err.count("\n") == 1
     assert port_results[1][0] == 3
+
+
+def test_ranks_whose_shards_have_other_columns_all_stop_with_the_same_line(shards, tmp_path):
+    """Each rank reads its own folder (as on machines with local disks); rank 1's lacks a column."""
+    other = tmp_path / "other"
+    other.mkdir()
+    pq.write_table(pq.read_table(shards / "b.parquet").drop_columns(["x3"]), other / "b.parquet")
+    cli = [sys.executable, "-m", "torchlogit", "train", "{}", "--target", "label", "--distributed"]
+    results = launch([[a.format(shards) for a in cli], [a.format(other) for a in cli]], 2, timeout=120)
+    lines = [err.strip().splitlines() for _, _, err in results]
+    assert [code for code, _, _ in results] == [7, 7], lines  # before: gloo's enforce aborted rank 1 (SIGABRT)
+    assert lines[0] == lines[1] and len(lines[0]) == 1
+    assert f"ranks 0 and 1 read different columns: {other / 'b.parquet'} lacks column 'x3' of {shards / 'a.parquet'}" in lines[0][0]

@@ -1,5 +1,6 @@
 """Streaming fits over Parquet/CSV record batches, partial_fit, and a memory cap the data exceeds."""
 
+import gzip
 import json
 import os
 import subprocess
@@ -93,7 +94,7 @@ def test_stream_errors_name_file_and_column(tmp_path):
         fit_stream(tmp_path / "b.parquet", "label")
     holes = pa.table({"x0": pa.array([1.0, None, 2.0, 3.0]), "label": [0, 1, 0, 1]})
     pq.write_table(holes, tmp_path / "h.parquet")
-    with pytest.raises(DataError, match="missing value in column 'x0' \\(row 1"):
+    with pytest.raises(DataError, match="h.parquet: column 'x0' has a missing value at row 2$"):  # rows count from 1
         fit_stream(tmp_path / "h.parquet", "label")
     with pytest.raises(ValueError, match="solver 'lbfgs' \\(exact\\) or 'sgd'"):
         fit_stream(tmp_path / "d.parquet", "label", solver="newton")
@@ -177,3 +178,111 @@ def test_streaming_fit_under_a_memory_cap_smaller_than_the_data(tmp_path):
     out = json.loads(res.stdout.strip().splitlines()[-1])
     ref = LogisticRegression(C=1.0, tol=1e-7).fit(X, y)
     assert rel(out["coef"], ref.coef_.ravel()) < 1e-4 and rel(out["intercept"], ref.intercept_) < 1e-4
+
+
+def parts(folder, *tables):
+    """A folder of Parquet files part-0, part-1, ... holding ``tables``."""
+    folder.mkdir()
+    for i, t in enumerate(tables):
+        pq.write_table(t, folder / f"part-{i}.parquet")
+    return folder
+
+
+def test_a_file_that_lacks_a_column_or_holds_strings_is_named(tmp_path):
+    X, y = make_data(n=100)
+    good = table(X, y)
+    lacks = parts(tmp_path / "lacks", good, good.drop_columns(["x2"]))
+    with pytest.raises(DataError, match=r"lacks/part-1\.parquet: column 'x2' not found; columns are x0, x1, x3, label$"):
+        fit_stream(lacks, "label")
+    text = good.set_column(1, "x1", pa.array(["1", "1,5"] + ["2"] * 98))
+    strings = parts(tmp_path / "strings", good, text)
+    with pytest.raises(DataError, match=r"strings/part-1\.parquet: column 'x1' is not numeric \(string\): row 2 holds '1,5'$"):
+        fit_stream(strings, "label")
+    extra = parts(tmp_path / "extra", good, good.append_column("x9", pa.array(np.ones(100))))
+    with pytest.raises(DataError, match=r"extra/part-1\.parquet: column 'x9' is not in .*part-0\.parquet"):
+        fit_stream(extra, "label")
+    assert fit_stream(extra, "label", features=["x0", "x3"]).n_features_in_ == 2  # chosen columns: the rest may differ
+
+
+def test_a_csv_cell_that_is_no_number_past_the_first_block_names_column_and_row(tmp_path):
+    rows = [f"{i},{i % 2}" for i in range(200_000)]  # 1.3 MB: pyarrow infers int64 from the first block (1 MB)
+    rows[190_000] = "abc,1"
+    (tmp_path / "big.csv").write_text("x,label\n" + "\n".join(rows) + "\n")
+    with pytest.raises(DataError, match=r"big\.csv: cannot be read: column 'x', row 190001: CSV conversion error to int64: invalid value 'abc'$"):  # fmt: skip
+        fit_stream(tmp_path / "big.csv", "label", max_iter=2)
+
+
+def test_a_truncated_or_replaced_parquet_file_is_named(tmp_path):
+    X, y = make_data(n=3000)
+    folder = tmp_path / "t"
+    folder.mkdir()
+    for i in range(3):
+        pq.write_table(table(X, y).slice(1000 * i, 1000), folder / f"part-{i}.parquet", row_group_size=250)
+    whole = (folder / "part-1.parquet").read_bytes()
+    (folder / "part-1.parquet").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(DataError, match=r"t/part-1\.parquet: cannot read as parquet: "):
+        fit_stream(folder, "label")
+    (folder / "part-1.parquet").write_bytes(whole)
+    replaced = table(X[:10], y[:10]).drop_columns(["x3"])
+
+    def replace_after_the_first_iteration(info):  # another job rewrites the file while we train
+        pq.write_table(replaced, folder / "part-1.parquet")
+
+    with pytest.raises(DataError, match=r"t/part-1\.parquet: cannot be read: .*; it changed or was truncated during training$"):
+        fit_stream(folder, "label", callback=replace_after_the_first_iteration)
+
+
+def test_spark_output_is_read_as_pyarrow_discovers_it(tmp_path):
+    X, y = make_data(n=400)
+    folder = tmp_path / "spark"
+    folder.mkdir()
+    for i in range(2):
+        pq.write_table(table(X, y).slice(200 * i, 200), folder / f"part-{i:05d}-abc.snappy.parquet")
+        (folder / f".part-{i:05d}-abc.snappy.parquet.crc").write_bytes(b"\x00crc")
+    (folder / "_SUCCESS").write_text("")
+    (folder / "_temporary").mkdir()
+    (folder / "_temporary" / "part-9.parquet").write_bytes(b"half")
+    model = fit_stream(folder, "label", C=0.5, tol=1e-8)
+    assert [p.rsplit("/", 1)[1] for p in model.stream_files_] == ["part-00000-abc.snappy.parquet", "part-00001-abc.snappy.parquet"]
+    assert rel(model.coef_, LogisticRegression(C=0.5, tol=1e-8).fit(X, y).coef_) < 1e-4  # all rows, and only those
+    (folder / "README.txt").write_text("written by the nightly job")
+    with pytest.raises(DataError, match=r"spark/README\.txt: not a data file \(\.parquet, \.csv, \.csv\.gz\); move it out"):
+        fit_stream(folder, "label")
+
+
+def test_an_empty_folder_says_so(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match=r"empty: the folder holds no data files \(\.parquet, \.csv\)$"):
+        fit_stream(tmp_path / "empty", "label")
+    (tmp_path / "empty" / "_SUCCESS").write_text("")
+    with pytest.raises(DataError, match=r"no data files \(\.parquet, \.csv\) \(skipped 1 whose names start with '_' or '\.'\)$"):
+        fit_stream(tmp_path / "empty", "label")
+
+
+def test_stream_target_errors_name_file_column_and_row(tmp_path):
+    pq.write_table(pa.table({"x": [1.0, 2.0, 3.0], "label": [0.0, np.inf, 1.0]}), tmp_path / "inf.parquet")
+    with pytest.raises(DataError, match=r"inf\.parquet: target column 'label' holds inf at row 2$"):
+        fit_stream(tmp_path / "inf.parquet", "label")
+    (tmp_path / "one.csv").write_text("x,label\n1,1\n")
+    with pytest.raises(DataError, match=r"one\.csv: target column 'label' has the single class 1 in its 1 row; training"):
+        fit_stream(tmp_path / "one.csv", "label")
+    (tmp_path / "z.csv").write_bytes(gzip.compress(b"x,label\n1,0\n2,1\n"))
+    with pytest.raises(DataError, match=r"z\.csv: is gzip-compressed but named \.csv"):
+        fit_stream(tmp_path / "z.csv", "label")
+    (tmp_path / "z.csv").rename(tmp_path / "z.csv.gz")
+    assert fit_stream(tmp_path / "z.csv.gz", "label").classes_.tolist() == [0, 1]
+    (tmp_path / "dup.csv").write_text("a,a,label\n1,2,0\n2,1,1\n")
+    with pytest.raises(DataError, match=r"dup\.csv: column 'a' appears 2 times"):
+        fit_stream(tmp_path / "dup.csv", "label")
+
+
+def test_a_bool_target_has_classes_false_true_in_memory_and_streamed(tmp_path):
+    (tmp_path / "b.csv").write_text("x,label\n" + "".join(f"{i},{str(i % 3 == 0).lower()}\n" for i in range(30)))
+    streamed = fit_stream(tmp_path / "b.csv", "label")
+    from torchlogit.data import read_table
+
+    t = read_table(tmp_path / "b.csv", "label")
+    X, _ = t.features()
+    in_memory = LogisticRegression().fit(X, t.target_values())
+    assert streamed.classes_.tolist() == in_memory.classes_.tolist() == [False, True]
+    assert streamed.classes_.dtype == in_memory.classes_.dtype == bool

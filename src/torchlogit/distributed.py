@@ -42,6 +42,18 @@ class AllReduce:
             union.update(part)
         return int(packed[0]), packed[1 : 1 + d], packed[1 + d :], union
 
+    def same_schema(self, schema):
+        """Stop every rank with the same line unless all read the same columns (``StreamSource.schema()``).
+
+        Otherwise the first all-reduce would sum tensors of different sizes, and gloo aborts the process.
+        """
+        gathered = [None] * self.world
+        _collective(dist.all_gather_object, gathered, schema)
+        for rank, other in enumerate(gathered):
+            difference = _schema_difference(gathered[0], other)
+            if difference:
+                raise DistributedError(f"ranks 0 and {rank} read different columns: {difference}")
+
     def same_sample(self, sample):
         """Rank 0's row sample on every rank, so that all ranks build the same preconditioner."""
         box = [sample if dist.get_rank() == 0 else None]
@@ -63,6 +75,23 @@ class AllReduce:
             if p.grad is not None:
                 _all_reduce(p.grad)
                 p.grad /= self.world
+
+
+def _schema_difference(ours, theirs):
+    """How rank 0's columns (``ours``) and another rank's differ, in words; '' when they agree."""
+    a, b = ours["file"], theirs["file"]
+    if ours["target"] != theirs["target"]:
+        (t, kind), (u, other) = ours["target"], theirs["target"]
+        return f"target {t!r} ({kind}) in {a}, {u!r} ({other}) in {b}"
+    for name in ours["features"]:
+        if name not in theirs["features"]:
+            return f"{b} lacks column {name!r} of {a}"
+    for name in theirs["features"]:
+        if name not in ours["features"]:
+            return f"{b} has column {name!r} that {a} lacks"
+    if ours["features"] != theirs["features"]:
+        return f"the columns of {b} are in another order than in {a}"
+    return ""
 
 
 def _collective(fn, *args):

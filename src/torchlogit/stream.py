@@ -25,7 +25,9 @@ from ._base import ConvergenceReport, label_indices
 from ._fit import Standardizer, correlation_preconditioner, sgd_forward_backward
 from ._logistic import LogisticRegression, coefficients
 from ._loss import POINTWISE, LinearModelLoss
-from .data import DataError
+from .data import (
+    DataError, arrow_message, check_unique, column_kind, csv_header, file_format, first_non_finite, first_non_number,
+)  # fmt: skip
 from .solvers import SOLVERS, IterInfo, make_optimizer
 
 f64 = torch.float64
@@ -34,65 +36,197 @@ f64 = torch.float64
 class StreamSource:
     """Record batches (X float32 (m, d), y (m,)) of a Parquet file, a folder of them, or a CSV file.
 
+    A folder is listed as pyarrow's dataset discovery does: files under it at
+    any depth, skipping names that start with '_' or '.' (Spark's _SUCCESS,
+    .crc checksums); ``files`` are the data files read, ``skipped`` the others.
+    Every file's own schema is checked up front, so that a file that lacks a
+    column, or holds strings where numbers are needed, is named before training.
+
     ``shard=(rank, world)`` keeps every world-th fragment (Parquet row group
     or file), starting at ``rank``: how distributed training splits the data.
     """
 
     def __init__(self, source, target, features=None, batch_rows=65536, shard=(0, 1)):
-        import pyarrow.dataset as ds
-
         path = Path(source)
         if not path.exists():
             raise DataError(f"{path}: no such file or folder")
-        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-        fmt = "csv" if files and all(p.suffix.lower() == ".csv" for p in files) else "parquet"
+        self.source, self.batch_rows, self.shard, self.target = str(path), batch_rows, shard, target
+        self.files, self.skipped, self.format = _list_data_files(path)
+        self.features = list(features) if features else None
+        self._explicit = bool(features)
+        self.target_kind = None
+        self._parts = [self._open(file) for file in self.files]  # one dataset per file: each keeps its own types
+        self._passes = 0  # complete passes: a read error after the first means a file changed meanwhile
+
+    def _open(self, file):
+        import pyarrow as pa
+        import pyarrow.dataset as ds
+
+        if self.format == "csv":  # pyarrow refuses a repeated CSV column without naming it
+            check_unique(csv_header(file) or [], file)
         try:
-            self.dataset = ds.dataset([str(p) for p in files], format=fmt)
-        except Exception as exc:  # pyarrow raises several types for unreadable files
-            raise DataError(f"{path}: cannot read as {fmt} ({str(exc).splitlines()[0]})") from None
-        self.source, self.format, self.batch_rows, self.shard = str(path), fmt, batch_rows, shard
-        names = self.dataset.schema.names
-        if target not in names:
-            raise DataError(f"{path}: target column {target!r} not found; columns are {', '.join(names)}")
-        self.target = target
-        self.features = list(features) if features else [c for c in names if c != target]
+            part = ds.dataset(str(file), format=self.format)
+            schema = part.schema
+        except (pa.ArrowException, OSError) as exc:
+            raise DataError(f"{file}: cannot read as {self.format}: {arrow_message(exc)}") from None
+        check_unique(schema.names, file)
+        self._check_columns(file, schema, part)
+        return part
+
+    def _check_columns(self, file, schema, part):
+        names = schema.names
+        if self.target not in names:
+            raise DataError(f"{file}: target column {self.target!r} not found; columns are {', '.join(names)}")
+        if self.features is None:  # the first file decides; every other file must have the same columns
+            self.features = [c for c in names if c != self.target]
         for name in self.features:
             if name not in names:
-                raise DataError(f"{path}: column {name!r} not found; columns are {', '.join(names)}")
-            kind = self.dataset.schema.field(name).type
-            if not (str(kind).startswith(("int", "uint", "float", "double", "bool", "halffloat"))):
-                raise DataError(f"{path}: column {name!r} is not numeric ({kind})")
+                raise DataError(f"{file}: column {name!r} not found; columns are {', '.join(names)}")
+            kind = schema.field(name).type
+            if column_kind(kind) not in ("number", "bool"):
+                raise DataError(f"{file}: column {name!r} is not numeric ({kind}){_first_string(part, name)}")
+        extra = [c for c in names if c != self.target and c not in self.features]
+        if extra and not self._explicit:
+            raise DataError(f"{file}: column {extra[0]!r} is not in {self.files[0]}; "
+                            "choose the columns with features= (--features)")  # fmt: skip
+        arrow_type = schema.field(self.target).type
+        kind = column_kind(arrow_type)
+        if kind is None:
+            raise DataError(f"{file}: target column {self.target!r} has unsupported type {arrow_type}")
+        if self.target_kind is None:
+            self.target_kind = kind
+        elif kind != self.target_kind:
+            raise DataError(f"{file}: target column {self.target!r} holds {kind} values, "
+                            f"but {self.files[0]} holds {self.target_kind} values")  # fmt: skip
+
+    def schema(self):
+        """What every rank must agree on: the feature columns in order, the target and its kind, a file."""
+        return {"features": list(self.features), "target": [self.target, self.target_kind], "file": str(self.files[0])}
+
+    def _units(self):
+        """(file, first row in the file, fragment) of this shard: Parquet row groups, whole CSV files."""
+        import pyarrow as pa
+
+        units = []
+        for file, part in zip(self.files, self._parts):
+            try:
+                for frag in part.get_fragments():
+                    if self.format != "parquet":
+                        units.append((file, 0, frag))
+                        continue
+                    start = 0
+                    for piece in frag.split_by_row_group():
+                        units.append((file, start, piece))
+                        start += piece.row_groups[0].num_rows
+            except (pa.ArrowException, OSError) as exc:
+                raise DataError(self._unreadable(file, exc)) from None
+        rank, world = self.shard
+        return units[rank::world]
 
     def fragments(self):
         """The units of shuffling and sharding: row groups of Parquet files, whole CSV files."""
-        frags = []
-        for frag in self.dataset.get_fragments():
-            frags.extend(frag.split_by_row_group() if self.format == "parquet" else [frag])
-        rank, world = self.shard
-        return frags[rank::world]
+        return [frag for _, _, frag in self._units()]
+
+    def _unreadable(self, file, exc, names=None):
+        changed = "; it changed or was truncated during training" if self._passes else ""
+        return f"{file}: cannot be read: {arrow_message(exc, names)}{changed}"
+
+    def _record_batches(self, file, frag, columns):
+        """pyarrow's record batches of one fragment; its read errors become a DataError naming the file."""
+        import pyarrow as pa
+
+        try:
+            names = frag.physical_schema.names
+            it = iter(frag.to_batches(columns=columns, batch_size=self.batch_rows))
+        except (pa.ArrowException, OSError) as exc:
+            raise DataError(self._unreadable(file, exc)) from None
+        while True:
+            try:
+                batch = next(it)
+            except StopIteration:
+                return
+            except (pa.ArrowException, OSError) as exc:
+                raise DataError(self._unreadable(file, exc, names)) from None
+            yield batch
 
     def batches(self, order=None):
         """Yield (X, y, first_row) per record batch, fragments in ``order`` (indices) or file order."""
-        frags = self.fragments()
-        order = range(len(frags)) if order is None else order
+        units = self._units()
+        order = range(len(units)) if order is None else order
         columns = self.features + [self.target]
         for i in order:
+            file, start, frag = units[i]
             offset = 0
-            for batch in frags[i].to_batches(columns=columns, batch_size=self.batch_rows):
+            for batch in self._record_batches(file, frag, columns):
                 if batch.num_rows == 0:
                     continue
+                row = start + offset + 1  # the batch's first row in its file, counted from 1
                 X = np.empty((batch.num_rows, len(self.features)), dtype=np.float32)
                 for j, name in enumerate(self.features):
                     col = batch.column(j)
                     if col.null_count:
-                        row = offset + int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
-                        raise DataError(f"{self.source}: missing value in column {name!r} (row {row} of fragment {i})")
+                        k = int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
+                        raise DataError(f"{file}: column {name!r} has a missing value at row {row + k}")
                     X[:, j] = col.to_numpy(zero_copy_only=False)
+                if not np.isfinite(X).all():  # inf, nan, or a float64 beyond float32's range
+                    k, j = (int(v[0]) for v in np.nonzero(~np.isfinite(X)))
+                    raise DataError(f"{file}: column {self.features[j]!r} holds {batch.column(j)[k].as_py()} "
+                                    f"at row {row + k}; features must be finite float32 numbers")  # fmt: skip
                 y = batch.column(len(self.features))
                 if y.null_count:
-                    raise DataError(f"{self.source}: missing value in target column {self.target!r} (fragment {i})")
-                yield X, y.to_numpy(zero_copy_only=False), offset
+                    k = int(np.flatnonzero(y.is_null().to_numpy(zero_copy_only=False))[0])
+                    raise DataError(f"{file}: target column {self.target!r} has a missing value at row {row + k}")
+                y = y.to_numpy(zero_copy_only=False)
+                bad = first_non_finite(y)
+                if bad is not None:
+                    raise DataError(f"{file}: target column {self.target!r} holds {bad[1]} at row {row + bad[0]}")
+                yield X, y, offset
                 offset += batch.num_rows
+        self._passes += 1
+
+
+def _list_data_files(path):
+    """(data files, skipped files, format) of a file or a folder, listed as pyarrow's discovery lists them."""
+    if path.is_file():
+        files, skipped = [path], []
+    else:
+        files, skipped = [], []
+        for p in sorted(path.rglob("*")):
+            if p.is_file():
+                hidden = any(part.startswith(("_", ".")) for part in p.relative_to(path).parts)
+                (skipped if hidden else files).append(p)
+    if not files:
+        also = f" (skipped {len(skipped)} whose names start with '_' or '.')" if skipped else ""
+        raise DataError(f"{path}: the folder holds no data files (.parquet, .csv){also}")
+    formats = {}
+    for p in files:
+        fmt = file_format(p)
+        if fmt is None:
+            raise DataError(f"{p}: not a data file (.parquet, .csv, .csv.gz); move it out of the folder "
+                            "or start its name with '_' so that it is skipped")  # fmt: skip
+        formats.setdefault(fmt, p)
+    if len(formats) > 1:
+        raise DataError(f"{path}: holds both CSV ({formats['csv'].name}) and Parquet ({formats['parquet'].name}) "
+                        "files; keep one format per folder")  # fmt: skip
+    return files, skipped, next(iter(formats))
+
+
+def _first_string(part, name):
+    """': row R holds V': the first value of a string column that is not a number (the error path only)."""
+    offset, first = 0, None
+    try:
+        for batch in part.to_batches(columns=[name]):
+            values = batch.column(0).to_pylist()
+            found = first_non_number(values)
+            if found is not None:
+                return f": row {offset + found[0] + 1} holds {found[1]!r}"
+            first = first if first is not None or not values else values[0]
+            offset += batch.num_rows
+        if first is not None:  # every value reads as a number: numbers stored as text
+            return f": numbers stored as text (row 1 holds {first!r})"
+    except Exception:  # only a detail of a message already on its way: its absence is no new error
+        pass
+    return ""
 
 
 @dataclass
@@ -110,6 +244,8 @@ class _Summary:
 def _first_pass(stream, classes, fit_intercept, sample_bytes=32 << 20, reduce=None):
     d = len(stream.features)
     keep = max(1, min(10 * d, sample_bytes // (4 * d)))
+    if reduce is not None:  # before any collective whose size depends on the columns: all ranks read the same ones
+        reduce.same_schema(stream.schema())
     n, m1, m2, labels, sample, kept = 0, torch.zeros(d, dtype=f64), torch.zeros(d, dtype=f64), set(), [], 0
     for X, y, _ in stream.batches():
         Xt = torch.from_numpy(X)
@@ -128,6 +264,9 @@ def _first_pass(stream, classes, fit_intercept, sample_bytes=32 << 20, reduce=No
         sample = reduce.same_sample(sample)
     if n == 0:
         raise DataError(f"{stream.source}: no rows")
+    if classes is None and len(labels) == 1:
+        raise DataError(f"{stream.source}: target column {stream.target!r} has the single class {next(iter(labels))!r} "
+                        f"in its {n} row{'s' if n > 1 else ''}; training needs at least two classes")  # fmt: skip
     classes = np.unique(np.asarray(sorted(labels) if classes is None else classes))
     mu = m1 / n if fit_intercept else torch.zeros(d, dtype=f64)
     var = (m2 / n - mu * (2 * m1 / n - mu)).clamp_min(0.0)  # E[(x - mu)^2]
@@ -187,6 +326,7 @@ def fit_stream(
     model.convergence_ = ConvergenceReport(solver, bool(res.converged), int(res.n_iter), res.message,
                                            float(res.grad_max), tol, float(res.fun), None)  # fmt: skip
     model.separation_ = None
+    model.stream_files_ = [str(p) for p in stream.files]  # what was read: a folder's files, less the skipped ones
     model.stream_rows_per_s_ = rows_seen / max(time.perf_counter() - start, 1e-9)
     if solver == "lbfgs" and not res.converged:
         from sklearn.exceptions import ConvergenceWarning
