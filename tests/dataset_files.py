@@ -7,9 +7,15 @@ import io
 import pickle
 import struct
 import tarfile
+import zlib
 from pathlib import Path
 
 import numpy as np
+
+
+def idx_header(shape, type_code=0x08) -> bytes:
+    """An IDX header alone: it may declare any shape, whatever data follows."""
+    return b"\0\0" + bytes([type_code, len(shape)]) + struct.pack(f">{len(shape)}I", *shape)
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -116,3 +122,24 @@ def write_cifar(folder: Path, version, batches, archive=False):
             info = tarfile.TarInfo(rel)
             info.size = len(raw)
             tar.addfile(info, io.BytesIO(raw))
+
+
+# Hostile files: small on disk, huge in what they declare or inflate to.
+
+
+def zeros(n, piece=1 << 20):
+    """``n`` zero bytes in pieces of at most ``piece``: a stream, never one big buffer."""
+    block = bytes(piece)
+    while n > 0:
+        yield block[: min(n, piece)]
+        n -= piece
+
+
+def write_gzip(path: Path, pieces) -> Path:
+    """Gzip the byte ``pieces`` into ``path`` as they come (100 MB of zeros makes ~100 kB)."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # wbits 31: the gzip container
+    with open(path, "wb") as f:
+        for piece in pieces:
+            f.write(packer.compress(piece))
+        f.write(packer.flush())
+    return path

@@ -7,7 +7,7 @@ import hashlib
 import numpy as np
 import pytest
 
-from dataset_files import cifar_batches, idx_bytes, write_cifar
+from dataset_files import cifar_batches, idx_bytes, idx_header, write_cifar
 from test_cli import png_size, run
 from torchlogit import datasets, load
 from torchlogit.datasets._registry import KnownFile
@@ -78,6 +78,22 @@ def test_cifar10_weights_are_colour_pictures(tmp_path, capsys):
 def test_dataset_errors_are_one_line(tmp_path, capsys, args, code, message):
     got, out, err = run(capsys, *[a.replace("{tmp}", str(tmp_path)) for a in args])
     assert got == code and message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def hostile_mnist(tmp):
+    write_learnable_mnist(tmp / "mnist")
+    labels = tmp / "mnist" / "train-labels-idx1-ubyte.gz"
+    labels.write_bytes(gzip.compress(idx_header((70000,)) + bytes(70000)))  # 10000 more than published
+    return labels, "more than the published train-labels-idx1-ubyte (60000 uint8, 60000 bytes)"
+
+
+@pytest.mark.parametrize("write", [hostile_mnist])
+def test_hostile_data_files_are_refused_with_one_line(tmp_path, capsys, write):
+    where, message = write(tmp_path)
+    name = "mnist" if write is hostile_mnist else "cifar10"
+    code, _, err = run(capsys, "train", name, "--data-dir", str(tmp_path))
+    assert code == 3 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert str(where) in err and message in err
 
 
 def small_spec(monkeypatch, mirrors):

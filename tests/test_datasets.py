@@ -3,12 +3,13 @@
 import gzip
 import os
 import pickle
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from dataset_files import cifar_batches, idx_bytes, write_cifar, write_mnist
+from dataset_files import cifar_batches, idx_bytes, idx_header, write_cifar, write_gzip, write_mnist, zeros
 from torchlogit.datasets import DatasetError, get_spec, load, read_idx, verify
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist"
@@ -181,3 +182,61 @@ def test_real_mnist_accuracy_target_without_convergence_warning():
         model = LogisticRegression(C=1.0).fit(data.X_train, data.y_train)
     assert model.solver_ == "lbfgs" and model.n_iter_[0] < 1000
     assert model.score(data.X_test, data.y_test) >= 0.925
+
+
+# Hostile files: what a file declares is checked before memory is spent on it.
+
+
+def peak_bytes(call) -> tuple[int, BaseException | None]:
+    """(the most bytes Python and numpy held at once during ``call()``, what it raised)."""
+    tracemalloc.start()
+    try:
+        call()
+        raised = None
+    except Exception as exc:  # noqa: BLE001 - returned for the test to check
+        raised = exc
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak, raised
+
+
+def test_idx_header_declaring_more_than_published_is_refused_before_allocating(tmp_path):
+    folder = tmp_path / "mnist"
+    write_mnist(folder)
+    images = folder / "train-images-idx3-ubyte.gz"
+    # one image more than the published 60000, and only 100 bytes of them present
+    images.write_bytes(gzip.compress(idx_header((60001, 28, 28)) + bytes(100)))
+    peak, raised = peak_bytes(lambda: load("mnist", tmp_path))
+    assert isinstance(raised, DatasetError) and str(raised).startswith(f"{images}: the header declares 60001x28x28")
+    assert "more than the published train-images-idx3-ubyte (60000x28x28 uint8, 47040000 bytes)" in str(raised)
+    assert peak < 4 << 20  # the 47 MB the header asks for were never allocated
+    # labels stored as int32: 4x the published bytes although the count is right
+    labels = folder / "t10k-labels-idx1-ubyte"
+    labels.write_bytes(idx_header((10000,), 0x0C) + bytes(40000))
+    with pytest.raises(DatasetError, match="10000 int32 values \\(40000 bytes\\), more than the published"):
+        read_idx(labels)
+    # the published count itself is allowed: this file is refused only because its data is short
+    labels.write_bytes(idx_header((10000,)) + bytes(10))
+    with pytest.raises(DatasetError, match="truncated: the header announces 10000 values"):
+        read_idx(labels)
+    # a file of another name may declare up to 1 GiB, and no more
+    other = tmp_path / "other-idx"
+    other.write_bytes(idx_header((1 << 15, 1 << 15)) + bytes(10))  # exactly 1 GiB: only truncated
+    with pytest.raises(DatasetError, match="truncated"):
+        read_idx(other)
+    other.write_bytes(idx_header((1 << 15, 1 << 15, 2)) + bytes(10))
+    with pytest.raises(DatasetError, match="\\(2147483648 bytes\\), more than the 1073741824 bytes allowed for an IDX file"):
+        read_idx(other)
+
+
+def test_idx_gzip_bomb_is_inflated_no_further_than_declared(tmp_path):
+    """10000 labels declared, then 100 MB of zeros in a ~100 kB gzip file: refused after ~10 kB."""
+    folder = tmp_path / "mnist"
+    write_mnist(folder)
+    bomb = write_gzip(folder / "t10k-labels-idx1-ubyte.gz", [idx_header((10000,)), *zeros(100 << 20)])
+    assert bomb.stat().st_size < 200_000
+    peak, raised = peak_bytes(lambda: load("mnist", folder))
+    assert isinstance(raised, DatasetError) and str(raised).startswith(f"{bomb}: longer than its header says")
+    assert "\n" not in str(raised)
+    assert peak < 4 << 20  # not the 100 MB the stream inflates to

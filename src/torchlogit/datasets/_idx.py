@@ -3,6 +3,13 @@
 Layout (big-endian): two zero bytes, a type code (0x08 = uint8, ...), the number
 of dimensions D, then D uint32 sizes, then the data in C order. The published
 files are gzipped; both forms are read.
+
+The header is trusted only as far as the published files allow: the byte count
+its sizes declare is checked against the registry's shape for that file name
+(e.g. at most 60000x28x28 bytes for train-images-idx3-ubyte) before anything is
+allocated, and gzip data is inflated incrementally, never more than one byte
+past the declared count. So a small gzip bomb, or a header announcing
+terabytes, costs no more memory than the published file would.
 """
 
 from __future__ import annotations
@@ -15,43 +22,115 @@ from pathlib import Path
 
 import numpy as np
 
-from ._registry import DatasetError
+from ._registry import SPECS, DatasetError
 
 _TYPES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 _GZIP_MAGIC = b"\x1f\x8b"
 
+# An IDX file that is not one of the published ones (read_idx on any path) may
+# declare at most this many data bytes: generous (the largest published file,
+# Fashion-MNIST's train images, holds 47 MB) but finite.
+UNKNOWN_IDX_LIMIT = 1 << 30
 
-def read_bytes(path: Path) -> bytes:
-    """The file's bytes, gunzipped when it is a gzip file; corrupt gzip data is a DatasetError."""
-    raw = path.read_bytes()
-    if raw[:2] != _GZIP_MAGIC:
-        return raw
-    try:
-        return gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
-        raise DatasetError(f"{path}: corrupt or truncated gzip data ({exc})") from None
+
+def _published_shapes() -> dict[str, tuple[int, ...]]:
+    """{IDX file name without .gz: its published shape}, from the registry.
+
+    train-images-idx3-ubyte -> (60000, 28, 28), t10k-labels-idx1-ubyte -> (10000,), ...
+    MNIST and Fashion-MNIST use the same names and shapes; the larger one wins.
+    """
+    shapes: dict[str, tuple[int, ...]] = {}
+    for spec in SPECS.values():
+        for known in spec.downloads:
+            if not known.name.endswith("-ubyte.gz"):
+                continue
+            stem = known.name.removesuffix(".gz")
+            n = spec.n_train if stem.startswith("train-") else spec.n_test
+            shape = (n, *spec.image_shape) if "-images-" in stem else (n,)
+            shapes[stem] = max(shapes.get(stem, shape), shape, key=math.prod)
+    return shapes
+
+
+_PUBLISHED = _published_shapes()
+
+
+def _refuse_large(path: Path, shape, dtype: np.dtype, nbytes: int) -> None:
+    """DatasetError when the header's ``nbytes`` is more than the file may hold."""
+    declared = f"the header declares {'x'.join(map(str, shape))} {dtype.name} values ({nbytes} bytes)"
+    published = _PUBLISHED.get(path.name.removesuffix(".gz"))
+    if published is not None:
+        limit = math.prod(published)  # the published files are all uint8
+        if nbytes > limit:
+            raise DatasetError(
+                f"{path}: {declared}, more than the published {path.name.removesuffix('.gz')} "
+                f"({'x'.join(map(str, published))} uint8, {limit} bytes); refusing to read it"
+            )
+    elif nbytes > UNKNOWN_IDX_LIMIT:
+        raise DatasetError(
+            f"{path}: {declared}, more than the {UNKNOWN_IDX_LIMIT} bytes allowed for an IDX file "
+            "that is not one of the published MNIST or Fashion-MNIST files; refusing to read it"
+        )
+
+
+_CHUNK = 1 << 20  # bytes inflated per read
+
+
+def _read_into(stream, buffer: memoryview) -> int:
+    """Fill ``buffer`` from ``stream``; the number of bytes read (less at the end of the data)."""
+    done = 0
+    while done < len(buffer):
+        # In pieces: GzipFile.readinto inflates the whole request into a new bytes object first.
+        got = stream.readinto(buffer[done : done + _CHUNK])
+        if not got:
+            break
+        done += got
+    return done
+
+
+def _read_exact(stream, n: int) -> bytes:
+    buffer = bytearray(n)
+    return bytes(buffer[: _read_into(stream, memoryview(buffer))])
+
+
+def _read(path: Path, stream, gz: bool) -> np.ndarray:
+    head = _read_exact(stream, 4)
+    if len(head) < 4 or head[:2] != b"\0\0" or head[2] not in _TYPES or head[3] == 0:
+        raise DatasetError(f"{path}: not an IDX file (magic number 0x{head.hex() or 'none'})")
+    ndim = head[3]
+    sizes = _read_exact(stream, 4 * ndim)
+    header = 4 + 4 * ndim
+    if len(sizes) < 4 * ndim:
+        raise DatasetError(f"{path}: truncated IDX header ({4 + len(sizes)} bytes for {ndim} dimensions)")
+    shape = struct.unpack(f">{ndim}I", sizes)
+    dtype = np.dtype(_TYPES[head[2]])
+    count = math.prod(shape)
+    _refuse_large(path, shape, dtype, count * dtype.itemsize)  # before allocating anything
+
+    data = np.empty(count, dtype)
+    got = _read_into(stream, memoryview(data.view(np.uint8)))
+    extra = stream.read(1)  # one byte past the declared data: never inflate more
+    if got == data.nbytes and not extra:
+        return data.reshape(shape)
+    announces = f"the header announces {'x'.join(map(str, shape))} values ({header + data.nbytes} bytes with the header)"
+    if extra:
+        raise DatasetError(f"{path}: longer than its header says: {announces}, the data goes on past that")
+    has = f"{header + got} bytes" + (" once gunzipped" if gz else "")
+    raise DatasetError(f"{path}: truncated: {announces}, the file has {has}")
 
 
 def read_idx(path) -> np.ndarray:
-    """The array stored in an IDX file (read-only view of the file's bytes)."""
+    """The array stored in an IDX file, refused (DatasetError) when its header asks for too much."""
     path = Path(path)
-    raw = read_bytes(path)
-    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] not in _TYPES or raw[3] == 0:
-        raise DatasetError(f"{path}: not an IDX file (magic number 0x{raw[:4].hex() or 'none'})")
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise DatasetError(f"{path}: truncated IDX header ({len(raw)} bytes for {ndim} dimensions)")
-    shape = struct.unpack(f">{ndim}I", raw[4:header])
-    dtype = np.dtype(_TYPES[raw[2]])
-    expected = header + math.prod(shape) * dtype.itemsize
-    if len(raw) != expected:
-        what = "truncated" if len(raw) < expected else "longer than its header says"
-        raise DatasetError(
-            f"{path}: {what}: the header announces {'x'.join(map(str, shape))} values "
-            f"({expected} bytes with the header), the file has {len(raw)} bytes"
-        )
-    return np.frombuffer(raw, dtype, count=math.prod(shape), offset=header).reshape(shape)
+    with open(path, "rb") as f:
+        if f.read(2) != _GZIP_MAGIC:
+            f.seek(0)
+            return _read(path, f, gz=False)
+        f.seek(0)
+        try:
+            with gzip.GzipFile(fileobj=f, mode="rb") as stream:
+                return _read(path, stream, gz=True)
+        except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
+            raise DatasetError(f"{path}: corrupt or truncated gzip data ({exc})") from None
 
 
 def find_idx(folder: Path, stem: str) -> Path:
