@@ -3,11 +3,15 @@
 import dataclasses
 import gzip
 import hashlib
+import itertools
 
 import numpy as np
 import pytest
 
-from dataset_files import cifar_batches, idx_bytes, idx_header, write_cifar
+from dataset_files import (
+    cifar_batches, cifar_files, huge_array_pickle, idx_bytes, idx_header, tar_end, tar_entries, tar_entry,
+    write_cifar, write_gzip, zeros,
+)  # fmt: skip
 from test_cli import png_size, run
 from torchlogit import datasets, load
 from torchlogit.datasets._registry import KnownFile
@@ -87,7 +91,24 @@ def hostile_mnist(tmp):
     return labels, "more than the published train-labels-idx1-ubyte (60000 uint8, 60000 bytes)"
 
 
-@pytest.mark.parametrize("write", [hostile_mnist])
+def hostile_cifar_pickle(tmp):
+    write_cifar(tmp / "cifar10", "python", cifar_batches())
+    path = tmp / "cifar10" / "cifar-10-batches-py" / "data_batch_1"
+    path.write_bytes(huge_array_pickle(2**28))  # 70 bytes asking numpy for 824 GB
+    return path, "refused to load: the pickle asks for a 268435456x3072 uint8 array"
+
+
+def hostile_cifar_archive(tmp):
+    (tmp / "cifar10").mkdir()
+    files = cifar_files("binary", cifar_batches())
+    del files["cifar-10-batches-bin/test_batch.bin"]
+    write_gzip(tmp / "cifar10" / "cifar-10-binary.tar.gz", itertools.chain(
+        tar_entries(files), tar_entry("cifar-10-batches-bin/test_batch.bin", 800_000_000, zeros(1 << 20)), tar_end(),
+    ))  # fmt: skip
+    return "cifar-10-binary.tar.gz:cifar-10-batches-bin/test_batch.bin", "800000000 bytes, more than the 30730000"
+
+
+@pytest.mark.parametrize("write", [hostile_mnist, hostile_cifar_pickle, hostile_cifar_archive])
 def test_hostile_data_files_are_refused_with_one_line(tmp_path, capsys, write):
     where, message = write(tmp_path)
     name = "mnist" if write is hostile_mnist else "cifar10"

@@ -1,16 +1,22 @@
 """Loaders of MNIST, Fashion-MNIST and CIFAR-10 on small files in the published formats."""
 
 import gzip
+import itertools
 import os
 import pickle
+import struct
+import tarfile
 import tracemalloc
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from dataset_files import cifar_batches, idx_bytes, idx_header, write_cifar, write_gzip, write_mnist, zeros
-from torchlogit.datasets import DatasetError, get_spec, load, read_idx, verify
+from dataset_files import (
+    RECONSTRUCT, cifar_batches, cifar_files, huge_array_pickle, idx_bytes, idx_header, tar_end, tar_entries, tar_entry,
+    write_cifar, write_gzip, write_mnist, zeros,
+)  # fmt: skip
+from torchlogit.datasets import DatasetError, _cifar, get_spec, load, read_idx, verify
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist"
 
@@ -240,3 +246,147 @@ def test_idx_gzip_bomb_is_inflated_no_further_than_declared(tmp_path):
     assert isinstance(raised, DatasetError) and str(raised).startswith(f"{bomb}: longer than its header says")
     assert "\n" not in str(raised)
     assert peak < 4 << 20  # not the 100 MB the stream inflates to
+
+
+VERSION_ARCHIVES = {"binary": "cifar-10-binary.tar.gz", "python": "cifar-10-python.tar.gz"}
+
+
+@pytest.mark.parametrize("version", ["binary", "python"])
+def test_cifar_archive_reads_only_published_members(tmp_path, version):
+    """Members the published archive lacks are skipped unread, whatever their size."""
+    files = cifar_files(version, cifar_batches())
+    inner = next(iter(files)).split("/")[0]
+    entries = [
+        tar_entry(f"{inner}/data_batch_1.orig", 64 << 20, zeros(64 << 20)),  # 64 MB of zeros, ~64 kB packed
+        tar_entry(f"{inner}/readme.html", 10, [b"<html/>\n\n\n"]),
+        tar_entries(files),
+        tar_end(),
+    ]
+    write_gzip(tmp_path / VERSION_ARCHIVES[version], itertools.chain(*entries))
+    peak, raised = peak_bytes(lambda: load("cifar10", tmp_path))
+    assert raised is None
+    assert peak < 8 << 20  # the small batches, not the 64 MB member
+    np.testing.assert_array_equal(load("cifar10", tmp_path, as_uint8=True).X_test, cifar_batches()["test_batch"][0])
+
+
+def test_cifar_archive_member_larger_than_published_is_refused_unread(tmp_path):
+    files = cifar_files("binary", cifar_batches())
+    archive = tmp_path / "cifar-10-binary.tar.gz"
+    # declares 246 MB (80000 records), holds 1 MB: the size is refused from the header alone
+    write_gzip(archive, itertools.chain(
+        tar_entry("cifar-10-batches-bin/data_batch_1.bin", 80000 * 3073, zeros(1 << 20)),
+    ))  # fmt: skip
+    peak, raised = peak_bytes(lambda: load("cifar10", tmp_path))
+    assert isinstance(raised, DatasetError) and "\n" not in str(raised)
+    assert str(raised) == (
+        f"{archive}:cifar-10-batches-bin/data_batch_1.bin: 245840000 bytes, more than the 30730000 bytes "
+        "the published file can hold; refusing to read it"
+    )
+    assert peak < 4 << 20
+    # one record more than a published batch is one too many
+    del files["cifar-10-batches-bin/data_batch_1.bin"]
+    write_gzip(archive, itertools.chain(
+        tar_entry("cifar-10-batches-bin/data_batch_1.bin", 10001 * 3073, zeros(10001 * 3073)),
+        tar_entries(files), tar_end(),
+    ))  # fmt: skip
+    with pytest.raises(DatasetError, match="data_batch_1.bin: 30733073 bytes, more than the 30730000"):
+        load("cifar10", tmp_path)
+
+
+def test_cifar_archive_structure_is_bounded(tmp_path):
+    archive = tmp_path / "cifar-10-binary.tar.gz"
+    files = cifar_files("binary", cifar_batches())
+    # a GNU long-name header makes tarfile read its declared size in one go, before any member
+    write_gzip(archive, itertools.chain(
+        tar_entry("././@LongLink", 256 << 20, [b"x" * 100], kind=tarfile.GNUTYPE_LONGNAME), tar_end(),
+    ))  # fmt: skip
+    peak, raised = peak_bytes(lambda: load("cifar10", tmp_path))
+    assert isinstance(raised, DatasetError) and str(raised).startswith(f"{archive}: a tar header at byte 512 asks")
+    assert "268435456 bytes at once" in str(raised) and peak < 4 << 20
+    # more entries than a published archive could have, each costing the reader a header
+    write_gzip(archive, itertools.chain(*[tar_entry(f"junk/{i}", 0) for i in range(100)], tar_entries(files), tar_end()))
+    with pytest.raises(DatasetError, match=f"^{archive}: more than 64 entries, the published archive has 9"):
+        load("cifar10", tmp_path)
+    # the same member twice: which one is meant is unknowable
+    first = {"cifar-10-batches-bin/test_batch.bin": files["cifar-10-batches-bin/test_batch.bin"][:3073]}
+    write_gzip(archive, itertools.chain(tar_entries(first), tar_entries(files), tar_end()))
+    with pytest.raises(DatasetError, match="cifar-10-batches-bin/test_batch.bin: appears twice in the archive"):
+        load("cifar10", tmp_path)
+
+
+def test_cifar_batch_files_larger_than_published_are_refused_unread(tmp_path):
+    """Sparse files: their size is declared by the file system, none of it on disk."""
+    write_cifar(tmp_path / "b", "binary", cifar_batches())
+    path = tmp_path / "b" / "cifar-10-batches-bin" / "data_batch_4.bin"
+    with open(path, "r+b") as f:
+        f.truncate(10001 * 3073)  # whole records, label 0: the old reader took them all
+    peak, raised = peak_bytes(lambda: load("cifar10", tmp_path / "b"))
+    assert str(raised) == f"{path}: 30733073 bytes, more than the 30730000 bytes the published file can hold; refusing to read it"
+    assert peak < 4 << 20
+    write_cifar(tmp_path / "p", "python", cifar_batches())
+    path = tmp_path / "p" / "cifar-10-batches-py" / "batches.meta"
+    with open(path, "r+b") as f:
+        f.truncate(1 << 30)
+    peak, raised = peak_bytes(lambda: load("cifar10", tmp_path / "p"))
+    assert str(raised) == f"{path}: 1073741824 bytes, more than the 4096 bytes the published file can hold; refusing to read it"
+    assert peak < 4 << 20
+
+
+UINT8 = b"cnumpy\ndtype\nU\x02u1\x89\x88\x87R"  # numpy.dtype('u1', False, True), its state not yet set
+F8 = b"cnumpy\ndtype\nU\x02f8\x89\x88\x87R"
+
+
+HOSTILE_PICKLES = {
+    # (2**28, 3072) uint8: 824 GB, more than any machine: MemoryError with the C unpickler
+    "2**28 rows": (huge_array_pickle(2**28), "asks for a 268435456x3072 uint8 array (824633720832 bytes), more than the 30800000"),
+    # (2**20, 3072) uint8: 3.2 GB, which malloc grants without touching it
+    "2**20 rows": (huge_array_pickle(2**20), "asks for a 1048576x3072 uint8 array"),
+    # (2**14, 3072) object pointers: 400 MB that numpy fills with None
+    "object array": (RECONSTRUCT + b"M\x00@M\x00\x0c\x86U\x01O\x87R.", "asks for numpy dtype dtype('O')"),
+    # a dtype state giving uint8 a float64 field 100000 bytes past its one byte, which numpy accepts
+    "dtype state": (b"\x80\x02" + UINT8 + b"(K\x03U\x01|NU\x01a\x85}U\x01a" + F8 + b"J\xa0\x86\x01\x00\x86s"
+                    b"J\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb.", "sets numpy dtype dtype('uint8') to dtype((numpy.uint8, {"),
+    # BINBYTES8 and BYTEARRAY8 declaring 8 GiB: the C unpickler allocates them before reading
+    "bytes8": (b"\x80\x05\x8e" + struct.pack("<Q", 1 << 33) + b"abc.", "corrupt or truncated pickle"),
+    "bytearray8": (b"\x80\x05\x96" + struct.pack("<Q", 1 << 33) + b"abc.", "corrupt or truncated pickle"),
+}
+
+
+@pytest.mark.parametrize("case", HOSTILE_PICKLES)
+def test_cifar_pickle_cannot_make_numpy_allocate(tmp_path, case):
+    payload, message = HOSTILE_PICKLES[case]
+    write_cifar(tmp_path, "python", cifar_batches())
+    path = tmp_path / "cifar-10-batches-py" / "data_batch_2"
+    path.write_bytes(payload)
+    peak, raised = peak_bytes(lambda: load("cifar10", tmp_path))
+    assert isinstance(raised, DatasetError), raised
+    assert str(raised).startswith(f"{path}: ") and message in str(raised) and "\n" not in str(raised)
+    assert peak < 4 << 20
+
+
+def test_cifar_pickle_labels_are_checked_before_numpy_sees_them(tmp_path):
+    """2000 references to one 50 kB string: np.asarray would make a 400 MB array of it."""
+    write_cifar(tmp_path, "python", cifar_batches())
+    path = tmp_path / "cifar-10-batches-py" / "test_batch"
+    path.write_bytes(pickle.dumps({"data": np.zeros((3, 3072), np.uint8), "labels": ["x" * 50_000] * 2000}, protocol=2))
+    assert path.stat().st_size < 100_000
+    peak, raised = peak_bytes(lambda: load("cifar10", tmp_path))
+    assert str(raised) == f"{path}: 'labels' should be 3 integers, found a list of 2000"
+    assert peak < 4 << 20
+    path.write_bytes(pickle.dumps({"data": np.zeros((3, 3072), np.uint8), "labels": [1, 2, "3"]}, protocol=2))
+    with pytest.raises(DatasetError, match="'labels' should be 3 integers, found a list of 3 with non-integers"):
+        load("cifar10", tmp_path)
+    path.write_bytes(pickle.dumps({"data": np.zeros((3, 3072), np.uint8), "labels": [1, 2**70, 3]}, protocol=2))
+    with pytest.raises(DatasetError, match="label 1180591620717411303424 at row 1 is not a class 0..9"):
+        load("cifar10", tmp_path)  # checked before int64 could overflow
+
+
+def test_cifar_pickle_operations_are_counted(tmp_path, monkeypatch):
+    """Every opcode may create an object, so a file of tiny objects is cut off (here at 1000 of them)."""
+    monkeypatch.setattr(_cifar, "PICKLE_MAX_OPS", 1000)
+    write_cifar(tmp_path, "python", cifar_batches())
+    load("cifar10", tmp_path)  # the small batches need far fewer
+    path = tmp_path / "cifar-10-batches-py" / "data_batch_5"
+    path.write_bytes(b"\x80\x02(" + b"]" * 2000 + b"l.")  # a list of 2000 empty lists
+    with pytest.raises(DatasetError, match="data_batch_5: refused to load: the pickle runs more than 1000 operations"):
+        load("cifar10", tmp_path)
