@@ -107,11 +107,20 @@ def test_auto_solver_rule():
         assert LogisticRegression(max_iter=5).fit(Xw, y).solver_ == "lbfgs"  # p = 1002 > 1000
 
 
-@pytest.mark.parametrize("solver", ["newton", "lbfgs"])
-def test_convergence_warning_names_the_fix(solver):
+@pytest.mark.parametrize(
+    "solver, phrase",
+    [("newton", "Newton solver did not converge after 1 iterations"), ("newton-cholesky", "Newton solver did not"),
+     ("lbfgs", "lbfgs failed to converge after 1 iteration"), ("newton-cg", "newton-cg failed to converge at loss"),
+     ("liblinear", "Liblinear failed to converge"), ("saga", "The max_iter was reached")],
+)  # fmt: skip
+def test_convergence_warning_starts_with_scikit_learns_phrase_and_names_the_fix(solver, phrase):
+    """Users filter ConvergenceWarnings by scikit-learn's phrases; the line then says what to change."""
     X, y = multinomial_problem(n=500)
-    with pytest.warns(ConvergenceWarning, match="Increase max_iter"):
+    with pytest.warns(ConvergenceWarning) as record:
         LogisticRegression(solver=solver, max_iter=1).fit(X, y)
+    message = str(record[0].message)
+    assert message.startswith(phrase) and "\n" not in message
+    assert "Increase the number of iterations" in message and "max_iter=1" in message
 
 
 def test_max_iter_zero_fits_nothing():

@@ -22,6 +22,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, assert_all_finite, check_is_fitted, validate_data
 
+from ._callbacks import CallbackSupportMixin, FitTasks
 from ._fit import fit_linear
 from .solvers import choose
 
@@ -143,8 +144,8 @@ def _tensor_input(X):
     return X, None
 
 
-class TorchLinearModel(BaseEstimator):
-    """Shared machinery; subclasses define the loss and the targets."""
+class TorchLinearModel(CallbackSupportMixin, BaseEstimator):
+    """Shared machinery; subclasses define the loss, the targets and ``_attributes`` (theta -> coef_, intercept_)."""
 
     _common_constraints = {
         "fit_intercept": ["boolean"],
@@ -227,22 +228,29 @@ class TorchLinearModel(BaseEstimator):
         save_model(self, path)
 
     # ---------------------------------------------------------------- solving
-    def _solve(self, loss, X, y, sw, l2, w0, callback=None):
-        """Run the chosen solver; warn (ConvergenceWarning) when it stops short.
+    def _solve(self, loss, X, y, sw, l2, w0, callback=None, *, labels=None, metadata=None):
+        """Run the chosen solver, write the fitted state, warn (ConvergenceWarning) when it stopped short.
 
-        ``callback(info)`` gets an ``IterInfo`` (iteration, fun, grad_max) after
-        every iteration (epoch for sgd): how the CLI draws its progress bar.
+        ``callback(info)`` gets an ``IterInfo`` (iteration, fun, grad_max, x)
+        after every iteration (epoch for sgd): how the CLI draws its progress
+        bar; returning True stops the fit. Callbacks set with scikit-learn's
+        ``set_callbacks`` see the same iterations (:mod:`torchlogit._callbacks`).
+        The fitted attributes come from ``self._attributes(loss, theta, dtype)``.
+        ``labels`` (the user's y) and ``metadata`` are what those callbacks are shown.
         """
         d1 = loss.n_features + int(loss.fit_intercept)
         solver = choose(self.solver, loss.n_params, hessian_work=float(X.shape[0]) * loss.n_params * d1,
                         fused_gradient=loss.reads_once(X))  # fmt: skip
-        if self.verbose:
-            user_callback = callback
+        X_hooks = X.numpy() if X.device.type == "cpu" else X
+        tasks = FitTasks.begin(self, X_hooks, labels, metadata, self.max_iter, solver,
+                               lambda theta: self._attributes(loss, theta, X.dtype))  # fmt: skip
+        listeners = [c for c in (callback, self._print_progress if self.verbose else None, tasks) if c is not None]
 
-            def callback(info):
-                self._print_progress(info)
-                if user_callback is not None:
-                    user_callback(info)
+        def every_callback(info):  # all of them see every iteration; any one can stop the fit
+            return any([bool(listen(info)) for listen in listeners])
+
+        if tasks is not None:
+            tasks.start(w0)
         tol = self.tol if self.tol is not None else (None if solver == "sgd" else 1e-6)
         sgd_options = {
             "optimizer": self.optimizer,
@@ -252,9 +260,11 @@ class TorchLinearModel(BaseEstimator):
         }
         res = fit_linear(
             loss, X, y, sw, l2, solver=solver, w0=w0, tol=tol, max_iter=self.max_iter,
-            callback=callback, sgd_options=sgd_options,
+            callback=every_callback if listeners else None, sgd_options=sgd_options,
         )  # fmt: skip
         self._refuse_non_finite(res.x, loss, X.dtype)
+        for name, value in self._attributes(loss, res.x, X.dtype).items():
+            setattr(self, name, value)
         self.solver_ = solver
         self.convergence_ = ConvergenceReport(
             solver, bool(res.converged), int(res.n_iter), res.message, float(res.grad_max),
@@ -263,7 +273,10 @@ class TorchLinearModel(BaseEstimator):
         self.n_iter_ = np.array([res.n_iter], dtype=np.int32)
         self.objective_ = res.fun
         self.loss_curve_ = list(res.history)
-        if not res.converged and tol is not None:  # sgd with tol=None runs a fixed number of epochs
+        if tasks is not None:
+            tasks.end()
+        # sgd with tol=None runs a fixed number of epochs; a fit stopped by a callback was asked to stop
+        if not res.converged and tol is not None and not res.stopped:
             warnings.warn(self._convergence_message(solver, res, tol), ConvergenceWarning, stacklevel=3)
         return res
 
@@ -283,18 +296,30 @@ class TorchLinearModel(BaseEstimator):
         )
 
     def _convergence_message(self, solver, res, tol):
-        name = type(self).__name__
+        """One line that starts with scikit-learn's phrase for the solver the user named.
+
+        Users filter scikit-learn's ConvergenceWarnings by these phrases
+        ("lbfgs failed to converge", "Newton solver did not converge"), so they
+        are kept; what follows is torchlogit's own account of the stop.
+        """
+        name, n = type(self).__name__, res.n_iter
         if solver == "sgd":
             return (
                 f"{name}(solver='sgd') did not converge in max_iter={self.max_iter} epochs ({res.message}). "
                 "Increase max_iter, tune learning_rate/batch_size, or use solver='auto' for the exact optimum."
             )
-        hint = "Increase max_iter"
-        if solver == "lbfgs":
-            hint += ", or use solver='newton' when the number of parameters is small"
+        phrase = {
+            "lbfgs": f"lbfgs failed to converge after {n} iteration(s).",
+            "newton-cg": f"newton-cg failed to converge at loss = {res.fun}. Increase the number of iterations.",
+            "liblinear": "Liblinear failed to converge, increase the number of iterations.",
+            "sag": "The max_iter was reached which means the coef_ did not converge.",
+            "saga": "The max_iter was reached which means the coef_ did not converge.",
+        }.get(self.solver, f"lbfgs failed to converge after {n} iteration(s)." if solver == "lbfgs"
+              else f"Newton solver did not converge after {n} iterations.")  # fmt: skip
         return (
-            f"{name}(solver={solver!r}) did not converge in {res.n_iter} iterations: {res.message}; "
-            f"max|gradient| = {res.grad_max:.3g} against tol = {tol:.3g}. {hint}."
+            f"{phrase} {name}(solver={solver!r}) stopped: {res.message}; max|gradient| = {res.grad_max:.3g} "
+            f"against tol = {tol:.3g}. Increase the number of iterations to improve the convergence "
+            f"(max_iter={self.max_iter})."
         )
 
     @staticmethod

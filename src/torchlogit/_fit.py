@@ -252,7 +252,12 @@ def _fit_exact(loss, X, y, s, l2s, solver, w0, tol, max_iter, callback):
         extra["precondition"] = correlation_preconditioner(std, X, s, l2s)
     if solver == "newton":
         extra["hessian"] = lambda phi: loss.hessian(std.to_theta(phi).to(dtype), X, y, s, l2s, std=std)
-    res = SOLVERS[solver](fun_and_grad, std.to_phi(w0), tol=tol, max_iter=max_iter, callback=callback, **extra)
+    def report(info):  # the solver iterates in phi; callers see theta
+        info.x = std.to_theta(info.x)
+        return callback(info)
+
+    res = SOLVERS[solver](fun_and_grad, std.to_phi(w0), tol=tol, max_iter=max_iter,
+                          callback=None if callback is None else report, **extra)  # fmt: skip
     res.x = std.to_theta(res.x)
     return res
 

@@ -16,6 +16,7 @@ from sklearn.base import RegressorMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import TorchLinearModel
+from ._callbacks import with_callbacks
 from ._loss import POINTWISE, LinearModelLoss
 from .solvers import SOLVERS
 
@@ -65,8 +66,9 @@ class Ridge(RegressorMixin, TorchLinearModel):
         self.learning_rate = learning_rate
         self.batch_size = batch_size
 
+    @with_callbacks
     def fit(self, X, y, sample_weight=None, *, callback=None):
-        """Fit; ``callback(info)`` is called after every iteration (see ``fit_linear``)."""
+        """Fit; ``callback(info)`` is called after every iteration (see ``LogisticRegression.fit``)."""
         self._validate_params()
         X, y = self._validate_X(X, reset=True, y=y)
         y = np.asarray(y)
@@ -79,12 +81,16 @@ class Ridge(RegressorMixin, TorchLinearModel):
         if self.warm_start and getattr(self, "coef_", None) is not None and self.coef_.shape == (X.shape[1],):
             w0 = torch.as_tensor(np.append(self.coef_, self.intercept_ if self.fit_intercept else []), device=X.device)
             w0 = w0.to(torch.float64)
-        res = self._solve(loss, X, target, sw, float(self.alpha), w0, callback)
-        W, b = loss.unpack(res.x)
-        np_dtype = np.float32 if X.dtype == torch.float32 else np.float64
-        self.coef_ = W[0].cpu().numpy().astype(np_dtype)
-        self.intercept_ = float(b[0]) if b is not None else 0.0
+        metadata = None if sample_weight is None else {"sample_weight": sample_weight}
+        self._solve(loss, X, target, sw, float(self.alpha), w0, callback, labels=y, metadata=metadata)
         return self
+
+    @staticmethod
+    def _attributes(loss, theta, dtype):
+        """The fitted attributes at theta: coef_ (d,) in the data's dtype and intercept_ a float."""
+        W, b = loss.unpack(theta)
+        coef = W[0].cpu().numpy().astype(np.float32 if dtype == torch.float32 else np.float64)
+        return {"coef_": coef, "intercept_": float(b[0]) if b is not None else 0.0}
 
     def predict(self, X):
         """z = X @ coef_ + intercept_, shape (n,)."""

@@ -19,6 +19,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import TorchLinearModel, encode_labels, label_indices
+from ._callbacks import with_callbacks
 from ._loss import POINTWISE, LinearModelLoss
 from ._separation import SeparationWarning, separation_if_diverging
 from ._fit import sgd_forward_backward
@@ -160,6 +161,13 @@ class LogisticRegression(ClassifierMixin, TorchLinearModel):
     def _l2_strength(self):
         """1/C, or 0 without a penalty; both scikit-learn generations' spellings."""
         penalty = "l2" if self.penalty == "deprecated" else self.penalty
+        if self.l1_ratio is None:  # scikit-learn's deprecation, same words: users grep for them
+            warnings.warn("'l1_ratio=None' was deprecated in version 1.8 and will trigger an error in 1.10. "
+                          "Use 0<=l1_ratio<=1 instead.", FutureWarning, stacklevel=3)  # fmt: skip
+        if self.n_jobs is not None:
+            warnings.warn(f"'n_jobs' has no effect (torchlogit computes with torch's threads) and will be removed "
+                          f"as in scikit-learn 1.10. You provided 'n_jobs={self.n_jobs}', please leave it "
+                          "unspecified.", FutureWarning, stacklevel=3)  # fmt: skip
         if penalty in ("l1", "elasticnet") or (self.l1_ratio or 0) > 0:
             raise NotImplementedError(
                 "L1 and elastic-net penalties are not implemented yet; use penalty='l2' (l1_ratio=0) or penalty=None"
@@ -172,8 +180,14 @@ class LogisticRegression(ClassifierMixin, TorchLinearModel):
             return 0.0
         return 0.0 if np.isinf(self.C) else 1.0 / self.C
 
+    @with_callbacks
     def fit(self, X, y, sample_weight=None, *, callback=None):
-        """Fit the model to X (n, d) and labels y (n,) of any type."""
+        """Fit the model to X (n, d) and labels y (n,) of any type.
+
+        ``callback(info)`` is called after every iteration (an ``IterInfo``:
+        iteration, objective, max|gradient|, the iterate); returning True stops
+        the fit. scikit-learn's ``set_callbacks`` works too.
+        """
         self._validate_params()
         l2 = self._l2_strength()
         X, y = self._validate_X(X, reset=True, y=y)
@@ -201,12 +215,16 @@ class LogisticRegression(ClassifierMixin, TorchLinearModel):
         else:
             target = torch.as_tensor(y_idx, dtype=torch.long, device=X.device)
         w0 = self._initial_theta(loss, X.device)
-        res = self._solve(loss, X, target, sw, l2, w0, callback)
-
-        np_dtype = np.float32 if X.dtype == torch.float32 else np.float64
-        self.coef_, self.intercept_ = coefficients(loss, res.x, np_dtype)
+        metadata = None if sample_weight is None else {"sample_weight": sample_weight}
+        res = self._solve(loss, X, target, sw, l2, w0, callback, labels=y, metadata=metadata)
         self.separation_ = self._check_separation(loss, res.x, X, target, y_idx) if l2 == 0.0 else None
         return self
+
+    @staticmethod
+    def _attributes(loss, theta, dtype):
+        """The fitted attributes at theta: coef_ (k, d) and intercept_ (k,) in the data's dtype."""
+        coef, intercept = coefficients(loss, theta, np.float32 if dtype == torch.float32 else np.float64)
+        return {"coef_": coef, "intercept_": intercept}
 
     def _sgd_only(self):
         if ALIASES.get(self.solver, self.solver) != "sgd":
@@ -313,16 +331,27 @@ class LogisticRegression(ClassifierMixin, TorchLinearModel):
         return POINTWISE["binary" if len(self.classes_) == 2 else "multinomial"].link
 
     def predict_proba(self, X):
-        """(n, n_classes) probabilities, columns in the order of ``classes_``.
+        """(n, n_classes) probabilities, columns in the order of ``classes_``, in the input's dtype.
 
-        The link is applied in float64 (an (n, K) array, cheap): float32 would
-        round p = 1 - 3e-8 to 1 and disagree with ``predict_log_proba``.
+        The link is applied in float64 (an (n, K) array, cheap) and the result
+        returned in X's dtype, as scikit-learn does: float32 arithmetic would
+        round p = 1 - 3e-8 to 1 before the normalisation.
         """
-        return self._link().inverse(self._linear_predictor(X).double()).cpu().numpy()
+        z = self._linear_predictor(X)
+        return self._link().inverse(z.double()).to(z.dtype).cpu().numpy()
 
     def predict_log_proba(self, X):
-        """(n, n_classes) log-probabilities, computed in logits (no log(0))."""
-        return self._link().log_inverse(self._linear_predictor(X).double()).cpu().numpy()
+        """(n, n_classes) log-probabilities in the input's dtype, computed in logits (no log(0)).
+
+        Consistent with ``predict_proba`` as scikit-learn's log(predict_proba)
+        is: where a float32 probability rounds to exactly 1 (p > 1 - 3e-8), its
+        log is 0, not the -3e-9 that float32 could still hold.
+        """
+        z = self._linear_predictor(X)
+        log_p = self._link().log_inverse(z.double())
+        if z.dtype != torch.float64:
+            log_p = torch.where(log_p.exp().to(z.dtype) == 1, 0.0, log_p)
+        return log_p.to(z.dtype).cpu().numpy()
 
     def predict(self, X):
         """The most probable class label for each row."""

@@ -19,6 +19,7 @@ class Result:
     message   why the solver stopped, in words
     history   objective value after each iteration
     duality_gap  an upper bound on fun - min(fun) (L2 fits; set by the caller), else None
+    stopped   True when a callback asked the solver to stop (then converged is False)
     """
 
     x: torch.Tensor
@@ -29,13 +30,18 @@ class Result:
     message: str
     history: list = field(default_factory=list)
     duality_gap: float | None = None
+    stopped: bool = False
+
+
+STOPPED = "stopped by a callback"
 
 
 @dataclass
 class IterInfo:
-    """Passed to ``callback`` after every iteration; a callback never steers."""
+    """Passed to ``callback`` after every iteration. A callback that returns True stops the solver."""
 
     iteration: int
     fun: float
     grad_max: float
     rows_per_s: float | None = None  # streaming fits: throughput of the last epoch or pass
+    x: torch.Tensor | None = None  # the iterate, float64 flat theta (in the caller's coordinates)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from ._linesearch import wolfe
-from ._result import IterInfo, Result
+from ._result import STOPPED, IterInfo, Result
 
 EPS = torch.finfo(torch.float64).eps
 
@@ -57,7 +57,7 @@ def lbfgs(
     history = []
     s_hist, y_hist = [], []
     msg, converged = f"max_iter={max_iter} reached", False
-    it = 0
+    it = stalls = 0
     gmax = float(g.abs().max()) if g.numel() else 0.0
     while True:
         if gmax <= tol:
@@ -84,11 +84,16 @@ def lbfgs(
         it += 1
         gmax = float(g.abs().max())
         history.append(f)
-        if callback is not None:
-            callback(IterInfo(it, f, gmax))
+        if callback is not None and callback(IterInfo(it, f, gmax, x=x)):
+            msg = STOPPED
+            break
         # A step accepted on the f_noise slack (f_old - f < 0) is not a sign of convergence:
         # only a true but negligible decrease is.
         if 0.0 <= (f_old - f) <= ftol * max(abs(f_old), abs(f), 1.0):
-            msg, converged = "relative reduction of the objective below ftol", True
-            break
-    return Result(x, float(f), gmax, it, converged, msg, history)
+            stalls += 1
+            if stalls >= 3:
+                msg, converged = "relative reduction of the objective below ftol", True
+                break
+        else:
+            stalls = 0
+    return Result(x, float(f), gmax, it, converged, msg, history, stopped=msg == STOPPED)

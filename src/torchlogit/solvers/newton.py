@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from ._result import IterInfo, Result
+from ._result import STOPPED, IterInfo, Result
 
 EPS = torch.finfo(torch.float64).eps
 
@@ -74,6 +74,7 @@ def newton(fun_and_grad, w0, *, tol=1e-4, max_iter=100, callback=None, hessian, 
         it += 1
         gmax = float(g.abs().max())
         history.append(f)
-        if callback is not None:
-            callback(IterInfo(it, f, gmax))
-    return Result(x, float(f), gmax, it, converged, msg, history)
+        if callback is not None and callback(IterInfo(it, f, gmax, x=x)):
+            msg = STOPPED
+            break
+    return Result(x, float(f), gmax, it, converged, msg, history, stopped=msg == STOPPED)

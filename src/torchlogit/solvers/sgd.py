@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import torch
 
-from ._result import IterInfo, Result
+from ._result import STOPPED, IterInfo, Result
 
 
 def make_batches(n, batch_size, *, random_state=None, device=None):
@@ -111,7 +111,10 @@ def sgd(
         epoch_loss = float(total) / max(count, 1)
         history.append(epoch_loss)
         if callback is not None:
-            callback(IterInfo(it, epoch_loss, float("nan")))
+            x = torch.nn.utils.parameters_to_vector(params).detach().to(torch.float64)
+            if callback(IterInfo(it, epoch_loss, float("nan"), x=x)):
+                msg = STOPPED
+                break
         if not torch.isfinite(torch.tensor(epoch_loss)):
             msg = "the loss became non-finite: lower learning_rate"
             break
@@ -123,4 +126,4 @@ def sgd(
                 break
     x = torch.nn.utils.parameters_to_vector(params).detach().to(torch.float64)
     f, g = fun_and_grad(x)
-    return Result(x, float(f), float(g.abs().max()), it, converged, msg, history)
+    return Result(x, float(f), float(g.abs().max()), it, converged, msg, history, stopped=msg == STOPPED)
