@@ -216,8 +216,6 @@ def test_bad_tables_name_file_column_and_row(tmp_path, capsys, data, stream, mes
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in out + err and not (tmp_path / "m").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="train's load_xy (cli/_common.py) must call table.target_values(min_classes=2); "
-                   "today the estimator's ValueError prints np.int64(1) and exits 1")  # fmt: skip
 def test_a_one_row_csv_names_file_column_and_row(tmp_path, capsys):
     (tmp_path / "one.csv").write_text("x,y\n1,1\n")
     code, _, err = run(capsys, "train", str(tmp_path / "one.csv"), "--target", "y")
@@ -250,3 +248,4 @@ def test_spark_output_folder_trains_and_reports_the_files_read(tmp_path, capsys)
     (tmp_path / "out" / ".part-0.parquet.crc").write_bytes(b"crc")
     code, out, err = run(capsys, "train", str(tmp_path / "out"), "--target", "y", "--stream")
     assert code == 0 and "converged" in out, err
+    assert "read 1 data file (part-0.parquet); skipped 2 (.part-0.parquet.crc, _SUCCESS)" in out

@@ -1,5 +1,6 @@
 """Model files: safetensors + JSON, atomic, and every damaged file is refused clearly."""
 
+import errno
 import hashlib
 import json
 import struct
@@ -65,7 +66,7 @@ def test_save_is_atomic(tmp_path, monkeypatch):
     def crash(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr("torchlogit._io.os.replace", crash)
+    monkeypatch.setattr("torchlogit._atomic.os.replace", crash)
     with pytest.raises(OSError):
         LogisticRegression(C=9.0).fit(*binary_problem(n=50)).save(path)
     assert path.read_bytes() == before
@@ -407,24 +408,25 @@ def test_cli_refuses_a_tampered_model_with_exit_4(tmp_path, capsys, verb, tamper
 
 # ---------------------------------------------------------------- atomic writes: errors and signals
 def test_write_errors_name_the_users_path(tmp_path, monkeypatch):
-    from torchlogit._io import atomic_write_bytes
+    from torchlogit._atomic import OutputError, atomic_write_bytes
 
     cases = [
-        (tmp_path / "nowhere" / "m.st", FileNotFoundError, "folder '.*nowhere' does not exist"),
-        (tmp_path, IsADirectoryError, "it is a folder"),
-        (tmp_path / "f.txt" / "m.st", NotADirectoryError, "is not a folder"),
+        (tmp_path / "nowhere" / "m.st", errno.ENOENT, "folder '.*nowhere' does not exist"),
+        (tmp_path, errno.EISDIR, "it is a folder"),
+        (tmp_path / "f.txt" / "m.st", errno.ENOTDIR, "is not a folder"),
     ]
     (tmp_path / "f.txt").write_text("x")
-    for path, kind, match in cases:
-        with pytest.raises(kind, match=match) as info:
+    for path, code, match in cases:
+        with pytest.raises(OutputError, match=match) as info:
             atomic_write_bytes(path, b"data")
         assert str(info.value).startswith(f"{path}: cannot write: ") and ".tmp" not in str(info.value)
+        assert info.value.errno == code
 
     def read_only(*args, dir=None, **kwargs):  # root may write anywhere, so simulate a read-only folder
         raise PermissionError(13, "Permission denied", str(Path(dir) / ".m.st.x1y2.tmp"))
 
-    monkeypatch.setattr("torchlogit._io.tempfile.mkstemp", read_only)
-    with pytest.raises(PermissionError, match="no permission to write in folder") as info:
+    monkeypatch.setattr("torchlogit._atomic.tempfile.mkstemp", read_only)
+    with pytest.raises(OutputError, match="no permission to write in folder") as info:
         atomic_write_bytes(tmp_path / "m.st", b"data")
     assert str(info.value).startswith(f"{tmp_path / 'm.st'}: cannot write: ") and ".tmp" not in str(info.value)
     assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]
@@ -432,7 +434,7 @@ def test_write_errors_name_the_users_path(tmp_path, monkeypatch):
 
 _KILLED_WHILE_WRITING = """
 import os, signal, sys
-from torchlogit._io import atomic_write_bytes
+from torchlogit._atomic import atomic_write_bytes
 
 if sys.argv[3] == "SIG_DFL":
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # as under some process managers: the signal just kills
@@ -468,7 +470,7 @@ def test_signal_handlers_restored_and_threads_work(tmp_path):
     import signal
     import threading
 
-    from torchlogit._io import atomic_write_bytes
+    from torchlogit._atomic import atomic_write_bytes
 
     before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
     atomic_write_bytes(tmp_path / "a", b"a")

@@ -1,7 +1,6 @@
-"""`python -m torchlogit ...` is the `torchlogit` command."""
+"""``python -m torchlogit ...``: the same command as ``torchlogit ...``."""
 
-import sys
+from ._console import run
 
-from .cli import main
-
-sys.exit(main())
+if __name__ == "__main__":
+    run()

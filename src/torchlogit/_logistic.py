@@ -196,7 +196,7 @@ class LogisticRegression(ClassifierMixin, TorchLinearModel):
         if n_classes < 2:
             raise ValueError(
                 "This solver needs samples of at least 2 classes in the data, but the data "
-                f"contains only one class: {self.classes_[0]!r}"
+                f"contains only one class: {self.classes_[:1].tolist()[0]!r}"  # a plain value, not np.int64(1)
             )
         sw = self._sample_weight(sample_weight, X, X.shape[0])
         if self.class_weight is not None:

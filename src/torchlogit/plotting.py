@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn import metrics  # noqa: E402
 
-from ._io import atomic_write_bytes  # noqa: E402
+from ._atomic import atomic_write_bytes  # noqa: E402
 
 KINDS = ("probability", "roc", "calibration", "confusion", "loss", "weights", "samples")
 

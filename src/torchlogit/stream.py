@@ -327,6 +327,7 @@ def fit_stream(
                                            float(res.grad_max), tol, float(res.fun), None)  # fmt: skip
     model.separation_ = None
     model.stream_files_ = [str(p) for p in stream.files]  # what was read: a folder's files, less the skipped ones
+    model.stream_skipped_ = [str(p) for p in stream.skipped]  # names starting with '_' or '.' (_SUCCESS, .crc)
     model.stream_rows_per_s_ = rows_seen / max(time.perf_counter() - start, 1e-9)
     if solver == "lbfgs" and not res.converged:
         from sklearn.exceptions import ConvergenceWarning

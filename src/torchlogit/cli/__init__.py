@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-import sys
 
 import typer
 
+from .._atomic import OutputError
 from .._inference import InferenceError
 from .._io import ModelFileError
 from ..data import DataError
@@ -40,6 +40,10 @@ def main(argv=None) -> int:
         code = _common.EXIT_OK
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except KeyboardInterrupt:  # Ctrl-C: quiet, as the shell expects (typer does the same during a command)
+        code = _common.EXIT_INTERRUPTED
+    except OutputError as exc:
+        code = _report(exc, _common.EXIT_OUTPUT)
     except (DataError, InferenceError, FileNotFoundError, IsADirectoryError) as exc:
         code = _report(exc, _common.EXIT_DATA)
     except ModelFileError as exc:
@@ -62,6 +66,3 @@ def _report(exc, code, hint=""):
     _common.report_error(message + hint)
     return code
 
-
-def run():  # console script
-    sys.exit(main())

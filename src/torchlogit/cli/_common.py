@@ -17,11 +17,13 @@ out = Console(soft_wrap=True)  # no hard line breaks: output stays greppable
 err = Console(stderr=True)
 
 # Exit codes (documented in the README and in `torchlogit --help`).
-EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_DATA, EXIT_MODEL, EXIT_INTERNAL, EXIT_NETWORK, EXIT_DISTRIBUTED = range(8)
+EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_DATA, EXIT_MODEL, EXIT_INTERNAL, EXIT_NETWORK, EXIT_DISTRIBUTED, EXIT_OUTPUT = range(9)
+EXIT_INTERRUPTED = 130  # Ctrl-C, at any moment: nothing printed
 EXIT_CODES_HELP = (
     "Exit codes: 0 success; 1 invalid value or parameter; 2 usage error; "
     "3 data error (file, column, row); 4 model file error; 5 internal error; 6 download failed; "
-    "7 distributed job failed (a rank stopped or timed out)."
+    "7 distributed job failed (a rank stopped or timed out); 8 cannot write the output (checked before any "
+    "work starts); 130 interrupted (Ctrl-C)."
 )
 DATA_DIR_HELP = "Image data sets: the folder holding NAME/ (as written by `torchlogit datasets download`) or the files."
 
@@ -37,6 +39,27 @@ def fail(message: str, code: int = EXIT_INVALID):
     raise typer.Exit(code)
 
 
+def output_path(path, folder=False):
+    """Check, before any work starts, that the output can be written (OutputError: exit 8).
+
+    ``folder=True``: ``path`` is a folder to write into, created if missing.
+    Returns ``path``; None passes through (no output asked for).
+    """
+    if path is None:
+        return None
+    from .._atomic import OutputError, check_writable
+
+    if folder:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(exc.errno, f"{path}: cannot create the folder: {exc.strerror}") from None
+        check_writable(path / ".torchlogit-probe")
+    else:
+        check_writable(path)
+    return path
+
+
 def frame(X, names):
     """A pandas DataFrame, so that estimators record and check feature names."""
     import pandas as pd
@@ -47,7 +70,7 @@ def frame(X, names):
 def load_xy(data, target, features=None, one_hot=False):
     """(X frame, y, table) from a file or a built-in data set; the target is required."""
     table = read_table(data, target)
-    y = table.target_values()  # DataError when no target column was given
+    y = table.target_values(min_classes=2)  # DataError: no target column, or a single class
     X, names = table.features(features, one_hot=one_hot)
     return frame(X, names), y, table
 

@@ -10,7 +10,7 @@ import typer
 from .. import LinearRegression, LogisticRegression
 from ..lecture import HOURS, PASSED, POINTS, separated_1d, train_lecture_model
 from ..plotting import probability_curve, save_figure
-from ._common import out
+from ._common import out, output_path
 
 
 def demo(
@@ -22,6 +22,7 @@ def demo(
 
     Example: torchlogit demo --out results/
     """
+    output_path(out_dir, folder=True)
     out.rule("The lecture: hours studied -> pass (x = 1, 2, 3; y = 0, 0, 1)")
     out.print(f"Linear(1, 1) + sigmoid, summed BCE, SGD lr={learning_rate}, {epochs} epochs")
 
@@ -56,7 +57,6 @@ def demo(
         f"points = {reg.coef_[0]:.4f} * hours {round(reg.intercept_, 4) + 0.0:+.4f};  prediction at 4 hours: {reg.predict([[4.0]])[0]:.1f}"
     )
 
-    out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "probability_of_pass.png"
     fig = probability_curve(run.proba, HOURS, PASSED, title=f"Lecture model after {epochs} epochs of SGD")
     save_figure(fig, path)

@@ -10,7 +10,7 @@ import typer
 from .. import InferenceError, load
 from .. import plotting
 from ..data import read_table
-from ._common import DATA_DIR_HELP, fail, features_for_model, frame, image_set, out
+from ._common import DATA_DIR_HELP, fail, features_for_model, frame, image_set, out, output_path
 
 IMAGE_KINDS = ("weights", "samples")
 
@@ -31,6 +31,7 @@ def plot(
     """
     if kind not in plotting.KINDS:
         fail(f"unknown --kind {kind!r}; choose one of {', '.join(plotting.KINDS)}")
+    output_path(out_file)
     model = load(model_path)
     images = None if kind == "loss" else image_set(data, data_dir)
     if images is None and kind in IMAGE_KINDS:

@@ -10,9 +10,9 @@ import pyarrow.csv as pacsv
 import typer
 
 from .. import load
-from .._io import atomic_write_bytes
+from .._atomic import atomic_write_bytes
 from ..data import read_table
-from ._common import as_list, features_for_model, out
+from ._common import as_list, features_for_model, out, output_path
 
 
 def predict(
@@ -25,6 +25,7 @@ def predict(
 
     Example: torchlogit predict bc.safetensors new_patients.csv --proba --out scores.csv
     """
+    output_path(out_file)
     model = load(model_path)
     X = features_for_model(model, read_table(data))
     if proba:

@@ -10,7 +10,7 @@ import typer
 from .. import LogisticRegression
 from ..metrics import evaluate
 from ..data import DataError
-from ._common import DATA_DIR_HELP, convergence_record, image_set, load_xy, out, progress
+from ._common import DATA_DIR_HELP, convergence_record, image_set, load_xy, out, output_path, progress
 
 SGD_IMAGE_EPOCHS = 10  # an image data set's epoch is thousands of mini-batch steps
 
@@ -49,6 +49,7 @@ def train(
     if stream or distributed:
         return _train_stream(data, target, features, model_out, penalty, C, solver, max_iter, tol, epochs,
                              batch_size, learning_rate, optimizer, random_state, distributed)  # fmt: skip
+    output_path(model_out)  # a fit of minutes must not end in "cannot write"
     images = image_set(data, data_dir)
     if images is not None:
         X, y = images.X_train, images.y_train
@@ -92,6 +93,8 @@ def _train_stream(data, target, features, model_out, penalty, C, solver, max_ite
 
     fit = fit_distributed if distributed else fit_stream
     leader = not distributed or is_rank_zero()
+    if leader:
+        output_path(model_out)
 
     if target is None:
         raise DataError(f"{data}: --stream needs --target COLUMN")
@@ -114,4 +117,16 @@ def _train_stream(data, target, features, model_out, penalty, C, solver, max_ite
     status = "converged" if report.converged else f"NOT converged: {report.message}"
     out.print(f"solver {solver} (streaming): {report.n_iter} iterations, {status}" + (f" ({warnings_[0]})" if warnings_ else ""))
     out.print(f"objective {report.objective:.8g}, {model.stream_rows_per_s_:,.0f} rows/s, time {elapsed:.2f} s")
+    out.print(_files_read(model.stream_files_, model.stream_skipped_))
     out.print(f"saved {model_out}" if model_out is not None else "model not saved (no --model-out)")
+
+
+def _files_read(files, skipped, show=3):
+    """'read 2 data files (a.parquet, b.parquet); skipped 1 (_SUCCESS)': what a folder gave the fit."""
+
+    def names(paths):
+        shown = ", ".join(Path(p).name for p in paths[:show])
+        return shown + (f", ... {len(paths) - show} more" if len(paths) > show else "")
+
+    line = f"read {len(files)} data file{'s' if len(files) != 1 else ''} ({names(files)})"
+    return line + (f"; skipped {len(skipped)} ({names(skipped)})" if skipped else "")
