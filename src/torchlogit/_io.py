@@ -1,22 +1,9 @@
 """Model files: tensors in safetensors, everything else as JSON metadata. No pickle.
 
-Layout of a file (format version 2; a plain safetensors file that any
-safetensors reader opens)::
-
-    8 bytes   little-endian u64: N, the header length
-    N bytes   compact JSON header, padded with spaces to a multiple of 8, in
-              this order:
-              {"__metadata__":{"torchlogit_sha256":"<64 hex digits>",
-                               "torchlogit":"<our JSON, see ``_metadata``>"},
-               "coef":{"dtype":..,"shape":..,"data_offsets":..},"intercept":{..}}
-    ...       raw little-endian tensor bytes (coef, then intercept)
-
-Integrity. The digest is the SHA-256 of the whole file with its own 64 hex
-digits replaced by 64 '0's. Because the digest sits at a fixed offset (right
-after the ``{"__metadata__":{"torchlogit_sha256":"`` prefix), every other byte
-is covered: the metadata (classes, feature names, parameters), dtypes,
-shapes, offsets, the header's padding and the tensor bytes. Any change to a
-saved file, a single flipped bit included, is refused with
+A model file (format version 2) is a :mod:`torchlogit._safefile` container
+(safetensors whose header carries our JSON metadata and a SHA-256 of every
+byte of the file) holding two tensors, ``coef`` and ``intercept``, F32 or F64.
+Any change to a saved file, a single flipped bit included, is refused with
 :class:`ModelFileError`. The digest detects damage and edits, not forgery:
 whoever edits a file on purpose can recompute it. So loading also checks every
 field (types, ranges, and that classes, feature names and tensor shapes agree)
@@ -37,33 +24,26 @@ is always either the old file or the complete new one.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import math
-import struct
 from pathlib import Path
 
 import numpy as np
 
 from ._atomic import atomic_write_bytes
+from ._safefile import Invalid as _Invalid
+from ._safefile import checked_metadata, encode, read_tensors
 
 FORMAT = "torchlogit-model"
 FORMAT_VERSION = 2
 _LABEL_TYPES = {"str": str, "int": int, "float": float, "bool": bool}
-_DTYPES = {"F32": np.dtype("<f4"), "F64": np.dtype("<f8")}
-_CODES = {dtype: code for code, dtype in _DTYPES.items()}
-# the digest's place in the file: right after these bytes (see the module docstring)
-_DIGEST_PREFIX = b'{"__metadata__":{"torchlogit_sha256":"'
-_DIGEST_AT = 8 + len(_DIGEST_PREFIX)
-_PLACEHOLDER = b"0" * 64
+_TENSORS = ("coef", "intercept")
+_TENSOR_DTYPES = {"F32", "F64"}
+_OLDER = ("model file format version {version} is no longer read: its checksum does not cover the metadata, "
+          "so an edited file cannot be told from a good one; train the model again and save it with this torchlogit")
 
 
 class ModelFileError(ValueError):
     """A file that is not a readable torchlogit model (missing, truncated, tampered, newer)."""
-
-
-class _Invalid(Exception):
-    """A reason a model file is refused; the public functions add the file's name."""
 
 
 # ------------------------------------------------------------------ saving
@@ -126,31 +106,6 @@ def _as_stored(name, value) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<"))
 
 
-def _encode(meta: dict, tensors: dict) -> bytes:
-    """The file's bytes (see the module docstring), digest included."""
-    header = {"__metadata__": {"torchlogit_sha256": _PLACEHOLDER.decode(), "torchlogit": json.dumps(meta)}}
-    chunks, offset = [], 0
-    for name in sorted(tensors):
-        a = tensors[name]
-        header[name] = {"dtype": _CODES[a.dtype], "shape": list(a.shape), "data_offsets": [offset, offset + a.nbytes]}
-        chunks.append(a.tobytes())
-        offset += a.nbytes
-    text = json.dumps(header, separators=(",", ":")).encode()  # ASCII: json escapes the rest
-    text += b" " * (-len(text) % 8)  # safetensors aligns the tensor data to 8 bytes
-    blank = struct.pack("<Q", len(text)) + text + b"".join(chunks)
-    assert blank[8:_DIGEST_AT] == _DIGEST_PREFIX
-    return blank[:_DIGEST_AT] + _file_digest(blank).encode() + blank[_DIGEST_AT + 64 :]
-
-
-def _file_digest(data: bytes) -> str:
-    """SHA-256 of ``data`` with the 64 bytes of the digest read as '0's."""
-    view = memoryview(data)
-    h = hashlib.sha256(view[:_DIGEST_AT])
-    h.update(_PLACEHOLDER)
-    h.update(view[_DIGEST_AT + 64 :])
-    return h.hexdigest()
-
-
 def save_model(model, path) -> None:
     """Store a fitted estimator at ``path`` (atomic; see the module docstring)."""
     from sklearn.utils.validation import check_is_fitted
@@ -158,7 +113,7 @@ def save_model(model, path) -> None:
     check_is_fitted(model)
     meta = _metadata(model)
     tensors = {"coef": _as_stored("coef_", model.coef_), "intercept": _as_stored("intercept_", model.intercept_)}
-    data = _encode(meta, tensors)
+    data = encode(meta, tensors)
     try:  # never write a file that load_model would refuse (e.g. a coef_ set by hand with the wrong shape)
         _decode(data)
     except _Invalid as exc:
@@ -167,62 +122,9 @@ def save_model(model, path) -> None:
 
 
 # ------------------------------------------------------------------ loading
-def _read_header(data: bytes) -> tuple[dict, int]:
-    if len(data) < 8:
-        raise _Invalid("not a torchlogit model (file too short)")
-    (n,) = struct.unpack("<Q", data[:8])
-    if n > len(data) - 8:
-        raise _Invalid("not a torchlogit model, or truncated (header runs past the end of the file)")
-    try:
-        header = json.loads(data[8 : 8 + n])
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        raise _Invalid("not a torchlogit model, or damaged (no readable safetensors header)") from None
-    if not isinstance(header, dict):
-        raise _Invalid("not a torchlogit model, or damaged (malformed header)")
-    return header, 8 + n
-
-
-def _checked_metadata(data: bytes) -> tuple[dict, dict, int]:
-    """(header, metadata, start of tensor data) of a file whose digest matches."""
-    header, start = _read_header(data)
-    outer = header.get("__metadata__")
-    raw = outer.get("torchlogit") if isinstance(outer, dict) else None
-    if not isinstance(raw, str):
-        raise _Invalid("a safetensors file, but not a torchlogit model (no torchlogit metadata)")
-    try:
-        meta = json.loads(raw)
-    except (json.JSONDecodeError, RecursionError):
-        raise _Invalid("the torchlogit metadata is not valid JSON (file edited or damaged?)") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        found = meta.get("format") if isinstance(meta, dict) else meta
-        raise _Invalid(f"not a torchlogit model (format {found!r})")
-    version = meta.get("format_version")
-    # checked before the digest: a newer version may compute it differently
-    if type(version) is not int or version < 1:
-        raise _Invalid(f"not a torchlogit model, or damaged (format version {version!r})")
-    if version > FORMAT_VERSION:
-        raise _Invalid(
-            f"model file format version {version} is newer than this torchlogit reads ({FORMAT_VERSION}); "
-            "upgrade torchlogit"
-        )
-    if version < FORMAT_VERSION:
-        raise _Invalid(
-            f"model file format version {version} is no longer read: its checksum does not cover the metadata, "
-            "so an edited file cannot be told from a good one; train the model again and save it with this torchlogit"
-        )
-    stored = data[_DIGEST_AT : _DIGEST_AT + 64]
-    if data[8:_DIGEST_AT] != _DIGEST_PREFIX or stored != _file_digest(data).encode():
-        if _declared_size(header, start) > len(data):
-            raise _Invalid("truncated: the tensor data ends early")
-        raise _Invalid("checksum mismatch: the file was modified or damaged after saving")
-    return header, meta, start
-
-
-def _declared_size(header: dict, start: int) -> int:
-    """The file size the header's tensor offsets imply (0 when they are malformed)."""
-    ends = [e.get("data_offsets") for e in header.values() if isinstance(e, dict)]
-    ends = [o[1] for o in ends if isinstance(o, list) and len(o) == 2 and type(o[1]) is int]
-    return start + max(ends, default=0)
+def _checked(data: bytes):
+    """(header, metadata, start of tensor data) of a model file whose format, version and digest are right."""
+    return checked_metadata(data, FORMAT, FORMAT_VERSION, "model", older=_OLDER)
 
 
 def _is_int(x) -> bool:
@@ -231,35 +133,6 @@ def _is_int(x) -> bool:
 
 def _is_number(x) -> bool:
     return type(x) in (int, float)
-
-
-def _read_tensors(header: dict, data: bytes, start: int) -> dict:
-    """coef and intercept as native numpy arrays, after checking dtypes, shapes and offsets."""
-    names = sorted(k for k in header if k != "__metadata__")
-    if names != ["coef", "intercept"]:
-        raise _Invalid(f"expected the tensors coef and intercept, found {names}")
-    body, spans, tensors = len(data) - start, [], {}
-    for name in names:
-        entry = header[name]
-        if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
-            raise _Invalid(f"malformed entry for tensor {name!r}")
-        dtype, shape, offsets = _DTYPES.get(str(entry["dtype"])), entry["shape"], entry["data_offsets"]
-        if dtype is None:
-            raise _Invalid(f"tensor {name!r} has dtype {entry['dtype']!r}; a model file holds F32 or F64")
-        if not isinstance(shape, list) or not all(_is_int(s) and s >= 0 for s in shape):
-            raise _Invalid(f"tensor {name!r} has an invalid shape {shape!r}")
-        count = math.prod(shape)
-        if not (isinstance(offsets, list) and len(offsets) == 2 and all(_is_int(o) for o in offsets)):
-            raise _Invalid(f"tensor {name!r} has invalid offsets {offsets!r}")
-        if not 0 <= offsets[0] <= offsets[1] <= body or offsets[1] - offsets[0] != count * dtype.itemsize:
-            raise _Invalid(f"tensor {name!r}: offsets {offsets!r} do not match its shape and dtype")
-        spans.append(offsets)
-        a = np.frombuffer(data, dtype=dtype, count=count, offset=start + offsets[0])
-        tensors[name] = a.reshape(shape).astype(dtype.newbyteorder("="))  # a writable native copy
-    spans.sort()
-    if [s[0] for s in spans] != [0] + [s[1] for s in spans[:-1]] or spans[-1][1] != body:
-        raise _Invalid("the tensors do not tile the data section")
-    return tensors
 
 
 _FIELDS = {  # every metadata field and the test it must pass
@@ -343,8 +216,8 @@ def _decode(data: bytes, device=None):
     from ._linear import LinearRegression, Ridge
     from ._logistic import LogisticRegression
 
-    header, meta, start = _checked_metadata(data)
-    tensors = _read_tensors(header, data, start)
+    header, meta, start = _checked(data)
+    tensors = read_tensors(header, data, start, _TENSORS, _TENSOR_DTYPES)
     _check_fields(meta)
     estimators = {cls.__name__: cls for cls in (LogisticRegression, LinearRegression, Ridge)}
     cls = estimators.get(meta["estimator"])
@@ -406,7 +279,7 @@ def read_metadata(path) -> dict:
     """The JSON metadata of a model file, after checking format, version and digest."""
     path = Path(path)
     try:
-        return _checked_metadata(_read_file(path))[1]
+        return _checked(_read_file(path))[1]
     except _Invalid as exc:
         raise ModelFileError(f"{path}: {exc}") from None
 
