@@ -293,3 +293,53 @@ def test_finite_values_whose_sum_overflows_are_accepted():
     bad[2, 0] = np.inf
     with pytest.raises(ValueError, match="Input X contains infinity"):
         model.predict_proba(bad)
+
+
+def test_partial_fit_continues_a_fitted_model():
+    """scikit-learn's contract: partial_fit on a fitted model (by fit, or loaded) continues from its coef_."""
+    X, y = binary_problem(n=200, d=3)
+    model = LogisticRegression(solver="sgd", max_iter=5, random_state=0).fit(X, y)
+    fitted = model.coef_.copy()
+    model.set_params(learning_rate=1e-9)
+    model.partial_fit(X, y)  # no classes needed: the model already has classes_
+    np.testing.assert_allclose(model.coef_, fitted, rtol=1e-6)
+    # a fit after partial_fit calls replaces the model; the next partial_fit starts from that fit
+    model.set_params(learning_rate=0.01, max_iter=20)
+    refit = model.fit(X, y).coef_.copy()
+    model.set_params(learning_rate=1e-9)
+    model.partial_fit(X, y)
+    np.testing.assert_allclose(model.coef_, refit, rtol=1e-6)
+
+
+def test_partial_fit_weighs_classes():
+    """class_weight acts in partial_fit as in fit: each row's weight times its class's; 'balanced' is refused."""
+    X, y = binary_problem(n=100, d=2)
+    weighted = LogisticRegression(solver="sgd", class_weight={0: 0.25, 1: 2.0}, random_state=0)
+    plain = LogisticRegression(solver="sgd", random_state=0)
+    weighted.partial_fit(X, y, classes=[0, 1])
+    plain.partial_fit(X, y, classes=[0, 1], sample_weight=np.where(y == 0, 0.25, 2.0))
+    np.testing.assert_allclose(weighted.coef_, plain.coef_, rtol=1e-12)
+    with pytest.raises(ValueError, match="class_weight 'balanced' is not supported for partial_fit"):
+        LogisticRegression(solver="sgd", class_weight="balanced").partial_fit(X, y, classes=[0, 1])
+    with pytest.raises(ValueError, match="not in class_weight|not found in classes|not in classes"):
+        LogisticRegression(solver="sgd", class_weight={7: 1.0}).partial_fit(X, y, classes=[0, 1])
+
+
+def test_sgd_accepts_a_numpy_random_state():
+    """random_state may be a numpy RandomState (scikit-learn's convention): equal states, equal fits."""
+    X, y = binary_problem(n=100, d=2)
+    for method in ("fit", "partial_fit"):
+        coefs = []
+        for _ in range(2):
+            model = LogisticRegression(solver="sgd", max_iter=3, random_state=np.random.RandomState(3))
+            getattr(model, method)(X, y, **({"classes": [0, 1]} if method == "partial_fit" else {}))
+            coefs.append(model.coef_)
+        np.testing.assert_array_equal(coefs[0], coefs[1])
+
+
+def test_partial_fit_accepts_a_later_chunk_of_another_float_dtype():
+    X, y = binary_problem(n=100, d=2)
+    model = LogisticRegression(solver="sgd", random_state=0)
+    model.partial_fit(X[:50].astype(np.float32), y[:50], classes=[0, 1])
+    model.partial_fit(X[50:], y[50:])  # float64: computed in the model's float32
+    assert model.coef_.dtype == np.float32 and np.isfinite(model.coef_).all()

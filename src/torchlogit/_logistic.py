@@ -235,15 +235,28 @@ class LogisticRegression(ClassifierMixin, TorchLinearModel):
     def partial_fit(self, X, y, classes=None, sample_weight=None):
         """One epoch of the sgd solver over (X, y), continuing from the previous call.
 
-        scikit-learn's contract: the first call needs ``classes`` (every label
-        the stream will contain); later calls must use the same features.
+        scikit-learn's contract: the first call on an unfitted model needs
+        ``classes`` (every label the stream will contain); later calls must use
+        the same features. A fitted model (by ``fit``, by earlier calls, or
+        loaded) continues from its ``coef_``/``intercept_``.
         Mini-batches of ``batch_size`` rows in an order seeded by
         ``random_state``; the optimizer (``optimizer``, ``learning_rate``) and
-        its state persist between calls. The penalty is 0.5 ||W||^2 / (C N)
-        with N the rows seen so far, so repeated passes over a fixed data set
-        aim at the same optimum as ``fit``.
+        its state persist between calls. Rows are weighted by
+        ``sample_weight`` times their ``class_weight`` (a dict: 'balanced'
+        needs the whole data set's class frequencies, which one call does not
+        see). The penalty is 0.5 ||W||^2 / (C N) with N the rows seen so far:
+        one pass over a data set, in any number of calls, ends with ``fit``'s
+        penalty on it; later passes count their rows again, so k passes over
+        the same rows aim at the optimum of ``C * k``.
         """
-        first = not hasattr(self, "_partial")
+        if self.class_weight == "balanced":  # scikit-learn's words: users search for them
+            raise ValueError(
+                "class_weight 'balanced' is not supported for partial_fit. In order to use 'balanced' weights, use "
+                "compute_class_weight('balanced', classes=classes, y=y). In place of y you can use a large enough "
+                "sample of the full training set target to properly estimate the class frequency distributions. "
+                "Pass the resulting weights as the class_weight parameter."
+            )
+        first = not (hasattr(self, "classes_") and hasattr(self, "coef_"))
         if first:
             self._validate_params()
             if classes is None:
@@ -260,22 +273,29 @@ class LogisticRegression(ClassifierMixin, TorchLinearModel):
         binary = len(self.classes_) == 2
         k = 1 if binary else len(self.classes_)
         loss = LinearModelLoss(POINTWISE["binary" if binary else "multinomial"], X.shape[1], k, self.fit_intercept)
-        if first:
+        state = getattr(self, "_partial", None)
+        # new state on the first call, and when coef_ is no longer what the last call left (fit, or a loaded model)
+        if first or state is None or state["coef"] is not self.coef_:
             from .nn import LinearModel
             from .solvers import make_optimizer
+            from .solvers.sgd import seed
 
             model = LinearModel(X.shape[1], k, bias=self.fit_intercept).to(X.device, X.dtype)
             with torch.no_grad():
-                model.linear.weight.zero_()
+                model.linear.weight.copy_(torch.as_tensor(0.0 if first else self.coef_))
                 if self.fit_intercept:
-                    model.linear.bias.zero_()
+                    model.linear.bias.copy_(torch.as_tensor(0.0 if first else self.intercept_))
             opt = make_optimizer(self.optimizer, model.parameters(), self.learning_rate)
-            seed = self.random_state if self.random_state is not None else int(torch.randint(2**31, ()).item())
-            self._partial = {"model": model, "opt": opt, "rows": 0, "gen": torch.Generator().manual_seed(int(seed))}
-            self.n_iter_ = np.zeros(1, dtype=np.int32)
-        state = self._partial
+            gen = torch.Generator().manual_seed(seed(self.random_state))
+            state = self._partial = {"model": model, "opt": opt, "rows": 0, "gen": gen}
+            if first or not hasattr(self, "n_iter_"):
+                self.n_iter_ = np.zeros(1, dtype=np.int32)
         model, opt = state["model"], state["opt"]
+        X = X.to(model.linear.weight.dtype)  # a later chunk may come in the other float dtype
         sw = self._sample_weight(sample_weight, X, X.shape[0])
+        if self.class_weight is not None:
+            cw = compute_class_weight(self.class_weight, classes=self.classes_, y=y)
+            sw = sw * torch.as_tensor(cw[idx], dtype=sw.dtype, device=sw.device)
         target = torch.as_tensor(idx, device=X.device, dtype=X.dtype if binary else torch.long)
         state["rows"] += X.shape[0]
         l2s = self._l2_strength() / state["rows"]
@@ -289,6 +309,7 @@ class LogisticRegression(ClassifierMixin, TorchLinearModel):
         self.coef_ = model.linear.weight.detach().cpu().numpy().copy()
         self.intercept_ = (model.linear.bias.detach().cpu().numpy().copy() if self.fit_intercept
                            else np.zeros(k, dtype=self.coef_.dtype))  # fmt: skip
+        state["coef"] = self.coef_
         self.loss_curve_ = getattr(self, "loss_curve_", []) + [float(total) / max(1, -(-X.shape[0] // self.batch_size))]
         return self
 

@@ -20,15 +20,26 @@ batch 32, 20 features, this runs 9x the rows per second of the lecture's
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from ._result import STOPPED, IterInfo, Result
 
 
+def seed(random_state):
+    """An int seed for a torch.Generator: the int itself, one drawn from a numpy RandomState
+    (scikit-learn's convention), or a fresh random one for None."""
+    if random_state is None:
+        return int(torch.randint(2**31, ()).item())
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(2**31))
+    return int(random_state)
+
+
 def make_batches(n, batch_size, *, random_state=None, device=None):
     """A function returning one epoch's mini-batches: index tensors of a fresh seeded permutation."""
     gen = torch.Generator()
-    gen.manual_seed(int(random_state) if random_state is not None else int(torch.randint(2**31, ()).item()))
+    gen.manual_seed(seed(random_state))
 
     def epoch():
         return torch.randperm(n, generator=gen).to(device).split(batch_size)
