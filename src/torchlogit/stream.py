@@ -13,6 +13,7 @@ stream in float64, so it reaches the same optimum as the in-memory fit.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
 from dataclasses import dataclass
@@ -21,7 +22,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ._atomic import check_writable as output_ok
 from ._base import ConvergenceReport, label_indices
+from ._checkpoint import (
+    Checkpointer,
+    generator_state,
+    load_checkpoint,
+    optimizer_state,
+    restore_generator,
+    restore_optimizer,
+)
 from ._fit import Standardizer, correlation_preconditioner, sgd_forward_backward
 from ._logistic import LogisticRegression, coefficients
 from ._loss import POINTWISE, LinearModelLoss
@@ -284,6 +294,7 @@ def fit_stream(
     source, target, *, features=None, classes=None, penalty="l2", C=1.0, fit_intercept=True, solver="lbfgs",
     tol=None, max_iter=1000, epochs=5, batch_size=256, learning_rate=0.01, optimizer="sgd",
     batch_rows=65536, buffer_rows=65536, random_state=None, callback=None, shard=(0, 1), reduce=None,
+    checkpoint=None, checkpoint_every=60.0, resume=None,
 ):  # fmt: skip
     """Fit a LogisticRegression on a stream; returns the fitted estimator.
 
@@ -294,6 +305,12 @@ def fit_stream(
     buffer shuffles are seeded by ``random_state``. ``callback(info)`` gets an
     IterInfo after every iteration (epoch for sgd) with ``rows_per_s`` set.
     ``shard`` and ``reduce`` are the hooks of :mod:`torchlogit.distributed`.
+
+    ``checkpoint``: a file to which the fit's state is written every
+    ``checkpoint_every`` seconds, after SIGINT/SIGTERM (then the signal takes
+    its course) and at the end. ``resume``: such a file, written by a run on
+    the same data with the same parameters (``epochs`` and ``max_iter`` may
+    grow); sgd then continues bit for bit, lbfgs from its last iterate.
     """
     if solver not in ("lbfgs", "sgd"):
         raise ValueError(f"fit_stream supports solver 'lbfgs' (exact) or 'sgd', not {solver!r}")
@@ -308,13 +325,22 @@ def fit_stream(
     loss = LinearModelLoss(POINTWISE["binary" if binary else "multinomial"], d, k, fit_intercept)
     l2s = 0.0 if penalty is None or penalty == "none" else 1.0 / (C * info.n)
     w0 = torch.zeros(loss.n_params, dtype=f64)
+    if reduce is not None and (checkpoint is not None or resume is not None):
+        raise ValueError("checkpoints are not supported with distributed training")
+    run = {"files": [[str(p), p.stat().st_size] for p in stream.files], "target": stream.target,
+           "features": list(stream.features), "classes": info.classes.tolist(), "penalty": penalty, "C": C,
+           "fit_intercept": fit_intercept, "batch_size": batch_size, "learning_rate": learning_rate,
+           "optimizer": str(optimizer), "random_state": random_state, "buffer_rows": buffer_rows,
+           "batch_rows": batch_rows}  # fmt: skip
+    resumed = None if resume is None else load_checkpoint(resume, solver, run)
+    if checkpoint is not None:
+        output_ok(checkpoint)
+    writer = Checkpointer(checkpoint, solver, run, checkpoint_every) if checkpoint is not None else None
     start = time.perf_counter()
-    if solver == "lbfgs":
-        res, rows_seen = _exact(stream, loss, info, binary, l2s, w0, 1e-6 if tol is None else tol, max_iter,
-                                callback, reduce)  # fmt: skip
-    else:
-        res, rows_seen = _sgd(stream, loss, info, binary, l2s, w0, tol, epochs, batch_size, learning_rate, optimizer,
-                              buffer_rows, random_state, callback, reduce)  # fmt: skip
+    with writer or contextlib.nullcontext() as checkpoints:
+        res, rows_seen = _solve_stream(stream, loss, info, binary, l2s, w0, solver, tol, max_iter, epochs, batch_size,
+                                       learning_rate, optimizer, buffer_rows, random_state, callback, reduce,
+                                       checkpoints, resumed)  # fmt: skip
     model = LogisticRegression(penalty=penalty, C=C, fit_intercept=fit_intercept, solver=solver, tol=tol,
                                max_iter=max_iter if solver == "lbfgs" else epochs, batch_size=batch_size,
                                learning_rate=learning_rate, optimizer=optimizer, random_state=random_state)  # fmt: skip
@@ -337,8 +363,26 @@ def fit_stream(
     return model
 
 
-def _exact(stream, loss, info, binary, l2s, w0, tol, max_iter, callback, reduce):
-    """L-BFGS in standardised coordinates; f and its gradient summed over one pass each."""
+def _solve_stream(stream, loss, info, binary, l2s, w0, solver, tol, max_iter, epochs, batch_size, learning_rate,
+                  optimizer, buffer_rows, random_state, callback, reduce, checkpoints, resumed):  # fmt: skip
+    if solver == "lbfgs":
+        return _exact(stream, loss, info, binary, l2s, w0, 1e-6 if tol is None else tol, max_iter,
+                      callback, reduce, checkpoints, resumed)  # fmt: skip
+    return _sgd(stream, loss, info, binary, l2s, w0, epochs, batch_size, learning_rate, optimizer, buffer_rows,
+                random_state, callback, reduce, checkpoints, resumed)  # fmt: skip
+
+
+def _exact(stream, loss, info, binary, l2s, w0, tol, max_iter, callback, reduce, checkpoints=None, resume=None):
+    """L-BFGS in standardised coordinates; f and its gradient summed over one pass each.
+
+    A checkpoint holds the last iterate and the iterations done; resuming
+    starts L-BFGS again from that iterate (its curvature memory is rebuilt
+    in a few iterations), so it reaches the same optimum within tol.
+    """
+    done, history = 0, []
+    if resume is not None:
+        w0 = torch.from_numpy(resume.tensors["theta"])
+        done, history = resume.state["n_iter"], list(resume.state["history"])
     std = Standardizer.from_moments(info.mu, info.var, loss.n_outputs, loss.fit_intercept)
     rows = [0]
 
@@ -365,21 +409,38 @@ def _exact(stream, loss, info, binary, l2s, w0, tol, max_iter, callback, reduce)
         now = time.perf_counter()
         it.rows_per_s = (rows[0] - clock[1]) / max(now - clock[0], 1e-9)
         clock[0], clock[1] = now, rows[0]
-        callback(it)
+        history.append(it.fun)
+        it.iteration += done
+        if checkpoints is not None and checkpoints.due():
+            theta = std.to_theta(it.x).numpy().copy()
+            checkpoints.write({"n_iter": it.iteration, "history": history}, {"theta": theta})
+        if callback is not None:
+            return callback(it)
 
     sample = info.sample
     weights = torch.full((len(sample),), 1.0 / max(len(sample), 1), dtype=torch.float32)
     precondition = correlation_preconditioner(std, sample, weights, l2s) if len(sample) > 1 else None
-    res = SOLVERS["lbfgs"](fun_and_grad, std.to_phi(w0), tol=tol, max_iter=max_iter,
-                           callback=None if callback is None else report,
+    res = SOLVERS["lbfgs"](fun_and_grad, std.to_phi(w0), tol=tol, max_iter=max(0, max_iter - done), callback=report,
                            f_rtol=10 * torch.finfo(torch.float32).eps, precondition=precondition)  # fmt: skip
     res.x = std.to_theta(res.x)
+    res.n_iter, res.history = res.n_iter + done, history
+    if checkpoints is not None:
+        checkpoints.write({"n_iter": res.n_iter, "history": history}, {"theta": res.x.numpy().copy()})
     return res, rows[0]
 
 
-def _sgd(stream, loss, info, binary, l2s, w0, tol, epochs, batch_size, learning_rate, optimizer, buffer_rows,
-         random_state, callback, reduce):  # fmt: skip
-    """Mini-batch SGD through a seeded shuffle buffer; the loop of :mod:`torchlogit.solvers.sgd`."""
+def _sgd(stream, loss, info, binary, l2s, w0, epochs, batch_size, learning_rate, optimizer, buffer_rows,
+         random_state, callback, reduce, checkpoints=None, resume=None):  # fmt: skip
+    """Mini-batch SGD through a seeded shuffle buffer; the loop of :mod:`torchlogit.solvers.sgd`.
+
+    An epoch is a seeded order of the fragments, read in chunks of about
+    ``buffer_rows`` rows, each shuffled by one ``randperm`` of the generator.
+    So a position in the run is (epoch, fragment order, chunk, step) plus the
+    generator's state before that chunk's ``randperm``: what a checkpoint
+    stores, with the parameters, the optimizer's state and the running sums.
+    ``checkpoints`` (a :class:`torchlogit._checkpoint.Checkpointer`) writes
+    them; ``resume`` (a Checkpoint) continues one, bit for bit.
+    """
     from .nn import LinearModel
     from .solvers import Result
 
@@ -394,12 +455,44 @@ def _sgd(stream, loss, info, binary, l2s, w0, tol, epochs, batch_size, learning_
     # Distributed: every rank takes the same number of steps (each one an all-reduce), the most the
     # smallest shard allows; a rank's leftover rows wait for the next epoch's shuffle.
     steps = None if reduce is None else reduce.min_int(info.local_n // batch_size)
-    history, rows = [], 0
-    for epoch in range(1, epochs + 1):
-        order = torch.randperm(n_frags, generator=gen).tolist()
-        total, count, done, tick = torch.zeros((), dtype=f64), 0, 0, time.perf_counter()
-        for Xb, yb in _shuffled(stream, order, info, binary, buffer_rows, gen):
-            for idx in torch.randperm(len(Xb), generator=gen).split(batch_size):
+    history, rows, first_epoch, at = [], 0, 1, None
+    if resume is not None:
+        at = resume.state
+        with torch.no_grad():
+            torch.nn.utils.vector_to_parameters(torch.from_numpy(resume.tensors["params"]), params)
+        restore_optimizer(opt, at["optimizer"], resume.tensors)
+        history, rows, first_epoch = list(at["history"]), at["rows"], at["epoch"]
+        if at["finished"]:
+            first_epoch, at = epochs + 1, None
+
+    def snapshot(epoch, order, chunk, done_steps, before, total, count, done, finished=False):
+        plain, tensors = optimizer_state(opt)
+        tensors["params"] = torch.nn.utils.parameters_to_vector(params).detach().numpy().copy()
+        tensors["generator"] = before
+        state = {"epoch": epoch, "order": order, "chunk": chunk, "step": done_steps, "total": float(total),
+                 "count": count, "done": done, "history": history, "rows": rows, "finished": finished,
+                 "optimizer": plain}  # fmt: skip
+        return state, tensors
+
+    for epoch in range(first_epoch, epochs + 1):
+        if at is not None:  # the epoch a checkpoint stopped in
+            order, total = at["order"], torch.tensor(at["total"], dtype=f64)
+            count, done, resume_chunk, resume_step = at["count"], at["done"], at["chunk"], at["step"]
+        else:
+            order = torch.randperm(n_frags, generator=gen).tolist()
+            total, count, done, resume_chunk, resume_step = torch.zeros((), dtype=f64), 0, 0, -1, 0
+        tick = time.perf_counter()
+        for chunk, (Xb, yb) in enumerate(_shuffled(stream, order, info, binary, buffer_rows, gen)):
+            if chunk < resume_chunk:
+                continue  # done before the checkpoint: read again, not trained on
+            first_step = 0
+            if chunk == resume_chunk:
+                restore_generator(gen, resume.tensors["generator"])
+                first_step, at = resume_step, None
+            before = generator_state(gen) if checkpoints is not None else None
+            for s, idx in enumerate(torch.randperm(len(Xb), generator=gen).split(batch_size)):
+                if s < first_step:
+                    continue
                 if steps is not None and done >= steps:
                     break
                 value = step(Xb[idx], yb[idx], 1.0 / len(idx))
@@ -409,10 +502,14 @@ def _sgd(stream, loss, info, binary, l2s, w0, tol, epochs, batch_size, learning_
                 total += value.detach() * len(idx)
                 count += len(idx)
                 done += 1
+                if checkpoints is not None and checkpoints.due():
+                    checkpoints.write(*snapshot(epoch, order, chunk, s + 1, before, total, count, done))
         rows += count
         history.append(float(total) / max(count, 1))
         if callback is not None:
             callback(IterInfo(epoch, history[-1], float("nan"), rows_per_s=count / max(time.perf_counter() - tick, 1e-9)))
+    if checkpoints is not None:  # the finished run: resuming it returns this model at once
+        checkpoints.write(*snapshot(epochs, [], 0, 0, generator_state(gen), 0.0, 0, 0, finished=True))
     x = torch.nn.utils.parameters_to_vector(params).detach().to(f64)
     return Result(x, history[-1], float("nan"), epochs, True, f"{epochs} epochs done", history), rows
 

@@ -7,6 +7,7 @@ import os
 import typer
 
 from .._atomic import OutputError
+from .._checkpoint import CheckpointError
 from .._inference import InferenceError
 from .._io import ModelFileError
 from ..data import DataError
@@ -46,7 +47,7 @@ def main(argv=None) -> int:
         code = _report(exc, _common.EXIT_OUTPUT)
     except (DataError, InferenceError, FileNotFoundError, IsADirectoryError) as exc:
         code = _report(exc, _common.EXIT_DATA)
-    except ModelFileError as exc:
+    except (ModelFileError, CheckpointError) as exc:
         code = _report(exc, _common.EXIT_MODEL)
     except DownloadError as exc:
         code = _report(exc, _common.EXIT_NETWORK)

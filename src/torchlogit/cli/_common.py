@@ -21,7 +21,7 @@ EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_DATA, EXIT_MODEL, EXIT_INTERNAL, EXIT_NE
 EXIT_INTERRUPTED = 130  # Ctrl-C, at any moment: nothing printed
 EXIT_CODES_HELP = (
     "Exit codes: 0 success; 1 invalid value or parameter; 2 usage error; "
-    "3 data error (file, column, row); 4 model file error; 5 internal error; 6 download failed; "
+    "3 data error (file, column, row); 4 model or checkpoint file error; 5 internal error; 6 download failed; "
     "7 distributed job failed (a rank stopped or timed out); 8 cannot write the output (checked before any "
     "work starts); 130 interrupted (Ctrl-C)."
 )

@@ -37,6 +37,11 @@ def train(
     one_hot: bool = typer.Option(False, "--one-hot", help="Expand string feature columns into 0/1 columns."),
     stream: bool = typer.Option(False, "--stream", help="Read DATA (Parquet file or folder, or CSV) in record batches: bounded memory."),
     distributed: bool = typer.Option(False, "--distributed", help="Under torchrun: each rank streams its shard; implies --stream."),
+    checkpoint: Path = typer.Option(None, "--checkpoint", help="--stream: write the fit's state to this file every "
+                                    "--checkpoint-every seconds, on Ctrl-C/SIGTERM and at the end."),
+    checkpoint_every: float = typer.Option(60.0, "--checkpoint-every", help="Seconds between checkpoints."),
+    resume: Path = typer.Option(None, "--resume", help="--stream: continue the run saved in this checkpoint (same data "
+                                "and options); checkpoints go on to the same file unless --checkpoint is given."),
 ):
     """Fit a logistic regression on DATA and save it.
 
@@ -48,7 +53,10 @@ def train(
     """
     if stream or distributed:
         return _train_stream(data, target, features, model_out, penalty, C, solver, max_iter, tol, epochs,
-                             batch_size, learning_rate, optimizer, random_state, distributed)  # fmt: skip
+                             batch_size, learning_rate, optimizer, random_state, distributed,
+                             checkpoint or resume, checkpoint_every, resume)  # fmt: skip
+    if checkpoint is not None or resume is not None:
+        raise ValueError("--checkpoint and --resume work with --stream (give the data as a Parquet/CSV file or folder)")
     output_path(model_out)  # a fit of minutes must not end in "cannot write"
     images = image_set(data, data_dir)
     if images is not None:
@@ -85,7 +93,8 @@ def train(
 
 
 def _train_stream(data, target, features, model_out, penalty, C, solver, max_iter, tol, epochs, batch_size,
-                  learning_rate, optimizer, random_state, distributed=False):  # fmt: skip
+                  learning_rate, optimizer, random_state, distributed=False, checkpoint=None, checkpoint_every=60.0,
+                  resume=None):  # fmt: skip
     """`train --stream [--distributed]`: a progress bar with rows/s and the objective; under
     torchrun only rank 0 draws, prints and writes the model."""
     from ..distributed import fit_distributed, is_rank_zero
@@ -95,6 +104,7 @@ def _train_stream(data, target, features, model_out, penalty, C, solver, max_ite
     leader = not distributed or is_rank_zero()
     if leader:
         output_path(model_out)
+        output_path(checkpoint)
 
     if target is None:
         raise DataError(f"{data}: --stream needs --target COLUMN")
@@ -107,6 +117,8 @@ def _train_stream(data, target, features, model_out, penalty, C, solver, max_ite
             data, target, features=names, penalty=None if penalty.lower() == "none" else penalty, C=C,
             solver=solver, tol=tol, max_iter=max_iter, epochs=epochs or 5, batch_size=batch_size,
             learning_rate=learning_rate, optimizer=optimizer, random_state=random_state, callback=callback,
+            **({} if checkpoint is None else {"checkpoint": checkpoint, "checkpoint_every": checkpoint_every}),
+            **({} if resume is None else {"resume": resume}),
         )  # fmt: skip
     elapsed = time.perf_counter() - start
     if not leader:
