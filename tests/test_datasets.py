@@ -236,6 +236,33 @@ def test_idx_header_declaring_more_than_published_is_refused_before_allocating(t
         read_idx(other)
 
 
+def test_idx_memory_grows_with_the_data_not_with_the_header(tmp_path):
+    """A file of no published name may declare up to 1 GiB; 10 bytes of data cost 10 bytes, not 1 GiB (found by fuzzing)."""
+    for name, raw in [("other-idx", idx_header((1 << 15, 1 << 15)) + bytes(10)),
+                      ("other-idx.gz", gzip.compress(idx_header((1 << 15, 1 << 15)) + bytes(10)))]:  # fmt: skip
+        path = tmp_path / name
+        path.write_bytes(raw)
+        peak, raised = peak_bytes(lambda: read_idx(path))
+        assert isinstance(raised, DatasetError) and "truncated" in str(raised)
+        assert peak < 4 << 20
+    labels = idx_header((4,)) + bytes([1, 2, 3, 4])
+    (tmp_path / "ok").write_bytes(labels)
+    read = read_idx(tmp_path / "ok")
+    read[0] = 9  # an array the caller may write to, as before
+    assert read.tolist() == [9, 2, 3, 4] and read.dtype == np.uint8
+
+
+def test_idx_empty_array_with_huge_dimensions_is_refused(tmp_path):
+    """(0, 60000, 60000, 2**32-1) holds no values, but numpy cannot even describe it (found by fuzzing)."""
+    for name in ["train-images-idx3-ubyte", "other-idx"]:
+        path = tmp_path / name
+        path.write_bytes(idx_header((0, 60000, 60000, 2**32 - 1)))
+        with pytest.raises(DatasetError, match=f"^{path}: the header declares an empty 0x60000x60000x4294967295 array"):
+            read_idx(path)
+    (tmp_path / "empty").write_bytes(idx_header((0, 28, 28)))
+    assert read_idx(tmp_path / "empty").shape == (0, 28, 28)  # an empty array numpy can describe is read
+
+
 def test_idx_gzip_bomb_is_inflated_no_further_than_declared(tmp_path):
     """10000 labels declared, then 100 MB of zeros in a ~100 kB gzip file: refused after ~10 kB."""
     folder = tmp_path / "mnist"

@@ -7,9 +7,10 @@ files are gzipped; both forms are read.
 The header is trusted only as far as the published files allow: the byte count
 its sizes declare is checked against the registry's shape for that file name
 (e.g. at most 60000x28x28 bytes for train-images-idx3-ubyte) before anything is
-allocated, and gzip data is inflated incrementally, never more than one byte
-past the declared count. So a small gzip bomb, or a header announcing
-terabytes, costs no more memory than the published file would.
+read, and the data is read (gzip inflated) in pieces into a buffer that grows
+with the bytes actually there, never more than one byte past the declared
+count. So a small gzip bomb costs no more memory than the published file
+would, and a header alone, whatever it announces, costs next to nothing.
 """
 
 from __future__ import annotations
@@ -54,9 +55,14 @@ def _published_shapes() -> dict[str, tuple[int, ...]]:
 _PUBLISHED = _published_shapes()
 
 
-def _refuse_large(path: Path, shape, dtype: np.dtype, nbytes: int) -> None:
-    """DatasetError when the header's ``nbytes`` is more than the file may hold."""
+def _refuse_large(path: Path, shape, dtype: np.dtype) -> None:
+    """DatasetError when the header's shape describes more than the file may hold."""
+    # An empty array's other dimensions count too: numpy refuses (0, 2**32-1, 2**32-1) as too big,
+    # and no published file is empty; for any other shape this is the data's byte count.
+    nbytes = math.prod(max(d, 1) for d in shape) * dtype.itemsize
     declared = f"the header declares {'x'.join(map(str, shape))} {dtype.name} values ({nbytes} bytes)"
+    if 0 in shape:
+        declared = f"the header declares an empty {'x'.join(map(str, shape))} array whose other dimensions span {nbytes} bytes"
     published = _PUBLISHED.get(path.name.removesuffix(".gz"))
     if published is not None:
         limit = math.prod(published)  # the published files are all uint8
@@ -72,49 +78,47 @@ def _refuse_large(path: Path, shape, dtype: np.dtype, nbytes: int) -> None:
         )
 
 
-_CHUNK = 1 << 20  # bytes inflated per read
+_CHUNK = 1 << 20  # bytes read (inflated) per call
 
 
-def _read_into(stream, buffer: memoryview) -> int:
-    """Fill ``buffer`` from ``stream``; the number of bytes read (less at the end of the data)."""
-    done = 0
-    while done < len(buffer):
-        # In pieces: GzipFile.readinto inflates the whole request into a new bytes object first.
-        got = stream.readinto(buffer[done : done + _CHUNK])
-        if not got:
+def _read_up_to(stream, n: int) -> bytearray:
+    """At most ``n`` bytes of ``stream`` (fewer where it ends), read in pieces.
+
+    The buffer grows with the bytes that arrive, so that a header announcing
+    1 GiB in front of a few bytes allocates a few bytes, not 1 GiB (GzipFile
+    would also inflate one large request into a new bytes object first).
+    """
+    buffer = bytearray()
+    while len(buffer) < n:
+        piece = stream.read(min(_CHUNK, n - len(buffer)))
+        if not piece:
             break
-        done += got
-    return done
-
-
-def _read_exact(stream, n: int) -> bytes:
-    buffer = bytearray(n)
-    return bytes(buffer[: _read_into(stream, memoryview(buffer))])
+        buffer += piece
+    return buffer
 
 
 def _read(path: Path, stream, gz: bool) -> np.ndarray:
-    head = _read_exact(stream, 4)
+    head = _read_up_to(stream, 4)
     if len(head) < 4 or head[:2] != b"\0\0" or head[2] not in _TYPES or head[3] == 0:
         raise DatasetError(f"{path}: not an IDX file (magic number 0x{head.hex() or 'none'})")
     ndim = head[3]
-    sizes = _read_exact(stream, 4 * ndim)
+    sizes = _read_up_to(stream, 4 * ndim)
     header = 4 + 4 * ndim
     if len(sizes) < 4 * ndim:
         raise DatasetError(f"{path}: truncated IDX header ({4 + len(sizes)} bytes for {ndim} dimensions)")
     shape = struct.unpack(f">{ndim}I", sizes)
     dtype = np.dtype(_TYPES[head[2]])
-    count = math.prod(shape)
-    _refuse_large(path, shape, dtype, count * dtype.itemsize)  # before allocating anything
+    nbytes = math.prod(shape) * dtype.itemsize
+    _refuse_large(path, shape, dtype)  # before reading any data
 
-    data = np.empty(count, dtype)
-    got = _read_into(stream, memoryview(data.view(np.uint8)))
+    data = _read_up_to(stream, nbytes)
     extra = stream.read(1)  # one byte past the declared data: never inflate more
-    if got == data.nbytes and not extra:
-        return data.reshape(shape)
-    announces = f"the header announces {'x'.join(map(str, shape))} values ({header + data.nbytes} bytes with the header)"
+    if len(data) == nbytes and not extra:
+        return np.frombuffer(data, dtype).reshape(shape)  # writable: a view of the bytearray
+    announces = f"the header announces {'x'.join(map(str, shape))} values ({header + nbytes} bytes with the header)"
     if extra:
         raise DatasetError(f"{path}: longer than its header says: {announces}, the data goes on past that")
-    has = f"{header + got} bytes" + (" once gunzipped" if gz else "")
+    has = f"{header + len(data)} bytes" + (" once gunzipped" if gz else "")
     raise DatasetError(f"{path}: truncated: {announces}, the file has {has}")
 
 
