@@ -62,3 +62,26 @@ def test_a_bool_target_keeps_its_labels_and_a_bool_feature_is_0_1(tmp_path):
     assert y.dtype == bool and np.unique(y).tolist() == [False, True]  # what scikit-learn's classes_ would be
     X, _ = table.features()
     assert X.tolist() == [[1.0, 1.0], [2.0, 0.0]]
+
+
+def test_odd_headers_and_empty_tables_found_by_fuzzing(tmp_path):
+    """tests/test_fuzz.py found each: a traceback or a message over two lines, now one DataError line."""
+    # a column name with a newline is quoted in the list of columns, so the message stays on one line
+    csv = write(tmp_path / "nl.csv", '"a\nb",x\n1,2\n')
+    with pytest.raises(DataError, match=r"target column 'y' not found; columns are 'a\\nb', x$") as info:
+        read_table(csv, "y")
+    assert len(str(info.value).splitlines()) == 1
+    with pytest.raises(DataError, match=r"column 'q' not found; columns are 'a\\nb', x$"):
+        read_table(csv).features(["q"])
+    # a header that is not UTF-8 (pyarrow decodes the names only when asked for them)
+    (tmp_path / "latin1.csv").write_bytes("caf\xe9,y\n1,0\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"latin1\.csv: cannot be read: its column names are not UTF-8 text$"):
+        read_table(tmp_path / "latin1.csv", "y")
+    # a text column without rows
+    pq.write_table(pa.table({"s": pa.array([], pa.string()), "y": pa.array([], pa.int64())}), tmp_path / "e.parquet")
+    with pytest.raises(DataError, match=r"column 's' is not numeric: a text column \(no rows\); encode it"):
+        read_table(tmp_path / "e.parquet", "y").features()
+    # --one-hot on a column whose own name holds '=': its indicator columns are found
+    table = read_table(write(tmp_path / "eq.csv", "a=b,y\nc,0\nd,1\n"), "y")
+    X, names = table.features(one_hot=True)
+    assert names == ["a=b=c", "a=b=d"] and X.tolist() == [[1.0, 0.0], [0.0, 1.0]]

@@ -75,15 +75,18 @@ class Table:
 
     def _numeric(self, name):
         if name not in self.columns:
-            col, sep, value = name.partition("=")
-            if sep and col in self.columns and self.columns[col].dtype == object:
-                return (self.columns[col] == value).astype(np.float64)
-            raise DataError(f"{self.source}: column {name!r} not found; columns are {', '.join(self.order)}")
+            # 'column=value' splits at any '=': the column's own name may hold one ('a=b' -> 'a=b=c')
+            for at in (i for i, char in enumerate(name) if char == "="):
+                col, value = name[:at], name[at + 1 :]
+                if col in self.columns and self.columns[col].dtype == object:
+                    return (self.columns[col] == value).astype(np.float64)
+            raise DataError(f"{self.source}: column {name!r} not found; columns are {column_list(self.order)}")
         values = self.columns[name]
         if values.dtype == object:
-            row, value = first_non_number(values) or (0, values[0])
+            found = first_non_number(values) or ((0, values[0]) if len(values) else None)
+            holds = f"row {found[0] + 1} holds {found[1]!r}" if found else "a text column (no rows)"
             raise DataError(
-                f"{self.source}: column {name!r} is not numeric: row {row + 1} holds {value!r}; "
+                f"{self.source}: column {name!r} is not numeric: {holds}; "
                 "encode it as numbers, or pass --one-hot to expand it into 0/1 columns"
             )
         bad = first_non_finite(values)
@@ -92,6 +95,17 @@ class Table:
                 f"{self.source}: column {name!r} holds {bad[1]} at row {bad[0] + 1}; features must be finite"
             )
         return values.astype(np.float64) if values.dtype == bool else values
+
+
+def column_list(names) -> str:
+    """Column names for a message, comma-separated: as they are when that is unambiguous, else
+    quoted with escapes (a CSV header may name a column '', ' x' or 'a<newline>b')."""
+
+    def shown(name):
+        plain = name and name.isprintable() and name == name.strip() and "," not in name
+        return name if plain else repr(name)
+
+    return ", ".join(shown(name) for name in names)
 
 
 def first_non_number(values):
@@ -230,7 +244,9 @@ def _read_arrow(path, source):
             from pyarrow import csv
 
             names = csv_header(path)  # to name the column of a cell pyarrow cannot convert
-            return csv.read_csv(path)
+            table = csv.read_csv(path)
+            check_unique(table.column_names, source)  # also decodes the names: pyarrow reads them lazily
+            return table
         if fmt == "parquet":
             import pyarrow.parquet as pq
 
@@ -239,6 +255,8 @@ def _read_arrow(path, source):
             return pq.read_table(path)
     except DataError:
         raise
+    except UnicodeDecodeError:  # column names that are not UTF-8, e.g. a Latin-1 header
+        raise DataError(f"{source}: cannot be read: its column names are not UTF-8 text") from None
     except Exception as exc:  # pyarrow raises several types; keep its first line
         raise DataError(f"{source}: cannot be read: {arrow_message(exc, names)}") from None
     suffix = path.suffix.lower() or path.name
@@ -257,6 +275,6 @@ def read_table(source, target=None) -> Table:
             raise DataError(f"{source}: no such file (and not a built-in data set: {', '.join(BUILTIN)})")
         table = _from_arrow(_read_arrow(path, source), source)
     if target is not None and target not in table.columns:
-        raise DataError(f"{source}: target column {target!r} not found; columns are {', '.join(table.order)}")
+        raise DataError(f"{source}: target column {target!r} not found; columns are {column_list(table.order)}")
     table.target = target
     return table
