@@ -303,10 +303,11 @@ class TorchLinearModel(CallbackSupportMixin, BaseEstimator):
         are kept; what follows is torchlogit's own account of the stop.
         """
         name, n = type(self).__name__, res.n_iter
-        if solver == "sgd":
+        if solver == "sgd":  # SGDClassifier's phrase
             return (
-                f"{name}(solver='sgd') did not converge in max_iter={self.max_iter} epochs ({res.message}). "
-                "Increase max_iter, tune learning_rate/batch_size, or use solver='auto' for the exact optimum."
+                "Maximum number of iteration reached before convergence. Consider increasing max_iter to improve "
+                f"the fit. {name}(solver='sgd') ran max_iter={self.max_iter} epochs ({res.message}); or tune "
+                "learning_rate/batch_size, or use solver='auto' for the exact optimum."
             )
         phrase = {
             "lbfgs": f"lbfgs failed to converge after {n} iteration(s).",

@@ -143,9 +143,6 @@ SGD = {
     "test_balanced_weight[SGDClassifier]": HINGE_TUNED + " (the unweighted fit on imbalanced data still scores "
     "f1 >= 0.96)",
     "test_sgd_random_state": HINGE_TUNED + " (two seeds' coefficients differ by < 1 after one epoch at eta0=0.01)",
-    "test_tol_parameter": "needs torchlogit's sgd ConvergenceWarning to start with SGDClassifier's phrase "
-    "'Maximum number of iteration reached before convergence' (_base._convergence_message); the rest of the "
-    "case passes",
     # sparse input
     "test_SGDClassifier_fit_for_all_backends": SPARSE_SGD,
     **{
@@ -162,9 +159,14 @@ SGD = {
     "test_sgd_dtype_match[float64-SparseSGDClassifier]": SPARSE_SGD,
 }
 
+# Expected failures not executed: each takes tens of seconds (1000 epochs of one-row steps) to fail at an
+# assertion checked once by hand, against scikit-learn's own log-loss SGDClassifier, which fails it too.
+NOT_RUN = {"test_balanced_weight[SGDClassifier]"}
+
+
 def pytest_collection_modifyitems(config, items):
     mark_expected_failures(items, "test_sklearn_logistic.py", LOGISTIC)
-    mark_expected_failures(items, "test_sklearn_sgd.py", SGD)
+    mark_expected_failures(items, "test_sklearn_sgd.py", SGD, not_run=NOT_RUN)
 
 
 def pytest_configure(config):
