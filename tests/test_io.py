@@ -144,6 +144,18 @@ def test_cuda_model_falls_back_when_no_gpu(tmp_path):
     model.predict(np.zeros((2, 3)))
 
 
+@pytest.mark.parametrize("device", ["mps", "xpu", "cuda:7"])
+def test_a_model_of_a_gpu_this_machine_lacks_falls_back(tmp_path, device):
+    """Trained on a Mac's GPU, another vendor's, or the 8th CUDA GPU: predicts here (was a RuntimeError in predict)."""
+    model, X = _fit()
+    model.set_params(device=device).save(tmp_path / "m.st")
+    again = load(tmp_path / "m.st")
+    if again.device == device:
+        pytest.skip(f"this machine has {device}")
+    assert again.device == "auto"
+    np.testing.assert_array_equal(again.predict(X), model.set_params(device="auto").predict(X))
+
+
 def test_saved_file_has_ordinary_permissions(tmp_path):
     import os
 
@@ -313,6 +325,9 @@ def _forge_tensor(data, name, dtype, shape):
         (lambda m: m["params"].update(alpha=1.0), "parameters do not match LogisticRegression"),
         (lambda m: m["params"].update(dtype="float16"), "'dtype' has an invalid value"),
         (lambda m: m["params"].update(device="warp-drive"), "'device' has an invalid value"),
+        # devices torch names but no model is trained on: they loaded, then predict failed (found by fuzzing)
+        (lambda m: m["params"].update(device="meta"), "'device' has an invalid value 'meta'"),
+        (lambda m: m["params"].update(device="hpu"), "'device' has an invalid value 'hpu'"),
         (lambda m: m["params"].update(class_weight={"__pairs__": [[0]]}), "'class_weight' has an invalid value"),
     ],
 )

@@ -192,21 +192,36 @@ def _params(cls, stored: dict, device) -> dict:
     if params.get("dtype") not in (None, "float32", "float64"):
         raise _Invalid(f"parameter 'dtype' has an invalid value {params.get('dtype')!r}")
     saved = params.get("device", "auto")
-    if saved not in (None, "auto"):
+    if isinstance(saved, str) and saved != "auto":  # other types: the estimator's own validation refuses them
         import torch
 
         try:
-            torch.device(saved)
+            saved_type = torch.device(saved).type
         except (RuntimeError, TypeError, ValueError):
-            raise _Invalid(f"parameter 'device' has an invalid value {saved!r}") from None
+            saved_type = None
+        # what a model can have been trained on; 'meta' or 'hpu' would load, then fail inside predict
+        if saved_type not in ("cpu", *_ACCELERATORS):
+            raise _Invalid(f"parameter 'device' has an invalid value {saved!r}")
+        if device is None and not _usable_here(torch.device(saved)):
+            params["device"] = "auto"  # a model trained on a GPU still predicts on this machine
     if device is not None:
         params["device"] = device
-    elif str(saved).startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            params["device"] = "auto"  # a model trained on a GPU still predicts on this machine
     return params
+
+
+_ACCELERATORS = ("cuda", "mps", "xpu")
+
+
+def _usable_here(dev) -> bool:
+    """Whether this machine can compute on torch.device ``dev`` (cuda:1 needs two CUDA GPUs)."""
+    import torch
+
+    if dev.type == "cpu":
+        return True
+    backend = {"cuda": torch.cuda, "xpu": getattr(torch, "xpu", None), "mps": torch.backends.mps}[dev.type]
+    if backend is None or not backend.is_available():
+        return False
+    return dev.index is None or dev.index < getattr(backend, "device_count", lambda: 1)()
 
 
 def _decode(data: bytes, device=None):
@@ -288,8 +303,8 @@ def load_model(path, device=None):
     """Read a model saved by :func:`save_model`. Returns the fitted estimator.
 
     ``device``: where the loaded model computes; None keeps the saved setting,
-    except that a model trained on a GPU falls back to 'auto' on a machine
-    without one. Any file that was modified after saving, or that ``save_model``
+    except that a model trained on a GPU (cuda, mps, xpu) falls back to 'auto'
+    on a machine without that GPU. Any file that was modified after saving, or that ``save_model``
     could not have written, raises :class:`ModelFileError` naming the file.
     """
     path = Path(path)
