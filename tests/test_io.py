@@ -313,6 +313,7 @@ def _forge_tensor(data, name, dtype, shape):
         (lambda m: m.update(n_features_in=True), "'n_features_in' has an invalid value"),
         (lambda m: m.update(feature_names=["a", "b"]), "2 feature names for 3 features"),
         (lambda m: m.update(feature_names=[1, 2, 3]), "'feature_names' has an invalid value"),
+        (lambda m: m.update(feature_names=["a", "b", "a"]), "feature name 'a' appears more than once"),  # found by fuzzing
         (lambda m: m.update(n_iter=["many"]), "'n_iter' has an invalid value"),
         (lambda m: m.update(loss_curve="low"), "'loss_curve' has an invalid value"),
         (lambda m: m.update(solver=3), "'solver' has an invalid value"),

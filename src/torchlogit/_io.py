@@ -267,6 +267,8 @@ def _decode(data: bytes, device=None):
     if names is not None:
         if len(names) != d:
             raise _Invalid(f"{len(names)} feature names for {d} features")
+        if len(set(names)) != d:  # scikit-learn's fit refuses repeated names, so save_model never writes them
+            raise _Invalid(f"feature name {next(n for n in names if names.count(n) > 1)!r} appears more than once")
         model.feature_names_in_ = np.array(names, dtype=object)
 
     model.coef_ = coef
