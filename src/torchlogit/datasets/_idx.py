@@ -60,9 +60,10 @@ def _refuse_large(path: Path, shape, dtype: np.dtype) -> None:
     # An empty array's other dimensions count too: numpy refuses (0, 2**32-1, 2**32-1) as too big,
     # and no published file is empty; for any other shape this is the data's byte count.
     nbytes = math.prod(max(d, 1) for d in shape) * dtype.itemsize
-    declared = f"the header declares {'x'.join(map(str, shape))} {dtype.name} values ({nbytes} bytes)"
+    dims = "x".join(map(str, shape))
+    declared = f"the header declares {dims} {dtype.name} values ({nbytes} bytes)"
     if 0 in shape:
-        declared = f"the header declares an empty {'x'.join(map(str, shape))} array whose other dimensions span {nbytes} bytes"
+        declared = f"the header declares an empty {dims} array whose other dimensions span {nbytes} bytes"
     published = _PUBLISHED.get(path.name.removesuffix(".gz"))
     if published is not None:
         limit = math.prod(published)  # the published files are all uint8
