@@ -87,14 +87,14 @@ def test_non_finite_coefficients_are_refused_with_the_column(monkeypatch):
 
     from torchlogit import _base
 
-    real = _base.fit_linear
+    real = _base.fit_problem
 
     def broken(*args, **kwargs):
         res = real(*args, **kwargs)
         res.x[1] = float("nan")
         return res
 
-    monkeypatch.setattr(_base, "fit_linear", broken)
+    monkeypatch.setattr(_base, "fit_problem", broken)
     X = pd.DataFrame({"a": np.arange(20.0), "b": np.sin(np.arange(20.0))})
     y = np.arange(20) % 2
     with pytest.raises(ValueError, match="non-finite coefficients for column 'b'"):

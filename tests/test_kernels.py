@@ -109,10 +109,10 @@ def test_loss_gradient_takes_the_kernel_and_agrees_with_torch(monkeypatch):
     calls = []
     real = _kernels.binary_loss_gradient
     monkeypatch.setattr(_kernels, "binary_loss_gradient", lambda *a: calls.append(1) or real(*a))
-    f_k, g_k = loss.loss_gradient(theta, X, y, s, l2=0.3)
+    f_k, g_k = loss.loss_gradient(theta, X, y, s)
     assert calls
     monkeypatch.setattr(_kernels, "MIN_ELEMENTS", 1 << 62)
-    f_t, g_t = loss.loss_gradient(theta, X, y, s, l2=0.3)
+    f_t, g_t = loss.loss_gradient(theta, X, y, s)
     assert len(calls) == 1
     np.testing.assert_allclose(float(f_k), float(f_t), rtol=1e-6)
     np.testing.assert_allclose(g_k.numpy(), g_t.numpy(), rtol=1e-4, atol=1e-7)

@@ -8,6 +8,8 @@ from conftest import make_problem
 from torchlogit._loss import POINTWISE, LinearModelLoss
 from torchlogit.nn import LinearModel
 from torchlogit._fit import Standardizer
+from torchlogit._problem import Problem
+from torchlogit.penalties import L2, NoPenalty
 from torchlogit.solvers import SOLVERS, choose, get_optimizer, lbfgs, make_batches, newton, sgd
 
 
@@ -16,11 +18,13 @@ def logistic_functions(kind="multinomial", l2=0.1, n=300, d=4, k=3):
     loss = LinearModelLoss(POINTWISE[kind], d, k if kind == "multinomial" else 1, True)
     sw = sw / sw.sum()
 
+    problem = Problem(loss, L2(l2) if l2 else NoPenalty(), X, y, sw)
+
     def fun_and_grad(w):
-        f, g = loss.loss_gradient(w, X, y, sw, l2)
+        f, g = problem.loss_gradient(w)
         return float(f), g
 
-    return loss, fun_and_grad, (lambda w: loss.hessian(w, X, y, sw, l2)), (X, y, sw)
+    return loss, fun_and_grad, problem.hessian, (X, y, sw)
 
 
 @pytest.mark.parametrize("kind", ["binary", "multinomial", "squared"])
@@ -197,11 +201,13 @@ def test_correlation_preconditioner_keeps_the_optimum_and_cuts_iterations(dtype,
     loss = LinearModelLoss(POINTWISE["multinomial"], X.shape[1], 4, True)
     sw = torch.ones(len(y), dtype=dtype)
     w0 = torch.zeros(loss.n_params, dtype=torch.float64)
-    ref = fit.fit_linear(loss, X, y, sw, 1.0, solver="newton", w0=w0, tol=1e-9, max_iter=100)
+    S = float(sw.sum())
+    problem = Problem(loss, L2(1.0 / S), X, y, sw / S)
+    ref = fit.fit_problem(problem, solver="newton", w0=w0, tol=1e-9, max_iter=100)
     runs = {}
     for max_features in (4096, 0):  # 0 switches the preconditioner off
         monkeypatch.setattr(fit, "PRECONDITION_MAX_FEATURES", max_features)
-        runs[max_features] = fit.fit_linear(loss, X, y, sw, 1.0, solver="lbfgs", w0=w0, tol=1e-6, max_iter=5000)
+        runs[max_features] = fit.fit_problem(problem, solver="lbfgs", w0=w0, tol=1e-6, max_iter=5000)
     for res in runs.values():
         assert res.converged and res.grad_max <= 1e-6
         assert res.fun == pytest.approx(ref.fun, rel=1e-8)
@@ -239,11 +245,12 @@ def test_standardised_hessian_is_the_chain_rule_of_the_raw_one(k, fit_intercept)
     jacobian = torch.func.vmap(std.to_theta, in_dims=1, out_dims=1)(torch.eye(p, dtype=torch.float64))
     phi = torch.randn(p, generator=g, dtype=torch.float64)
     theta = std.to_theta(phi)
-    H_phi = loss.hessian(theta, X, y, sw, l2, std=std)
-    H_theta = torch.autograd.functional.hessian(lambda t: loss.objective(t, X, y, sw, l2), theta)
+    problem = Problem(loss, L2(l2), X, y, sw)
+    H_phi = problem.hessian(theta, std=std)
+    H_theta = torch.autograd.functional.hessian(lambda t: loss.objective(t, X, y, sw) + L2(l2).value(t[: k * d]), theta)
     expected = jacobian.T @ H_theta @ jacobian
     if k == 1 or not fit_intercept:  # no null space (every softmax coordinate is penalised)
         torch.testing.assert_close(H_phi, expected)
     else:  # softmax intercepts: H_phi fills the null space, so compare the Newton step it gives
-        grad = std.grad_to_phi(loss.loss_gradient(theta, X, y, sw, l2)[1])
+        grad = std.grad_to_phi(problem.loss_gradient(theta)[1])
         torch.testing.assert_close(expected @ torch.linalg.solve(H_phi, grad), grad)

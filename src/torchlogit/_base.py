@@ -23,7 +23,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, assert_all_finite, check_is_fitted, validate_data
 
 from ._callbacks import CallbackSupportMixin, FitTasks
-from ._fit import fit_linear
+from ._fit import fit_problem
 from .solvers import choose
 
 _DTYPES = {
@@ -228,16 +228,18 @@ class TorchLinearModel(CallbackSupportMixin, BaseEstimator):
         save_model(self, path)
 
     # ---------------------------------------------------------------- solving
-    def _solve(self, loss, X, y, sw, l2, w0, callback=None, *, labels=None, metadata=None):
+    def _solve(self, problem, w0, callback=None, *, labels=None, metadata=None):
         """Run the chosen solver, write the fitted state, warn (ConvergenceWarning) when it stopped short.
 
         ``callback(info)`` gets an ``IterInfo`` (iteration, fun, grad_max, x)
         after every iteration (epoch for sgd): how the CLI draws its progress
         bar; returning True stops the fit. Callbacks set with scikit-learn's
         ``set_callbacks`` see the same iterations (:mod:`torchlogit._callbacks`).
-        The fitted attributes come from ``self._attributes(loss, theta, dtype)``.
+        ``problem``: a :class:`torchlogit._problem.Problem`. The fitted
+        attributes come from ``self._attributes(loss, theta, dtype)``.
         ``labels`` (the user's y) and ``metadata`` are what those callbacks are shown.
         """
+        loss, X = problem.datafit, problem.X
         d1 = loss.n_features + int(loss.fit_intercept)
         solver = choose(self.solver, loss.n_params, hessian_work=float(X.shape[0]) * loss.n_params * d1,
                         fused_gradient=loss.reads_once(X))  # fmt: skip
@@ -258,8 +260,8 @@ class TorchLinearModel(CallbackSupportMixin, BaseEstimator):
             "batch_size": self.batch_size,
             "random_state": self.random_state,
         }
-        res = fit_linear(
-            loss, X, y, sw, l2, solver=solver, w0=w0, tol=tol, max_iter=self.max_iter,
+        res = fit_problem(
+            problem, solver=solver, w0=w0, tol=tol, max_iter=self.max_iter,
             callback=every_callback if listeners else None, sgd_options=sgd_options,
         )  # fmt: skip
         self._refuse_non_finite(res.x, loss, X.dtype)

@@ -1,19 +1,27 @@
-"""A duality-gap certificate: how far an L2-penalised fit can be from the optimum.
+"""A duality-gap certificate: how far a penalised fit can be from the optimum.
 
-For f(W, b) = sum_i s_i L_i(W x_i + b) + (l2 / 2) ||W||^2 with convex L_i, weak
-Fenchel duality gives, for any b' with sum_i s_i dL_i/dz (W x_i + b') = 0
-(the intercept's optimality condition at fixed W),
+For f(W, b) = sum_i s_i L_i(W x_i + b) + P(W) with convex L_i and an
+elastic-net P (:mod:`torchlogit.penalties`), weak Fenchel duality gives, for
+any dual point u (n, k) with sum_i s_i u_i = 0 (the intercept's condition),
 
-    f(W, b) - f*  <=  gap = [f(W, b) - f(W, b')] + ||grad_W f(W, b')||^2 / (2 l2).
+    f(W, b) - f*  <=  gap = f(W, b) - D(u),
+    D(u) = -sum_i s_i L_i*(u_i) - P*(-A),   A = sum_i s_i u_i x_i^T  (k, d).
 
-(Derivation: take the dual point u_i = dL_i/dz at z'_i = W x_i + b'; the
-Fenchel-Young equality L_i(z') + L_i*(u_i) = u_i . z' and sum_i s_i u_i = 0
-make the dual objective f(W, b') - <W, A> - ||A||^2 / (2 l2) with
-A = sum_i s_i u_i x_i^T = grad_W f(W, b') - l2 W; subtracting it from f(W, b)
-leaves the expression above.) The gap is a bound, not an estimate: the
-optimum is at most ``gap`` below f(W, b), up to floating-point rounding.
-b' is found by Newton's method on the intercepts alone, from logits
-X W^T computed once: two passes over X in all.
+We take u_i = dL_i/dz at z'_i = W x_i + b', where b' re-optimises the
+intercepts at fixed W (so sum_i s_i u_i = 0). By the Fenchel-Young equality
+L_i(z') + L_i*(u_i) = u_i . z', the gap then reads
+
+    gap = [f(W, b) - f(W, b')] + [P(W) + P*(-A) + <W, A>]
+
+both brackets >= 0; the second is the penalty's Fenchel-Young gap, computed
+per coordinate without cancellation (:meth:`Penalty.fenchel_young_gap`).
+For L2 it is ||grad_W f(W, b')||^2 / (2 l2). For a pure L1 penalty P*(-A)
+is infinite unless |A_j| <= l1 w_j, so u is scaled by c = min(1, min_j
+l1 w_j / |A_j|) (which keeps sum_i s_i c u_i = 0) and D(c u) is evaluated
+with the conjugates L* themselves (:meth:`conjugate` of each pointwise
+loss). The gap is a bound, not an estimate, up to floating-point rounding.
+b' is found by Newton's method on the intercepts alone, from logits X W^T
+computed once: two passes over X in all.
 """
 
 from __future__ import annotations
@@ -23,24 +31,31 @@ import torch
 f64 = torch.float64
 
 
-def duality_gap(loss, theta, f_theta, X, y, s, l2, max_iter=50):
-    """Upper bound on f(theta) - f* (same units as f_theta), or None when l2 == 0.
-
-    ``loss`` a LinearModelLoss, ``theta`` float64 (p,), ``s`` the weights and
-    ``l2`` the penalty used for ``f_theta``.
-    """
-    if not l2:
-        return None  # no strong convexity: no bound of this kind
-    k, d = loss.n_outputs, loss.n_features
+def duality_gap(problem, theta, f_theta, max_iter=50):
+    """Upper bound on f(theta) - f* (f_theta: the objective at theta), or None without a penalty."""
+    datafit, penalty, X, y, s = problem.datafit, problem.penalty, problem.X, problem.y, problem.s
+    if not penalty.alpha:
+        return None  # no strong convexity and no bounded dual: no bound of this kind
+    k, d = datafit.n_outputs, datafit.n_features
     theta = theta.to(X.dtype)
-    if loss.fit_intercept:
-        W, b = loss.unpack(theta)
+    W, b = datafit.unpack(theta)
+    if datafit.fit_intercept:
         Z0 = torch.nn.functional.linear(X, W)  # (n, k) logits without intercept: one pass
-        b = _intercept_newton(loss.pointwise, Z0, y, s, b.to(f64), max_iter)
+        b = _intercept_newton(datafit.pointwise, Z0, y, s, b.to(f64), max_iter)
         theta = torch.cat([W.reshape(-1), b.to(X.dtype)])
-    f_b, g_b = loss.loss_gradient(theta, X, y, s, l2)  # second pass
-    gW = g_b[: k * d]
-    return max(0.0, float(f_theta) - float(f_b)) + float(gW @ gW) / (2.0 * l2)
+    data_b, g_b = datafit.loss_gradient(theta, X, y, s)  # second pass
+    A = g_b[: k * d].view(k, d)  # X^T (s u): the data term's gradient in W at b'
+    W = W.to(f64)
+    fy = penalty.fenchel_young_gap(W, -A)
+    if torch.isfinite(fy):
+        return max(0.0, float(f_theta) - float(data_b) - float(penalty.value(W))) + float(fy)
+    # pure L1 with |A_j| > l1 w_j somewhere: scale the dual point into P*'s domain
+    limit = penalty.l1 * penalty._w(W) * torch.ones_like(W)
+    c = float(torch.clamp(limit / A.abs().clamp_min(1e-300), max=1.0).min())
+    Z = datafit.logits(theta, X).to(f64)
+    u, _ = datafit.pointwise.gradient_state(Z, y)
+    dual = -float((s.to(f64) * datafit.pointwise.conjugate(c * u, y)).sum())
+    return max(0.0, float(f_theta) - dual)
 
 
 def _intercept_newton(pointwise, Z0, y, s, b, max_iter):

@@ -1,11 +1,11 @@
-"""Glue between a loss, data tensors and a solver; shared by every estimator.
+"""Glue between a problem and a solver; shared by every estimator.
 
-``fit_linear`` minimises (see :mod:`torchlogit._loss`)
+``fit_problem`` minimises a :class:`torchlogit._problem.Problem`
 
-    f(theta) = sum_i sw_i loss_i + 0.5 * l2 * ||W||^2
+    f(theta) = sum_i s_i loss_i + P(W),    s = sw / sum(sw)
 
-divided by S = sum_i sw_i, so that ``tol`` means the same for 10 rows or 10
-million. The exact solvers (newton, lbfgs) run in standardised coordinates:
+(the objective divided by sum(sw), so that ``tol`` means the same for 10 rows
+or 10 million). The exact solvers run in standardised coordinates:
 
     x' = (x - mu) / sigma,    W = V / sigma,    b = c - W @ mu
 
@@ -217,41 +217,44 @@ def correlation_preconditioner(std, X, s, l2s, curvature=0.02, floor=1e-6):
     return apply
 
 
-def fit_linear(loss, X, y, sw, l2, *, solver, w0, tol, max_iter, callback=None, sgd_options=None):
-    """Minimise ``loss`` on (X, y, sw) from ``w0`` with the named solver.
+def fit_problem(problem, *, solver, w0, tol, max_iter, callback=None, sgd_options=None):
+    """Minimise ``problem`` from ``w0`` (float64 flat theta) with the named solver.
 
-    X (n, d) and y on one device; sw (n,) in X's dtype; l2 = 1/C or 0.
-    w0: float64 flat theta. Returns a ``Result`` whose ``x`` is theta (float64)
-    and whose ``fun`` is the objective divided by sum(sw).
+    Returns a ``Result`` whose ``x`` is theta (float64), whose ``fun`` is the
+    objective f and whose ``duality_gap`` bounds f - f* (None without a penalty).
     """
-    S = float(sw.sum(dtype=f64))
-    s = sw / S  # (n,) normalised weights: the objective becomes a weighted mean
-    l2s = l2 / S
-
     if solver == "sgd":
-        res = _fit_sgd(loss, X, y, s, l2s, w0, tol, max_iter, callback, sgd_options or {})
+        res = _fit_sgd(problem, w0, tol, max_iter, callback, sgd_options or {})
     else:
-        res = _fit_exact(loss, X, y, s, l2s, solver, w0, tol, max_iter, callback)
-    res.duality_gap = duality_gap(loss, res.x, res.fun, X, y, s, l2s)
+        res = _fit_exact(problem, solver, w0, tol, max_iter, callback)
+    res.duality_gap = duality_gap(problem, res.x, res.fun)
     return res
 
 
-def _fit_exact(loss, X, y, s, l2s, solver, w0, tol, max_iter, callback):
+def _fit_exact(problem, solver, w0, tol, max_iter, callback):
     """newton or lbfgs in standardised coordinates (see the module docstring)."""
-    dtype = X.dtype
+    datafit, X, y, s = problem.datafit, problem.X, problem.y, problem.s
+    dtype, k_d = X.dtype, datafit.n_outputs * datafit.n_features
 
-    std = Standardizer.from_data(X, s, loss.n_outputs, loss.fit_intercept)
+    std = Standardizer.from_data(X, s, datafit.n_outputs, datafit.fit_intercept)
+    penalty = problem.penalty.rescaled(std.sigma)  # P(W) = penalty(V), V = W sigma
 
     def fun_and_grad(phi):
-        f, g = loss.loss_gradient(std.to_theta(phi).to(dtype), X, y, s, l2s)
-        return float(f), std.grad_to_phi(g)
+        f, g = datafit.loss_gradient(std.to_theta(phi).to(dtype), X, y, s)
+        g = std.grad_to_phi(g)
+        if penalty.alpha:
+            V = phi[:k_d].view(datafit.n_outputs, datafit.n_features)
+            f = f + penalty.value(V)
+            g[:k_d] += penalty.gradient(V).reshape(-1)
+        return float(f), g
 
     # float32 logits make f accurate to about 10 eps32 relative (it is summed in float64)
     extra = {"f_rtol": 10 * torch.finfo(dtype).eps}
     if solver == "lbfgs" and X.shape[1] <= PRECONDITION_MAX_FEATURES:
-        extra["precondition"] = correlation_preconditioner(std, X, s, l2s)
+        extra["precondition"] = correlation_preconditioner(std, X, s, problem.penalty.l2)
     if solver == "newton":
-        extra["hessian"] = lambda phi: loss.hessian(std.to_theta(phi).to(dtype), X, y, s, l2s, std=std)
+        extra["hessian"] = lambda phi: problem.hessian(std.to_theta(phi), std=std)
+
     def report(info):  # the solver iterates in phi; callers see theta
         info.x = std.to_theta(info.x)
         return callback(info)
@@ -288,11 +291,14 @@ def sgd_forward_backward(pointwise, W, b, l2s):
     return step
 
 
-def _fit_sgd(loss, X, y, s, l2s, w0, tol, max_iter, callback, options):
+def _fit_sgd(problem, w0, tol, max_iter, callback, options):
     """The lecture's loop over mini-batches; see :mod:`torchlogit.solvers.sgd`."""
+    loss, X, y, s = problem.datafit, problem.X, problem.y, problem.s
+    if not problem.penalty.smooth:
+        raise NotImplementedError("solver='sgd' takes smooth penalties only (l1_ratio = 0); use the exact solver")
     n = X.shape[0]
     model = LinearModel(loss.n_features, loss.n_outputs, bias=loss.fit_intercept).to(X.device, X.dtype)
-    step = sgd_forward_backward(loss.pointwise, model.linear.weight, model.linear.bias, l2s)
+    step = sgd_forward_backward(loss.pointwise, model.linear.weight, model.linear.bias, problem.penalty.l2)
     uniform = float(s[0]) if bool((s == s[0]).all()) else 0.0  # equal weights: skip one gather per batch
 
     def forward_backward(idx):
@@ -300,7 +306,7 @@ def _fit_sgd(loss, X, y, s, l2s, w0, tol, max_iter, callback, options):
         return step(X[idx], y[idx], scale)
 
     def fun_and_grad(theta):
-        f, g = loss.loss_gradient(theta.to(X.dtype), X, y, s, l2s)
+        f, g = problem.loss_gradient(theta)
         return float(f), g
 
     batches = make_batches(n, min(int(options.get("batch_size", 32)), n),
@@ -312,4 +318,4 @@ def _fit_sgd(loss, X, y, s, l2s, w0, tol, max_iter, callback, options):
     )  # fmt: skip
 
 
-__all__ = ["fit_linear", "Standardizer", "Result"]
+__all__ = ["fit_problem", "Standardizer", "Result"]

@@ -18,6 +18,8 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from ._base import TorchLinearModel
 from ._callbacks import with_callbacks
 from ._loss import POINTWISE, LinearModelLoss
+from ._problem import Problem
+from .penalties import L2, NoPenalty
 from .solvers import SOLVERS
 
 
@@ -82,7 +84,9 @@ class Ridge(RegressorMixin, TorchLinearModel):
             w0 = torch.as_tensor(np.append(self.coef_, self.intercept_ if self.fit_intercept else []), device=X.device)
             w0 = w0.to(torch.float64)
         metadata = None if sample_weight is None else {"sample_weight": sample_weight}
-        self._solve(loss, X, target, sw, float(self.alpha), w0, callback, labels=y, metadata=metadata)
+        S = float(sw.sum(dtype=torch.float64))
+        penalty = L2(float(self.alpha) / S) if self.alpha else NoPenalty()  # 0.5 alpha ||w||^2, divided by S
+        self._solve(Problem(loss, penalty, X, target, sw / S), w0, callback, labels=y, metadata=metadata)
         return self
 
     @staticmethod

@@ -21,6 +21,8 @@ from sklearn.utils.validation import check_is_fitted
 from ._base import TorchLinearModel, encode_labels, label_indices
 from ._callbacks import with_callbacks
 from ._loss import POINTWISE, LinearModelLoss
+from ._problem import Problem
+from .penalties import from_params
 from ._separation import SeparationWarning, separation_if_diverging
 from ._fit import sgd_forward_backward
 from .solvers import ALIASES, SOLVERS
@@ -49,10 +51,13 @@ class LogisticRegression(ClassifierMixin, TorchLinearModel):
 
     Parameters
     ----------
-    penalty : {'l2', None}, default='l2'
-        scikit-learn < 1.8 spelling. ``None`` (or ``C=np.inf``, the >= 1.8
-        spelling) fits without a penalty. ``'l1'``/``'elasticnet'`` raise
-        NotImplementedError.
+    penalty : {'deprecated', 'l2', 'l1', 'elasticnet', None}, default='deprecated'
+        scikit-learn >= 1.8's default 'deprecated': the kind of penalty follows
+        ``l1_ratio`` (0: L2, 1: L1, in between: elastic net) and ``C=np.inf``
+        fits without one. The explicit spellings of scikit-learn < 1.8 are
+        accepted too ('l2', 'l1', 'elasticnet', None), with scikit-learn's
+        warnings where they contradict ``l1_ratio``. L1 and elastic net raise
+        NotImplementedError for now.
     C : float > 0, default=1.0
         Inverse penalty strength: the penalty is ``0.5 * ||coef_||^2 / C``; the
         intercept is not penalised.
@@ -116,7 +121,7 @@ class LogisticRegression(ClassifierMixin, TorchLinearModel):
 
     def __init__(
         self,
-        penalty="l2",
+        penalty="deprecated",
         *,
         C=1.0,
         l1_ratio=0.0,
@@ -158,27 +163,36 @@ class LogisticRegression(ClassifierMixin, TorchLinearModel):
         self.batch_size = batch_size
 
     # ------------------------------------------------------------------ fit
-    def _l2_strength(self):
-        """1/C, or 0 without a penalty; both scikit-learn generations' spellings."""
-        penalty = "l2" if self.penalty == "deprecated" else self.penalty
-        if self.l1_ratio is None:  # scikit-learn's deprecation, same words: users grep for them
+    def _check_penalty_params(self):
+        """The warnings and refusals of scikit-learn's penalty parameters, in its words (users grep for them)."""
+        if self.l1_ratio is None:
             warnings.warn("'l1_ratio=None' was deprecated in version 1.8 and will trigger an error in 1.10. "
                           "Use 0<=l1_ratio<=1 instead.", FutureWarning, stacklevel=3)  # fmt: skip
         if self.n_jobs is not None:
             warnings.warn(f"'n_jobs' has no effect (torchlogit computes with torch's threads) and will be removed "
                           f"as in scikit-learn 1.10. You provided 'n_jobs={self.n_jobs}', please leave it "
                           "unspecified.", FutureWarning, stacklevel=3)  # fmt: skip
-        if penalty in ("l1", "elasticnet") or (self.l1_ratio or 0) > 0:
+        if self.dual:
+            raise ValueError("dual=True is a liblinear formulation; torchlogit solves the primal: use dual=False")
+        if self.penalty in (None, "none") and self.C != 1.0:
+            warnings.warn("Setting penalty=None will ignore the C and l1_ratio parameters", UserWarning)
+        r = self.l1_ratio
+        if self.penalty in ("l1", "l2", None, "none") and r is not None and 0 < r < 1:
+            warnings.warn(f"l1_ratio parameter is only used when penalty is 'elasticnet'. Got (penalty={self.penalty})",
+                          UserWarning, stacklevel=3)  # fmt: skip
+        if (self.penalty == "l2" and r not in (0, None)) or (self.penalty == "l1" and r != 1):
+            warnings.warn(f"Inconsistent values: penalty={self.penalty} with l1_ratio={r}. penalty is deprecated. "
+                          "Please use l1_ratio only.", UserWarning, stacklevel=3)  # fmt: skip
+        if self.penalty == "elasticnet" and r is None:
+            raise ValueError("l1_ratio must be specified when penalty is elasticnet.")
+        if self._make_penalty(1.0).l1:
             raise NotImplementedError(
                 "L1 and elastic-net penalties are not implemented yet; use penalty='l2' (l1_ratio=0) or penalty=None"
             )
-        if self.dual:
-            raise ValueError("dual=True is a liblinear formulation; torchlogit solves the primal: use dual=False")
-        if penalty is None or penalty == "none":
-            if self.C != 1.0:
-                warnings.warn("Setting penalty=None will ignore the C and l1_ratio parameters", UserWarning)
-            return 0.0
-        return 0.0 if np.isinf(self.C) else 1.0 / self.C
+
+    def _make_penalty(self, total_weight):
+        """The penalty on the objective divided by ``total_weight`` = sum(sample_weight): alpha = 1 / (C S)."""
+        return from_params(self.penalty, self.C, self.l1_ratio, total_weight)
 
     @with_callbacks
     def fit(self, X, y, sample_weight=None, *, callback=None):
@@ -189,7 +203,7 @@ class LogisticRegression(ClassifierMixin, TorchLinearModel):
         the fit. scikit-learn's ``set_callbacks`` works too.
         """
         self._validate_params()
-        l2 = self._l2_strength()
+        self._check_penalty_params()
         X, y = self._validate_X(X, reset=True, y=y)
         self.classes_, y_idx = encode_labels(y)
         n_classes = len(self.classes_)
@@ -204,7 +218,8 @@ class LogisticRegression(ClassifierMixin, TorchLinearModel):
             sw_np = None if sample_weight is None else sw.cpu().numpy()
             cw = compute_class_weight(self.class_weight, classes=self.classes_, y=y, sample_weight=sw_np)
             sw = sw * torch.as_tensor(cw[y_idx], dtype=sw.dtype, device=sw.device)
-        if float(sw.sum()) <= 0:
+        S = float(sw.sum(dtype=torch.float64))
+        if S <= 0:
             raise ValueError("The sample weights sum to zero: there is nothing to fit.")
 
         binary = n_classes == 2
@@ -216,8 +231,9 @@ class LogisticRegression(ClassifierMixin, TorchLinearModel):
             target = torch.as_tensor(y_idx, dtype=torch.long, device=X.device)
         w0 = self._initial_theta(loss, X.device)
         metadata = None if sample_weight is None else {"sample_weight": sample_weight}
-        res = self._solve(loss, X, target, sw, l2, w0, callback, labels=y, metadata=metadata)
-        self.separation_ = self._check_separation(loss, res.x, X, target, y_idx) if l2 == 0.0 else None
+        problem = Problem(loss, self._make_penalty(S), X, target, sw / S)
+        res = self._solve(problem, w0, callback, labels=y, metadata=metadata)
+        self.separation_ = None if problem.penalty.alpha else self._check_separation(loss, res.x, X, target, y_idx)
         return self
 
     @staticmethod
@@ -298,7 +314,7 @@ class LogisticRegression(ClassifierMixin, TorchLinearModel):
             sw = sw * torch.as_tensor(cw[idx], dtype=sw.dtype, device=sw.device)
         target = torch.as_tensor(idx, device=X.device, dtype=X.dtype if binary else torch.long)
         state["rows"] += X.shape[0]
-        l2s = self._l2_strength() / state["rows"]
+        l2s = self._make_penalty(state["rows"]).l2
         step = sgd_forward_backward(loss.pointwise, model.linear.weight, model.linear.bias, l2s)
         total = torch.zeros((), dtype=torch.float64)
         for batch in torch.randperm(X.shape[0], generator=state["gen"]).to(X.device).split(self.batch_size):

@@ -11,15 +11,14 @@ Model:  k outputs; k = 1 for binary logistic and linear regression, k = K >= 3
         closed-form functions and the lecture's ``nn.Module`` share one layout.
 Logits: z = X @ W.T + b, shape (n, k).
 
-Objective (what every solver minimises)::
+The data term (what this module computes; a penalty on W is added by the
+problem, see :mod:`torchlogit._problem` and :mod:`torchlogit.penalties`)::
 
-    f(theta) = sum_i s_i * loss(z_i, y_i) + 0.5 * l2 * ||W||_F^2
+    L(theta) = sum_i s_i * loss(z_i, y_i)
 
-The intercept b is never penalised. scikit-learn's ``LogisticRegression(C)``
-is ``s_i = sample_weight_i`` and ``l2 = 1 / C``; the estimators divide both by
-S = sum_i sample_weight_i before calling the solvers (s_i = sw_i / S,
-l2 = 1 / (C * S)), which has the same minimiser and makes ``tol`` independent
-of n.
+The estimators divide the sample weights by S = sum_i sample_weight_i before
+calling the solvers (s_i = sw_i / S, and the penalty's strength by S too),
+which keeps scikit-learn's minimiser and makes ``tol`` independent of n.
 
 Pointwise losses, all in logits so that no probability is ever rounded to 0:
 
@@ -78,6 +77,12 @@ class BinaryCrossEntropy:
     def hess_matvec(h, dz):
         return h * dz
 
+    @staticmethod
+    def conjugate(u, y):
+        """L*(u) per row for u = dloss/dz (n, 1): q log q + (1 - q) log(1 - q), q = u + y in [0, 1]."""
+        q = (u[:, 0] + y).clamp(0.0, 1.0)
+        return torch.special.xlogy(q, q) + torch.special.xlogy(1.0 - q, 1.0 - q)
+
 
 class MultinomialCrossEntropy:
     """logsumexp(z) - z_y with y int64 class indices; a true softmax over K logits."""
@@ -112,6 +117,14 @@ class MultinomialCrossEntropy:
         # (diag(p) - p p^T) dz, row by row: p * (dz - <p, dz>)
         return p * (dz - (p * dz).sum(dim=1, keepdim=True))
 
+    @staticmethod
+    def conjugate(u, y):
+        """L*(u) per row for u = dloss/dz (n, K): sum_k q_k log q_k, q = u + onehot(y) in the simplex."""
+        q = u.clone()
+        q[torch.arange(len(y), device=y.device), y] += 1.0
+        q = q.clamp(0.0, 1.0)
+        return torch.special.xlogy(q, q).sum(dim=1)
+
 
 class HalfSquaredError:
     """0.5 (z - y)^2: linear regression, the lecture's contrast."""
@@ -135,6 +148,11 @@ class HalfSquaredError:
     @staticmethod
     def hess_matvec(h, dz):
         return dz
+
+    @staticmethod
+    def conjugate(u, y):
+        """L*(u) per row for u (n, 1): u^2 / 2 + u y."""
+        return 0.5 * u[:, 0] ** 2 + u[:, 0] * y
 
 
 POINTWISE = {
@@ -177,20 +195,16 @@ class LinearModelLoss:
         W, b = self.unpack(theta)
         return F.linear(X, W, b)
 
-    def objective(self, theta, X, y, sw, l2=0.0):
-        """f(theta) as a float64 scalar; differentiable, so autograd can check us."""
+    def objective(self, theta, X, y, sw):
+        """L(theta) as a float64 scalar; differentiable, so autograd can check us."""
         z = self.logits(theta, X)
-        W, _ = self.unpack(theta)
-        f = (self.pointwise.loss(z, y).to(f64) * sw.to(f64)).sum()
-        if l2:
-            f = f + 0.5 * l2 * (W.to(f64) ** 2).sum()
-        return f
+        return (self.pointwise.loss(z, y).to(f64) * sw.to(f64)).sum()
 
     def reads_once(self, X) -> bool:
         """Whether ``loss_gradient`` on X is one read of X (the fused kernel), not two."""
         return self.pointwise is BinaryCrossEntropy and _kernels.applies(X)
 
-    def loss_gradient(self, theta, X, y, sw, l2=0.0, block_bytes=16 << 20):
+    def loss_gradient(self, theta, X, y, sw, block_bytes=16 << 20):
         """(f, grad): f a float64 scalar tensor, grad float64 of shape (p,).
 
         One pass over X in row blocks of about ``block_bytes``: each block's
@@ -208,10 +222,8 @@ class LinearModelLoss:
             f, gW, gb = torch.tensor(f_value, dtype=f64), g[:d].view(1, d), g[d:]
         else:
             f, gW, gb = self._loss_gradient_blocks(W, b, X, y, sw, block_bytes)
-        if l2:
-            gW += l2 * W.to(f64)
         grad = torch.cat([gW.reshape(-1), gb]) if self.fit_intercept else gW.reshape(-1)
-        return f + self._penalty(theta, l2), grad
+        return f, grad
 
     def _loss_gradient_blocks(self, W, b, X, y, sw, block_bytes):
         """(sum_i s_i loss_i, X^T r, sum_i r_i) in float64 over row blocks, with torch."""
@@ -231,25 +243,23 @@ class LinearModelLoss:
             gb += r.sum(dim=0, dtype=f64)
         return f, gW, gb
 
-    def gradient_hessp(self, theta, X, y, sw, l2=0.0):
+    def gradient_hessp(self, theta, X, y, sw):
         """(grad, hessp) where hessp(v) = H @ v, both float64 of shape (p,).
 
         For a direction v = (V, c): dz = X V^T + c (n, k), then
-        H v = X^T [s * h(dz)] + l2 V, with h the pointwise Hessian applied to dz.
+        H v = X^T [s * h(dz)], with h the pointwise Hessian applied to dz.
         """
         z = self.logits(theta, X)
         g_z, state = self.pointwise.gradient_state(z, y)
-        grad = self._backproject(theta, X, sw[:, None] * g_z, l2)
+        grad = self._backproject(X, sw[:, None] * g_z)
 
         def hessp(v):
-            v = v.to(X.dtype)
-            dz = self.logits(v, X)
-            hv_z = sw[:, None] * self.pointwise.hess_matvec(state, dz)
-            return self._backproject(v, X, hv_z, l2)
+            dz = self.logits(v.to(X.dtype), X)
+            return self._backproject(X, sw[:, None] * self.pointwise.hess_matvec(state, dz))
 
         return grad, hessp
 
-    def hessian(self, theta, X, y, sw, l2=0.0, block_bytes=4 << 20, std=None):
+    def hessian(self, theta, X, y, sw, block_bytes=4 << 20, std=None):
         """The full (p, p) Hessian in float64, built over row blocks of X.
 
         Only for problems where p^2 fits in memory (the newton solver). Each
@@ -261,16 +271,13 @@ class LinearModelLoss:
         ``std`` (a :class:`torchlogit._fit.Standardizer`): the Hessian with
         respect to phi, the parameters of the standardised features
         x' = (x - mu) / sigma (theta = A phi), i.e. A^T H A, built from
-        standardised blocks: [X' 1]^T diag(w) [X' 1] + l2 diag(1 / sigma^2)
-        on the weights. Unlike H itself it neither overflows for |x| ~ 1e20
-        in float32 (1e160 in float64) nor underflows for |x| ~ 1e-30.
+        standardised blocks: [X' 1]^T diag(w) [X' 1]. Unlike H itself it
+        neither overflows for |x| ~ 1e20 in float32 (1e160 in float64) nor
+        underflows for |x| ~ 1e-30.
 
-        Softmax caveat: adding one vector to every class's parameters leaves
-        the probabilities unchanged, so H is singular along 1_K (x) e for every
-        unpenalised coordinate e (the intercept; all coordinates when l2 = 0).
-        The gradient has no component there (its sum over classes vanishes for
-        those coordinates), so we add c * (1 1^T / K) (x) e e^T: that makes H
-        positive definite and leaves the Newton step H^+ g unchanged.
+        Softmax: H is singular along the directions that add one vector to
+        every class (see :func:`fill_softmax_null_space`); the problem adds the
+        penalty's curvature and then fills what is still singular.
         """
         k, d = self.n_outputs, self.n_features
         d1 = d + int(self.fit_intercept)
@@ -308,37 +315,35 @@ class LinearModelLoss:
             if self.fit_intercept:
                 order = torch.cat([order, idx[:, d]])
             H = H[order][:, order]
-        penalized = torch.zeros(self.n_params, dtype=torch.bool, device=X.device)
-        penalized[: k * d] = True
-        if l2:
-            H.diagonal()[penalized] += l2 if std is None else l2 / (std.sigma**2).repeat(k)
-        free = ~penalized if l2 else torch.ones_like(penalized)
-        if self.pointwise.multiclass and bool(free.any()):
-            c = H.diagonal()[free].mean().clamp_min(1e-12)  # the scale of the free coordinates' curvature
-            # Coordinates (class c, feature j) of the same j form one null direction.
-            feature_of = torch.cat([torch.arange(d).repeat(k), d + torch.zeros(k, dtype=torch.long)])
-            feature_of = feature_of[: self.n_params].to(X.device)
-            same = (feature_of[:, None] == feature_of[None, :]) & free[:, None] & free[None, :]
-            H += same.to(f64) * (c / k)
+        return H
+
+    def fill_softmax_null_space(self, H, penalized):
+        """Make a softmax Hessian positive definite without changing its Newton steps; H is changed in place.
+
+        Adding one vector to every class's parameters leaves the probabilities
+        unchanged, so H is singular along 1_K (x) e for every coordinate e
+        (a feature, or the intercept) that the penalty does not touch
+        (``penalized``: a (p,) bool mask in theta's layout). The gradient has
+        no component there (its sum over classes vanishes for those
+        coordinates), so adding c (1 1^T / K) (x) e e^T keeps the Newton step
+        H^+ g and makes H invertible; c is the free coordinates' mean curvature.
+        """
+        k, d = self.n_outputs, self.n_features
+        free = ~penalized
+        if not self.pointwise.multiclass or not bool(free.any()):
+            return H
+        c = H.diagonal()[free].mean().clamp_min(1e-12)
+        # coordinates (class c, feature j) of the same j form one null direction
+        feature_of = torch.cat([torch.arange(d).repeat(k), d + torch.zeros(k, dtype=torch.long)])
+        feature_of = feature_of[: self.n_params].to(H.device)
+        same = (feature_of[:, None] == feature_of[None, :]) & free[:, None] & free[None, :]
+        H += same.to(f64) * (c / k)
         return H
 
     # ----------------------------------------------------------------------
-    def _penalty(self, theta, l2):
-        if not l2:
-            return torch.zeros((), dtype=f64, device=theta.device)
-        W, _ = self.unpack(theta)
-        return 0.5 * l2 * (W.to(f64) ** 2).sum()
-
-    def _backproject(self, theta, X, r, l2):
-        """X^T r for the weights, r summed for the intercept, plus l2 W; float64 (p,).
-
-        r (n, k) is the weighted derivative of the loss with respect to z.
-        """
-        W, _ = self.unpack(theta)
-        gW = (r.T @ X).to(f64)  # (k, d)
-        if l2:
-            gW = gW + l2 * W.to(f64)
-        parts = [gW.reshape(-1)]
+    def _backproject(self, X, r):
+        """X^T r for the weights and r summed for the intercept, float64 (p,); r (n, k) = s * dloss/dz."""
+        parts = [(r.T @ X).to(f64).reshape(-1)]
         if self.fit_intercept:
             parts.append(r.sum(dim=0, dtype=f64))
         return torch.cat(parts)

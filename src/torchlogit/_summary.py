@@ -193,7 +193,11 @@ def summarize(model, X, y, *, cov_type="nonrobust", baseline="first", block_rows
     fit_intercept = model.fit_intercept
     d1 = Xt.shape[1] + int(fit_intercept)
     names = (["const"] if fit_intercept else []) + [str(c) for c in _feature_names(model)]
-    l2 = model._l2_strength()
+    penalty = model._make_penalty(1.0)  # on the summed log-likelihood: alpha = 1 / C
+    if penalty.l1:
+        raise InferenceError("standard errors of an L1 or elastic-net fit are not defined by Wald inference "
+                             "(the estimate sits on the penalty's kinks); refit with penalty=None for p-values")  # fmt: skip
+    l2 = penalty.l2
 
     pointwise = POINTWISE["binary" if binary else "multinomial"]
     row_loss = pointwise.loss(Z.to(torch.float64), target.to(torch.float64) if binary else target)  # (n,)

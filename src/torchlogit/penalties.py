@@ -87,6 +87,12 @@ class Penalty:
     def with_alpha(self, alpha):
         return self._replaced(alpha=float(alpha))
 
+    def split(self):
+        """(smooth part, L1 part): the L2 term, which a solver adds to its smooth function, and the rest, its prox."""
+        smooth = Penalty(self.l2, 0.0, self.weights) if self.l2 else NoPenalty(self.weights)
+        rough = Penalty(self.l1, 1.0, self.weights) if self.l1 else NoPenalty(self.weights)
+        return smooth, rough
+
     # ---------------------------------------------------------------- value, derivatives
     def value(self, W) -> torch.Tensor:
         W, w = W.to(f64), self._w(W)
@@ -134,6 +140,27 @@ class Penalty:
         ratio = torch.where(w > 0, G0.abs() / (self.l1_ratio * w), torch.full_like(G0, math.inf))
         ratio = torch.where(G0 == 0, torch.zeros_like(ratio), ratio)
         return float(ratio.max()) if ratio.numel() else 0.0
+
+    def fenchel_young_gap(self, W, B) -> torch.Tensor:
+        """P(W) + P*(B) - <W, B> >= 0 (inf where P*(B) is), summed, in a form without cancellation.
+
+        Per coordinate, with s = sign(B): where |B| <= l1 w it is
+        l1 w |W| + l2 w^2 W^2 / 2 - W B, and otherwise
+        (l2 w^2 W - s (|B| - l1 w))^2 / (2 l2 w^2) + l1 w (|W| - s W): sums of
+        non-negative terms, so a gap near 0 is computed to rounding of its own
+        size (the duality gap's penalty term, see ``_certificate``).
+        """
+        W, B, w = W.to(f64), B.to(f64), self._w(W)
+        l1w, l2w2 = self.l1 * w * torch.ones_like(W), self.l2 * w**2 * torch.ones_like(W)
+        inside = B.abs() <= l1w
+        near = l1w * W.abs() + 0.5 * l2w2 * W**2 - W * B
+        sign = torch.sign(B)
+        excess = B.abs() - l1w
+        if self.l2:
+            far = (l2w2 * W - sign * excess) ** 2 / (2.0 * l2w2) + l1w * (W.abs() - sign * W)
+        else:
+            far = torch.full_like(W, math.inf)
+        return torch.where(inside, near.clamp_min(0.0), far).sum()
 
     def conjugate(self, A) -> torch.Tensor:
         """P*(A) = sup_U <A, U> - P(U), coordinate-wise; inf where it is unbounded (pure L1, |A| > l1 w).
