@@ -162,6 +162,19 @@ def test_cifar10_python_files_written_by_python3_load_too(tmp_path):
         np.testing.assert_array_equal(load("cifar10", tmp_path, as_uint8=True).X_test, data)
 
 
+def test_cifar10_meta_with_bytes_keys_or_names(tmp_path):
+    """The meta file as Python 3 saves it after loading with encoding='bytes': bytes keys and names are
+    read as the batches' are; names that are not UTF-8 are a DatasetError (was UnicodeDecodeError; found by fuzzing)."""
+    write_cifar(tmp_path, "python", cifar_batches())
+    meta = tmp_path / "cifar-10-batches-py" / "batches.meta"
+    names = [b"airplane", b"automobile", b"bird", b"cat", b"deer", b"dog", b"frog", b"horse", b"ship", b"truck"]
+    meta.write_bytes(pickle.dumps({b"label_names": names, b"num_vis": 3072}, protocol=3))
+    assert load("cifar10", tmp_path).class_names[:2] == ("airplane", "automobile")
+    meta.write_bytes(pickle.dumps({b"label_names": [b"\xff\xfe"] + names[1:]}, protocol=3))
+    with pytest.raises(DatasetError, match=f"^{meta}: the class names in 'label_names' are not UTF-8 text$"):
+        load("cifar10", tmp_path)
+
+
 @pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason="the real MNIST copy ../shared/datasets/mnist is not present")
 def test_real_mnist():
     checks = verify(get_spec("mnist"), SHARED_MNIST)

@@ -255,7 +255,7 @@ def _python_batch(raw, where):
     batch = load_pickle(raw, where)
     if not isinstance(batch, dict):
         raise DatasetError(f"{where}: expected a dict of 'data' and 'labels', found {type(batch).__name__}")
-    batch = {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in batch.items()}
+    batch = _str_keys(batch)
     data, labels = batch.get("data"), batch.get("labels")
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
         got = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
@@ -277,12 +277,20 @@ def _checked(data, labels, where):
     return data, labels
 
 
+def _str_keys(pickled: dict) -> dict:
+    """Keys as str: b'data' too, as a pickle loaded with encoding='bytes' and saved again has them."""
+    return {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in pickled.items()}
+
+
 def _python_names(raw, where):
     meta = load_pickle(raw, where)
-    names = meta.get("label_names") if isinstance(meta, dict) else None
+    names = _str_keys(meta).get("label_names") if isinstance(meta, dict) else None
     if not isinstance(names, list) or len(names) != 10 or not all(isinstance(n, (str, bytes)) for n in names):
         raise DatasetError(f"{where}: expected 'label_names' with 10 class names")
-    return tuple(n.decode() if isinstance(n, bytes) else n for n in names)
+    try:
+        return tuple(n.decode() if isinstance(n, bytes) else n for n in names)
+    except UnicodeDecodeError:
+        raise DatasetError(f"{where}: the class names in 'label_names' are not UTF-8 text") from None
 
 
 def _binary_names(raw, where):
