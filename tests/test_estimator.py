@@ -80,10 +80,16 @@ def test_penalty_spellings_of_both_sklearn_generations():
     l2_old = LogisticRegression(penalty="l2", C=0.1).fit(X, y)
     np.testing.assert_allclose(l2_new.coef_, l2_old.coef_)
     assert np.abs(l2_new.coef_).sum() < np.abs(none_new.coef_).sum()
-    with pytest.raises(NotImplementedError, match="L1"):
-        LogisticRegression(l1_ratio=0.5).fit(X, y)
-    with pytest.raises(NotImplementedError, match="L1"):
-        LogisticRegression(penalty="l1").fit(X, y)
+    en_new = LogisticRegression(C=0.1, l1_ratio=0.5).fit(X, y)
+    en_old = LogisticRegression(penalty="elasticnet", C=0.1, l1_ratio=0.5).fit(X, y)
+    np.testing.assert_allclose(en_new.coef_, en_old.coef_)
+    l1_new = LogisticRegression(C=0.1, l1_ratio=1.0).fit(X, y)
+    with pytest.warns(UserWarning, match="Inconsistent values: penalty=l1 with l1_ratio=0.0"):
+        l1_old = LogisticRegression(penalty="l1", C=0.1).fit(X, y)  # scikit-learn's warning, and an L1 fit
+    np.testing.assert_allclose(l1_new.coef_, l1_old.coef_)
+    strong = {C: [(LogisticRegression(C=C, l1_ratio=r).fit(X, y).coef_ == 0).sum() for r in (1.0, 0.5, 0.0)]
+              for C in (0.002,)}  # fmt: skip
+    assert strong[0.002][0] > 0 and strong[0.002][0] >= strong[0.002][1] >= strong[0.002][2] == 0
 
 
 def test_warning_when_C_is_given_without_penalty():

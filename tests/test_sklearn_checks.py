@@ -36,6 +36,8 @@ def _expected(estimator):
         LogisticRegression(),
         LogisticRegression(solver="lbfgs"),
         LogisticRegression(penalty=None),
+        LogisticRegression(l1_ratio=1.0, C=0.5),  # L1: prox-newton
+        LogisticRegression(l1_ratio=0.5, C=0.5),  # elastic net
         LinearRegression(),
         Ridge(),
     ],

@@ -160,7 +160,17 @@ def test_optimizer_names():
 
 
 def test_registry_and_auto_rule():
-    assert set(SOLVERS) == {"lbfgs", "newton", "sgd"}
+    for name, solver in SOLVERS.items():  # every solver says what it needs; choose() honours it
+        if "smooth" in solver.needs:
+            with pytest.raises(ValueError, match=f"Solver {name} supports only 'l2' or None penalties, got l1"):
+                choose(name, 10, penalty_kind="l1")
+        else:
+            assert choose(name, 10, penalty_kind="elasticnet") == name
+    for name in ("auto", "saga", "liblinear"):
+        assert choose(name, 10, penalty_kind="l1") == "prox-newton"
+    for name in ("newton-cg", "newton-cholesky", "sag"):
+        with pytest.raises(ValueError, match="supports only 'l2' or None"):
+            choose(name, 10, penalty_kind="elasticnet")
     assert choose("auto", 1000) == "newton" and choose("auto", 1001) == "lbfgs"
     assert choose("auto", 101, hessian_work=1e6 * 101 * 101) == "lbfgs"  # 1,000,000 x 100: lbfgs is faster
     assert choose("auto", 21, hessian_work=1e6 * 21 * 21) == "newton"

@@ -236,16 +236,16 @@ class TorchLinearModel(CallbackSupportMixin, BaseEstimator):
         bar; returning True stops the fit. Callbacks set with scikit-learn's
         ``set_callbacks`` see the same iterations (:mod:`torchlogit._callbacks`).
         ``problem``: a :class:`torchlogit._problem.Problem`. The fitted
-        attributes come from ``self._attributes(loss, theta, dtype)``.
+        attributes come from ``self._attributes(problem, theta)``.
         ``labels`` (the user's y) and ``metadata`` are what those callbacks are shown.
         """
         loss, X = problem.datafit, problem.X
         d1 = loss.n_features + int(loss.fit_intercept)
         solver = choose(self.solver, loss.n_params, hessian_work=float(X.shape[0]) * loss.n_params * d1,
-                        fused_gradient=loss.reads_once(X))  # fmt: skip
+                        fused_gradient=loss.reads_once(X), penalty_kind=problem.penalty.name)  # fmt: skip
         X_hooks = X.numpy() if X.device.type == "cpu" else X
         tasks = FitTasks.begin(self, X_hooks, labels, metadata, self.max_iter, solver,
-                               lambda theta: self._attributes(loss, theta, X.dtype))  # fmt: skip
+                               lambda theta: self._attributes(problem, theta))  # fmt: skip
         listeners = [c for c in (callback, self._print_progress if self.verbose else None, tasks) if c is not None]
 
         def every_callback(info):  # all of them see every iteration; any one can stop the fit
@@ -265,7 +265,7 @@ class TorchLinearModel(CallbackSupportMixin, BaseEstimator):
             callback=every_callback if listeners else None, sgd_options=sgd_options,
         )  # fmt: skip
         self._refuse_non_finite(res.x, loss, X.dtype)
-        for name, value in self._attributes(loss, res.x, X.dtype).items():
+        for name, value in self._attributes(problem, res.x).items():
             setattr(self, name, value)
         self.solver_ = solver
         self.convergence_ = ConvergenceReport(

@@ -23,6 +23,7 @@ import torch
 
 from . import _kernels
 from ._certificate import duality_gap
+from ._loss import LinearModelLoss
 from .nn import LinearModel
 from .solvers import SOLVERS, Result, make_batches
 
@@ -124,6 +125,10 @@ class Standardizer:
         """The features the solver sees, in X's dtype: (x - mu) / sigma, or x / sigma without an intercept."""
         sigma = self.sigma.to(X.dtype)
         return (X - self.mu.to(X.dtype)) / sigma if self.fit_intercept else X / sigma
+
+    def subset(self, columns):
+        """The standardisation of the features ``columns`` only (a prox-Newton working set)."""
+        return Standardizer(self.mu[columns], self.sigma[columns], self.k, self.fit_intercept, self.constant[columns])
 
     def correlation(self, X, s, max_rows, block_bytes=16 << 20):
         """R = sum_i s_i x'_i x'_i^T / sum_i s_i over at most ``max_rows`` evenly spaced rows.
@@ -237,15 +242,16 @@ def _fit_exact(problem, solver, w0, tol, max_iter, callback):
     dtype, k_d = X.dtype, datafit.n_outputs * datafit.n_features
 
     std = Standardizer.from_data(X, s, datafit.n_outputs, datafit.fit_intercept)
-    penalty = problem.penalty.rescaled(std.sigma)  # P(W) = penalty(V), V = W sigma
+    # P(W) = penalty(V) with V = W sigma; its L2 part joins the smooth function, its L1 part a prox
+    smooth, rough = problem.penalty.rescaled(std.sigma).split()
 
     def fun_and_grad(phi):
         f, g = datafit.loss_gradient(std.to_theta(phi).to(dtype), X, y, s)
         g = std.grad_to_phi(g)
-        if penalty.alpha:
+        if smooth.alpha:
             V = phi[:k_d].view(datafit.n_outputs, datafit.n_features)
-            f = f + penalty.value(V)
-            g[:k_d] += penalty.gradient(V).reshape(-1)
+            f = f + smooth.value(V)
+            g[:k_d] += smooth.gradient(V).reshape(-1)
         return float(f), g
 
     # float32 logits make f accurate to about 10 eps32 relative (it is summed in float64)
@@ -254,6 +260,8 @@ def _fit_exact(problem, solver, w0, tol, max_iter, callback):
         extra["precondition"] = correlation_preconditioner(std, X, s, problem.penalty.l2)
     if solver == "newton":
         extra["hessian"] = lambda phi: problem.hessian(std.to_theta(phi), std=std)
+    if solver == "prox-newton":
+        extra.update(_working_set_parts(problem, std, smooth, rough))
 
     def report(info):  # the solver iterates in phi; callers see theta
         info.x = std.to_theta(info.x)
@@ -263,6 +271,45 @@ def _fit_exact(problem, solver, w0, tol, max_iter, callback):
                           callback=None if callback is None else report, **extra)  # fmt: skip
     res.x = std.to_theta(res.x)
     return res
+
+
+def _working_set_parts(problem, std, smooth, rough):
+    """prox-newton's lam, groups and hessian_ws for ``problem`` in phi coordinates.
+
+    Coordinates: phi = [V.ravel() (class-major, k d), c (k)]. The group of
+    V[c, j] is its feature j (a feature's K coefficients enter the working
+    set together); intercepts have no group (always in). lam = the L1 part's
+    l1 w_j (w = 1 / sigma) on the weights, 0 on the intercepts. The Hessian
+    on a working set of features F is the data term's in standardised
+    coordinates, restricted to F's columns (gathered one row block at a
+    time), plus the L2 part's curvature.
+    """
+    datafit, X = problem.datafit, problem.X
+    k, d = datafit.n_outputs, datafit.n_features
+    device = X.device
+    lam = torch.zeros(datafit.n_params, dtype=f64, device=device)
+    weights = rough._w(torch.zeros(d, dtype=f64, device=device)) * torch.ones(d, dtype=f64, device=device)
+    lam[: k * d] = (rough.l1 * weights).repeat(k)
+    groups = torch.full((datafit.n_params,), -1, dtype=torch.long, device=device)
+    groups[: k * d] = torch.arange(d, device=device).repeat(k)
+    sub_loss = {}
+
+    def hessian_ws(phi, features):
+        m = len(features)
+        if m not in sub_loss:
+            sub_loss[m] = LinearModelLoss(datafit.pointwise, m, k, datafit.fit_intercept)
+        W, b = datafit.unpack(std.to_theta(phi).to(X.dtype))  # every weight outside the working set is 0
+        theta = W[:, features].reshape(-1) if b is None else torch.cat([W[:, features].reshape(-1), b])
+        H = sub_loss[m].hessian(theta, X, problem.y, problem.s, std=std.subset(features), columns=features)
+        if smooth.l2:  # the L2 part's curvature l2 w_j^2 on the working set's weights
+            w = smooth._w(torch.zeros(d, dtype=f64, device=device)) * torch.ones(d, dtype=f64, device=device)
+            H.diagonal()[: k * m] += (smooth.l2 * w[features] ** 2).repeat(k)
+        idx = (torch.arange(k, device=device)[:, None] * d + features[None, :]).reshape(-1)
+        if datafit.fit_intercept:
+            idx = torch.cat([idx, k * d + torch.arange(k, device=device)])
+        return idx, H
+
+    return {"lam": lam, "groups": groups, "hessian_ws": hessian_ws}
 
 
 def sgd_forward_backward(pointwise, W, b, l2s):

@@ -90,10 +90,10 @@ class Ridge(RegressorMixin, TorchLinearModel):
         return self
 
     @staticmethod
-    def _attributes(loss, theta, dtype):
+    def _attributes(problem, theta):
         """The fitted attributes at theta: coef_ (d,) in the data's dtype and intercept_ a float."""
-        W, b = loss.unpack(theta)
-        coef = W[0].cpu().numpy().astype(np.float32 if dtype == torch.float32 else np.float64)
+        W, b = problem.datafit.unpack(theta)
+        coef = W[0].cpu().numpy().astype(np.float32 if problem.X.dtype == torch.float32 else np.float64)
         return {"coef_": coef, "intercept_": float(b[0]) if b is not None else 0.0}
 
     def predict(self, X):

@@ -28,21 +28,24 @@ from ._fit import sgd_forward_backward
 from .solvers import ALIASES, SOLVERS
 
 
-def coefficients(loss, theta, np_dtype):
+def coefficients(loss, theta, np_dtype, center_weights=True):
     """(coef_ (k, d), intercept_ (k,)) numpy arrays from a solver's flat theta.
 
     The softmax is unchanged by adding one vector to every class: multinomial
-    models report the representative with coefficients summing to zero over
-    classes. With an L2 penalty that is also the exact optimum along this
-    direction (it minimises ||W||^2 and leaves the likelihood alone), which a
-    solver stopped by tol may not have reached: its curvature is only 1/(C n).
+    models report the representative with intercepts, and (``center_weights``)
+    coefficients, summing to zero over classes. With an L2 penalty or none
+    that is also the exact optimum along this direction (it minimises
+    ||W||^2 and leaves the likelihood alone), which a solver stopped by tol
+    may not have reached: its curvature is only 1/(C n). An L1 part is not
+    invariant along it, so its optimum's coefficients are kept as they are.
     """
     W, b = loss.unpack(theta)
     W = W.clone()
     b = b.clone() if b is not None else torch.zeros(loss.n_outputs, dtype=W.dtype, device=W.device)
     if loss.pointwise.multiclass:
         b -= b.mean()
-        W -= W.mean(dim=0, keepdim=True)
+        if center_weights:
+            W -= W.mean(dim=0, keepdim=True)
     return W.cpu().numpy().astype(np_dtype), b.cpu().numpy().astype(np_dtype)
 
 
@@ -185,10 +188,6 @@ class LogisticRegression(ClassifierMixin, TorchLinearModel):
                           "Please use l1_ratio only.", UserWarning, stacklevel=3)  # fmt: skip
         if self.penalty == "elasticnet" and r is None:
             raise ValueError("l1_ratio must be specified when penalty is elasticnet.")
-        if self._make_penalty(1.0).l1:
-            raise NotImplementedError(
-                "L1 and elastic-net penalties are not implemented yet; use penalty='l2' (l1_ratio=0) or penalty=None"
-            )
 
     def _make_penalty(self, total_weight):
         """The penalty on the objective divided by ``total_weight`` = sum(sample_weight): alpha = 1 / (C S)."""
@@ -237,9 +236,10 @@ class LogisticRegression(ClassifierMixin, TorchLinearModel):
         return self
 
     @staticmethod
-    def _attributes(loss, theta, dtype):
+    def _attributes(problem, theta):
         """The fitted attributes at theta: coef_ (k, d) and intercept_ (k,) in the data's dtype."""
-        coef, intercept = coefficients(loss, theta, np.float32 if dtype == torch.float32 else np.float64)
+        np_dtype = np.float32 if problem.X.dtype == torch.float32 else np.float64
+        coef, intercept = coefficients(problem.datafit, theta, np_dtype, center_weights=not problem.penalty.l1)
         return {"coef_": coef, "intercept_": intercept}
 
     def _sgd_only(self):

@@ -259,7 +259,7 @@ class LinearModelLoss:
 
         return grad, hessp
 
-    def hessian(self, theta, X, y, sw, block_bytes=4 << 20, std=None):
+    def hessian(self, theta, X, y, sw, block_bytes=4 << 20, std=None, columns=None):
         """The full (p, p) Hessian in float64, built over row blocks of X.
 
         Only for problems where p^2 fits in memory (the newton solver). Each
@@ -275,11 +275,19 @@ class LinearModelLoss:
         neither overflows for |x| ~ 1e20 in float32 (1e160 in float64) nor
         underflows for |x| ~ 1e-30.
 
+        ``columns`` (m,) int64: the Hessian for those features only (and the
+        intercepts), in the layout [W[:, columns].ravel(), b]; this loss then
+        has m features, ``theta`` holds only those columns' coefficients (all
+        others must be 0, so the logits are exact) and ``std`` standardises
+        those columns. Only the block's columns are gathered: a working set
+        of a prox-Newton step costs no copy of X.
+
         Softmax: H is singular along the directions that add one vector to
         every class (see :func:`fill_softmax_null_space`); the problem adds the
         penalty's curvature and then fills what is still singular.
         """
-        k, d = self.n_outputs, self.n_features
+        k = self.n_outputs
+        d = self.n_features if columns is None else len(columns)
         d1 = d + int(self.fit_intercept)
         H = torch.zeros(k * d1, k * d1, dtype=f64, device=X.device)
         dt = X.dtype
@@ -287,6 +295,8 @@ class LinearModelLoss:
         block_rows = max(16, block_bytes // (k * d1 * X.element_size()))
         for start in range(0, X.shape[0], block_rows):
             Xb = X[start : start + block_rows]
+            if columns is not None:
+                Xb = Xb[:, columns]  # (m, d) the working set's columns of this block
             zb = self.logits(theta, Xb).to(f64)
             if std is not None:
                 Xb = std.standardize(Xb)  # (m, d) in the solver's coordinates

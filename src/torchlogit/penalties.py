@@ -54,9 +54,14 @@ class Penalty:
     l1_ratio: float = 0.0
     weights: torch.Tensor | None = None
 
-    name = "penalty"
-
     # ---------------------------------------------------------------- helpers
+    @property
+    def name(self) -> str:
+        """'none', 'l2', 'l1' or 'elasticnet': what the numbers make of it."""
+        if not self.alpha:
+            return "none"
+        return {0.0: "l2", 1.0: "l1"}.get(self.l1_ratio, "elasticnet")
+
     @property
     def l1(self) -> float:
         return self.alpha * self.l1_ratio
@@ -180,16 +185,12 @@ class Penalty:
 class NoPenalty(Penalty):
     """P = 0: maximum likelihood."""
 
-    name = "none"
-
     def __init__(self, weights=None):
         super().__init__(0.0, 0.0, weights)
 
 
 class L2(Penalty):
     """P = alpha / 2 ||w * W||^2 (ridge)."""
-
-    name = "l2"
 
     def __init__(self, alpha, weights=None):
         super().__init__(float(alpha), 0.0, weights)
@@ -198,16 +199,12 @@ class L2(Penalty):
 class L1(Penalty):
     """P = alpha ||w * W||_1 (lasso)."""
 
-    name = "l1"
-
     def __init__(self, alpha, weights=None):
         super().__init__(float(alpha), 1.0, weights)
 
 
 class ElasticNet(Penalty):
     """P = alpha [r ||w * W||_1 + (1 - r) / 2 ||w * W||^2]."""
-
-    name = "elasticnet"
 
     def __init__(self, alpha, l1_ratio, weights=None):
         super().__init__(float(alpha), float(l1_ratio), weights)

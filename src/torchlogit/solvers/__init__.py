@@ -17,16 +17,39 @@ size measured, 2-4x (50,000 x 40 to 1,000,000 x 100, scaled or not), and
 ``auto`` picks it.
 """
 
+from dataclasses import dataclass
+
 from ._result import IterInfo, Result
 from .lbfgs import lbfgs
 from .newton import newton
+from .prox_newton import prox_newton
 from .sgd import get_optimizer, make_batches, make_optimizer, sgd
 
-SOLVERS = {"lbfgs": lbfgs, "newton": newton, "sgd": sgd}
 
-# scikit-learn's names, accepted so that existing code runs unchanged. sag, saga
-# and liblinear map to an exact solver with the same optimum (liblinear's
-# penalised intercept is not reproduced: our intercept is never penalised).
+@dataclass(frozen=True)
+class Solver:
+    """A solver function and what it needs of a problem: "smooth" (a differentiable penalty),
+    "hessian" (the full p x p Hessian fits in memory) or "prox" (handles an L1 part)."""
+
+    function: object
+    needs: frozenset
+
+    def __call__(self, *args, **kwargs):
+        return self.function(*args, **kwargs)
+
+
+SOLVERS = {
+    "lbfgs": Solver(lbfgs, frozenset({"smooth"})),
+    "newton": Solver(newton, frozenset({"smooth", "hessian"})),
+    "sgd": Solver(sgd, frozenset({"smooth"})),
+    "prox-newton": Solver(prox_newton, frozenset({"prox"})),
+}
+
+# scikit-learn's names, accepted so that existing code runs unchanged: each maps
+# to the exact solver with the same optimum (liblinear's penalised intercept is
+# not reproduced: our intercept is never penalised). Like scikit-learn,
+# newton-cg, newton-cholesky and sag take smooth penalties only; saga and
+# liblinear take every penalty ('auto' picks prox-newton for an L1 part).
 ALIASES = {
     "newton-cg": "newton",
     "newton-cholesky": "newton",
@@ -34,15 +57,28 @@ ALIASES = {
     "saga": "auto",
     "liblinear": "auto",
 }
+_SMOOTH_ONLY = {"newton-cg", "newton-cholesky", "sag"}
 
 NEWTON_MAX_PARAMS = 1000
 NEWTON_MAX_WORK = 2e9
 
 
-def choose(name, n_params, hessian_work=0.0, fused_gradient=False):
-    """Resolve a user's solver name to a key of ``SOLVERS``; ``hessian_work`` = n p (d + 1)."""
+def choose(name, n_params, hessian_work=0.0, fused_gradient=False, penalty_kind="l2"):
+    """Resolve a user's solver name to a key of ``SOLVERS``; ``hessian_work`` = n p (d + 1).
+
+    ``penalty_kind``: 'none', 'l2', 'l1' or 'elasticnet' (``Penalty.name``);
+    an L1 part needs a solver with "prox". Refusals use scikit-learn's words.
+    """
+    smooth = penalty_kind in ("none", "l2")
+    if not smooth and (name in _SMOOTH_ONLY or "smooth" in getattr(SOLVERS.get(name), "needs", ())):
+        raise ValueError(
+            f"Solver {name} supports only 'l2' or None penalties, got {penalty_kind} penalty. "
+            "torchlogit solves L1 and elastic net with solver='prox-newton' ('auto', 'saga' and 'liblinear' pick it)."
+        )
     name = ALIASES.get(name, name)
     if name == "auto":
+        if not smooth:
+            return "prox-newton"
         small = n_params <= NEWTON_MAX_PARAMS and hessian_work <= NEWTON_MAX_WORK
         return "newton" if small and not fused_gradient else "lbfgs"
     if name not in SOLVERS:
@@ -50,4 +86,7 @@ def choose(name, n_params, hessian_work=0.0, fused_gradient=False):
     return name
 
 
-__all__ = ["SOLVERS", "ALIASES", "Result", "IterInfo", "choose", "lbfgs", "newton", "sgd", "get_optimizer", "make_batches", "make_optimizer"]
+__all__ = [
+    "SOLVERS", "ALIASES", "Solver", "Result", "IterInfo", "choose", "lbfgs", "newton", "prox_newton", "sgd",
+    "get_optimizer", "make_batches", "make_optimizer",
+]  # fmt: skip

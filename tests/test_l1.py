@@ -1,0 +1,100 @@
+"""L1 and elastic net (prox-newton) against scikit-learn run to tol 1e-10: coefficients, support, certificate."""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_breast_cancer, load_digits
+from sklearn.linear_model import LogisticRegression as SkLogisticRegression
+from sklearn.preprocessing import StandardScaler
+
+from torchlogit import LogisticRegression
+
+
+@pytest.fixture(scope="module")
+def cancer():
+    X, y = load_breast_cancer(return_X_y=True)
+    return StandardScaler().fit_transform(X), y
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return StandardScaler().fit_transform(X[:400]), y[:400]
+
+
+def _assert_same_fit(ours, ref):
+    scale = np.abs(ref.coef_).max()
+    np.testing.assert_allclose(ours.coef_, ref.coef_, rtol=1e-5, atol=1e-5 * scale)
+    np.testing.assert_allclose(ours.intercept_, ref.intercept_, rtol=1e-5, atol=1e-5 * scale)
+    np.testing.assert_array_equal(ours.coef_ == 0, ref.coef_ == 0)  # the same support, exactly
+
+
+@pytest.mark.parametrize("l1_ratio", [1.0, 0.5], ids=["l1", "elasticnet"])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_binary_matches_scikit_learn_with_sample_weights(cancer, l1_ratio, fit_intercept):
+    X, y = cancer
+    sw = np.random.default_rng(0).uniform(0.5, 2.0, len(y))
+    params = {"l1_ratio": l1_ratio, "C": 0.2, "fit_intercept": fit_intercept}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ref = SkLogisticRegression(solver="saga", tol=1e-10, max_iter=200_000, **params).fit(X, y, sample_weight=sw)
+        ours = LogisticRegression(tol=1e-10, **params).fit(X, y, sample_weight=sw)
+    assert ours.solver_ == "prox-newton" and ours.convergence_.converged
+    assert 0 < (ours.coef_ != 0).sum() < X.shape[1]  # a sparse model: the test means something
+    _assert_same_fit(ours, ref)
+    assert ours.convergence_.duality_gap < 1e-9  # the certificate: objective within 1e-9 of the optimum
+
+
+@pytest.mark.parametrize("l1_ratio, fit_intercept", [(1.0, True), (0.5, False)], ids=["l1", "elasticnet-no-intercept"])
+def test_multinomial_matches_scikit_learn(digits, l1_ratio, fit_intercept):
+    X, y = digits
+    params = {"l1_ratio": l1_ratio, "C": 0.1, "fit_intercept": fit_intercept}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ref = SkLogisticRegression(solver="saga", tol=1e-10, max_iter=200_000, **params).fit(X, y)
+        ours = LogisticRegression(tol=1e-10, **params).fit(X, y)
+    assert ours.coef_.shape == (10, 64) and 0 < (ours.coef_ != 0).sum() < ours.coef_.size
+    _assert_same_fit(ours, ref)
+    assert ours.convergence_.duality_gap < 1e-8
+
+
+@pytest.mark.parametrize("class_weight", ["balanced", {0: 3.0, 1: 0.5}])
+def test_class_weight_with_an_l1_penalty(cancer, class_weight):
+    X, y = cancer
+    params = {"l1_ratio": 1.0, "C": 0.2, "class_weight": class_weight}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ref = SkLogisticRegression(solver="saga", tol=1e-10, max_iter=200_000, **params).fit(X, y)
+    _assert_same_fit(LogisticRegression(tol=1e-10, **params).fit(X, y), ref)
+
+
+def test_lasso_path_starts_where_every_coefficient_is_zero(cancer):
+    """alpha_max of the penalty object: at C just below 1 / (n alpha_max) W = 0, just above it not."""
+    import torch
+
+    from torchlogit.penalties import L1
+
+    X, y = cancer
+    p0 = y.mean()  # the intercept's optimum at W = 0 gives p = mean(y) on every row
+    gradient = torch.from_numpy(X.T @ (p0 - y) / len(y))  # the data term's gradient in W, per row mean
+    alpha_max = L1(1.0).alpha_max(gradient)
+    C_min = 1.0 / (len(y) * alpha_max)
+    assert not LogisticRegression(l1_ratio=1.0, C=0.999 * C_min, tol=1e-10).fit(X, y).coef_.any()
+    assert LogisticRegression(l1_ratio=1.0, C=1.01 * C_min, tol=1e-10).fit(X, y).coef_.any()
+
+
+@pytest.mark.parametrize("solver", ["lbfgs", "newton-cg", "newton-cholesky", "sag"])
+def test_smooth_only_solvers_refuse_an_l1_part_in_scikit_learns_words(cancer, solver):
+    X, y = cancer
+    with pytest.raises(ValueError, match=f"Solver {solver} supports only 'l2' or None penalties, got l1 penalty"):
+        LogisticRegression(solver=solver, l1_ratio=1.0).fit(X, y)
+
+
+@pytest.mark.parametrize("solver", ["saga", "liblinear", "prox-newton", "auto"])
+def test_solver_names_that_take_l1_all_give_the_same_model(cancer, solver):
+    X, y = cancer
+    model = LogisticRegression(solver=solver, l1_ratio=1.0, C=0.2, tol=1e-10).fit(X, y)
+    reference = LogisticRegression(solver="prox-newton", l1_ratio=1.0, C=0.2, tol=1e-10).fit(X, y)
+    assert model.solver_ == "prox-newton"
+    np.testing.assert_array_equal(model.coef_, reference.coef_)
