@@ -22,6 +22,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, assert_all_finite, check_is_fitted, validate_data
 
+from . import _threads
 from ._callbacks import CallbackSupportMixin, FitTasks
 from ._fit import fit_problem
 from .solvers import choose
@@ -260,10 +261,11 @@ class TorchLinearModel(CallbackSupportMixin, BaseEstimator):
             "batch_size": self.batch_size,
             "random_state": self.random_state,
         }
-        res = fit_problem(
-            problem, solver=solver, w0=w0, tol=tol, max_iter=self.max_iter,
-            callback=every_callback if listeners else None, sgd_options=sgd_options,
-        )  # fmt: skip
+        with _threads.for_work(float(X.shape[0]) * loss.n_params):
+            res = fit_problem(
+                problem, solver=solver, w0=w0, tol=tol, max_iter=self.max_iter,
+                callback=every_callback if listeners else None, sgd_options=sgd_options,
+            )  # fmt: skip
         self._refuse_non_finite(res.x, loss, X.dtype)
         for name, value in self._attributes(problem, res.x).items():
             setattr(self, name, value)
