@@ -20,7 +20,11 @@
    alternately with the passes (it drifts).
 4. sgd: rows per second and loss per epoch, torchlogit's sgd solver against
    the lecture's loop (DataLoader over a TensorDataset, BCELoss on sigmoid).
-Writes results.json, results.csv and time_to_optimum.png into --out.
+5. L1 and L2 on sparse input (issue 13; bench/sparse.py, where it is
+   described): time to 1e-6 of certified optima against skglm, celer and
+   scikit-learn's liblinear, saga, lbfgs and newton-cg.
+Writes results.json, results.csv and time_to_optimum.png into --out, and
+sparse.json and sparse.csv for section 5.
 """
 
 from __future__ import annotations
@@ -28,8 +32,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -42,6 +44,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cases import cases, dense_binary  # noqa: E402
+from machine import describe  # noqa: E402
 from systems import ladders, objective  # noqa: E402
 
 from torchlogit import LogisticRegression  # noqa: E402
@@ -301,10 +304,10 @@ def plot(rows, path):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smaller data: the whole run in under 2 minutes")
+    parser.add_argument("--quick", action="store_true", help="smaller data: the whole run in about 3 minutes")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     parser.add_argument("--skip-memory", action="store_true")
-    parser.add_argument("--only", default="1,2,3,4", help="comma-separated sections to run (default all)")
+    parser.add_argument("--only", default="1,2,3,4,5", help="comma-separated sections to run (default all)")
     parser.add_argument("--memory-probe", help=argparse.SUPPRESS)
     parser.add_argument("--probe-rows", type=int, default=1_000_000, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -314,9 +317,7 @@ def main(argv=None):
     bandwidth = read_bandwidth()
     kernels = warm_up()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none available"
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} "
-          f"({torch.get_num_threads()} threads), GPU: {gpu}; measured read bandwidth {bandwidth / 1e9:.1f} GB/s; "
-          f"fused CPU kernels: {kernels}")  # fmt: skip
+    print(f"{describe()}; measured read bandwidth {bandwidth / 1e9:.1f} GB/s; fused CPU kernels: {kernels}")
     results = {"bandwidth_bytes_per_s": bandwidth, "gpu": gpu, "quick": args.quick, "time_to_optimum": []}
     sections = {int(v) for v in args.only.split(",")}
     repeats = 1 if args.quick else 3
@@ -341,6 +342,12 @@ def main(argv=None):
         print("\n4. sgd against the lecture's loop (batch 32, lr 0.01)")
         results["sgd"] = sgd_throughput(args.quick)
     out = Path(args.out)
+    if 5 in sections:
+        import sparse
+
+        print("\n5. L1 and L2 on sparse input (issue 13; bench/sparse.py): time to 1e-6 of certified optima")
+        results["sparse"] = sparse.run_all(args.quick)
+        sparse.write(results["sparse"], out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2))
     if results["time_to_optimum"]:

@@ -1,0 +1,45 @@
+"""One line naming what the timings ran on: CPU model, cores, BLAS and threads, torch, GPU.
+
+Every bench script prints it first, so a table pasted without it is still
+read against the machine it came from.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+
+def cpu_model():
+    """The model name the kernel reports (platform.processor() is empty on most Linux)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def blas():
+    """The BLAS libraries numpy and scipy loaded, with their thread counts (threadpoolctl comes with scikit-learn)."""
+    import numpy  # noqa: F401  (loads its BLAS)
+    import scipy.linalg  # noqa: F401
+    from threadpoolctl import threadpool_info
+
+    seen = []
+    for pool in threadpool_info():
+        if pool.get("user_api") == "blas":
+            text = f"{pool.get('internal_api')} {pool.get('version') or '?'} ({pool.get('num_threads')} threads)"
+            if text not in seen:
+                seen.append(text)
+    return ", ".join(seen) or "none found"
+
+
+def describe():
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none available"
+    return (f"machine: {cpu_model()}, {os.cpu_count()} CPUs; BLAS: {blas()}; torch {torch.__version__} "
+            f"({torch.get_num_threads()} threads); GPU: {gpu}")  # fmt: skip
