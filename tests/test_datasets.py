@@ -162,6 +162,13 @@ def test_cifar10_python_files_written_by_python3_load_too(tmp_path):
         np.testing.assert_array_equal(load("cifar10", tmp_path, as_uint8=True).X_test, data)
 
 
+def test_cifar10_refused_global_with_a_newline_is_one_line():
+    """The name of a refused global comes from the file: quoted when it holds a control character (found by fuzzing)."""
+    with pytest.raises(DatasetError, match=r"asks for 'os\\r\.system', which no CIFAR-10 file contains") as info:
+        _cifar.load_pickle(b"\x80\x02cos\r\nsystem\n.", "batch")
+    assert len(str(info.value).splitlines()) == 1
+
+
 def test_cifar10_meta_with_bytes_keys_or_names(tmp_path):
     """The meta file as Python 3 saves it after loading with encoding='bytes': bytes keys and names are
     read as the batches' are; names that are not UTF-8 are a DatasetError (was UnicodeDecodeError; found by fuzzing)."""

@@ -119,7 +119,9 @@ class _Unpickler(pickle._Unpickler):
 
     def find_class(self, module, name):
         if (module, name) not in self.allowed:
-            raise _Refused(f"the pickle asks for {module}.{name}, which no CIFAR-10 file contains (the file may be malicious)")
+            asked = f"{module}.{name}"
+            asked = asked if asked.isprintable() else repr(asked)  # the file's bytes: maybe a newline
+            raise _Refused(f"the pickle asks for {asked}, which no CIFAR-10 file contains (the file may be malicious)")
         return self.allowed[(module, name)]
 
     def _charge(self, shape, dtype) -> None:
