@@ -286,3 +286,24 @@ def test_a_bool_target_has_classes_false_true_in_memory_and_streamed(tmp_path):
     in_memory = LogisticRegression().fit(X, t.target_values())
     assert streamed.classes_.tolist() == in_memory.classes_.tolist() == [False, True]
     assert streamed.classes_.dtype == in_memory.classes_.dtype == bool
+
+
+def test_stream_inputs_found_by_fuzzing_are_one_line_data_errors(tmp_path):
+    """tests/test_fuzz.py found each: a traceback, a warning before the error, or a message over two lines."""
+    import warnings
+
+    def refused(path, target, match):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # the error alone: no RuntimeWarning printed before it
+            with pytest.raises(DataError, match=match) as info:
+                fit_stream(path, target, max_iter=3)
+        assert len(str(info.value).splitlines()) == 1
+
+    (tmp_path / "latin1.csv").write_bytes("caf\xe9,y\n1,0\n".encode("latin-1"))
+    refused(tmp_path / "latin1.csv", "y", r"latin1\.csv: cannot read as csv: its column names are not UTF-8 text$")
+    (tmp_path / "nl.csv").write_text('"a\nb",x\n1,0\n')
+    refused(tmp_path / "nl.csv", "y", r"target column 'y' not found; columns are 'a\\nb', x$")
+    (tmp_path / "only.csv").write_text("y\n0\n1\n")  # was ZeroDivisionError in the first pass
+    refused(tmp_path / "only.csv", "y", r"only\.csv: no feature columns left after removing the target 'y'$")
+    (tmp_path / "big.csv").write_text("x,y\n0,0\n3.4028235677973366e+38,1\n")  # finite in float64, not in float32
+    refused(tmp_path / "big.csv", "y", r"column 'x' holds 3\.4028235677973366e\+38 at row 2; features must be finite")

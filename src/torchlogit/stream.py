@@ -77,21 +77,28 @@ class StreamSource:
         try:
             part = ds.dataset(str(file), format=self.format)
             schema = part.schema
+            names = schema.names  # decoded only now: names that are not UTF-8 fail here
         except (pa.ArrowException, OSError) as exc:
             raise DataError(f"{file}: cannot read as {self.format}: {arrow_message(exc)}") from None
-        check_unique(schema.names, file)
+        except UnicodeDecodeError:
+            raise DataError(f"{file}: cannot read as {self.format}: its column names are not UTF-8 text") from None
+        check_unique(names, file)
         self._check_columns(file, schema, part)
         return part
 
     def _check_columns(self, file, schema, part):
+        from .data import column_list
+
         names = schema.names
         if self.target not in names:
-            raise DataError(f"{file}: target column {self.target!r} not found; columns are {', '.join(names)}")
+            raise DataError(f"{file}: target column {self.target!r} not found; columns are {column_list(names)}")
         if self.features is None:  # the first file decides; every other file must have the same columns
             self.features = [c for c in names if c != self.target]
+            if not self.features:
+                raise DataError(f"{file}: no feature columns left after removing the target {self.target!r}")
         for name in self.features:
             if name not in names:
-                raise DataError(f"{file}: column {name!r} not found; columns are {', '.join(names)}")
+                raise DataError(f"{file}: column {name!r} not found; columns are {column_list(names)}")
             kind = schema.field(name).type
             if column_kind(kind) not in ("number", "bool"):
                 raise DataError(f"{file}: column {name!r} is not numeric ({kind}){_first_string(part, name)}")
@@ -177,7 +184,8 @@ class StreamSource:
                     if col.null_count:
                         k = int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
                         raise DataError(f"{file}: column {name!r} has a missing value at row {row + k}")
-                    X[:, j] = col.to_numpy(zero_copy_only=False)
+                    with np.errstate(over="ignore"):  # a float64 beyond float32's range: named just below
+                        X[:, j] = col.to_numpy(zero_copy_only=False)
                 if not np.isfinite(X).all():  # inf, nan, or a float64 beyond float32's range
                     k, j = (int(v[0]) for v in np.nonzero(~np.isfinite(X)))
                     raise DataError(f"{file}: column {self.features[j]!r} holds {batch.column(j)[k].as_py()} "
