@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: demo test install clean bench bench-quick
+.PHONY: demo test fuzz install clean bench bench-quick
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# Property-based fuzzing of the readers and the CLI (tests/test_fuzz.py) with FUZZ_SCALE (default 40)
+# times the examples `make test` runs, drawn afresh each time; about 12 minutes on 2 cores at the default.
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q tests/test_fuzz.py --hypothesis-show-statistics
 
 # Benchmarks against scikit-learn, glum, statsmodels and the lecture's loop (not part of `make test`).
 $(BENCH_STAMP): $(STAMP)
