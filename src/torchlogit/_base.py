@@ -15,6 +15,7 @@ import numbers
 import warnings
 
 import numpy as np
+import scipy.sparse
 import torch
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
@@ -25,6 +26,7 @@ from sklearn.utils.validation import _check_sample_weight, assert_all_finite, ch
 from . import _threads
 from ._callbacks import CallbackSupportMixin, FitTasks
 from ._fit import fit_problem
+from ._sparse import SparseX, linear
 from .solvers import choose
 
 _DTYPES = {
@@ -109,7 +111,12 @@ def resolve_device(device) -> torch.device:
     """'auto' -> the first CUDA GPU when there is one, else the CPU."""
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got {device!r}") from None
+    if dev.type not in ("cpu", "cuda"):  # 'meta', 'mps', ...: no data or no kernels we test on
+        raise ValueError(f"device={device!r} is not supported; use 'auto', 'cpu', 'cuda' or 'cuda:N'")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} was requested but no CUDA GPU is available; use device='cpu' or 'auto'")
     return dev
@@ -136,7 +143,12 @@ def to_tensor(a: np.ndarray, device: torch.device) -> torch.Tensor:
 
 
 def _tensor_input(X):
-    """A CPU tensor becomes a numpy view (no copy); a GPU tensor stays where it is."""
+    """A CPU tensor becomes a numpy view (no copy); a GPU tensor stays where it is; a torch sparse tensor
+    becomes a scipy CSR (sharing its arrays on the CPU)."""
+    if isinstance(X, torch.Tensor) and X.layout != torch.strided:
+        csr = X.detach().to_sparse_csr().cpu()
+        return scipy.sparse.csr_matrix((csr.values().numpy(), csr.col_indices().numpy(), csr.crow_indices().numpy()),
+                                       shape=tuple(X.shape)), None  # fmt: skip
     if isinstance(X, torch.Tensor):
         X = X.detach()
         if X.device.type == "cpu":
@@ -174,11 +186,16 @@ class TorchLinearModel(CallbackSupportMixin, BaseEstimator):
             return self._validate_gpu_tensor(gpu, reset=reset), y
         dtype = _numpy_dtype(self.dtype)
         # finiteness is checked below by torch, in parallel: scikit-learn's check is a single-threaded pass
+        sparse = {"accept_sparse": ["csr", "csc"], "accept_large_sparse": True}  # CSR/CSC kept as they are; COO -> CSR
         if y is None:
-            X = validate_data(self, X, reset=reset, dtype=dtype, ensure_all_finite=False)
+            X = validate_data(self, X, reset=reset, dtype=dtype, ensure_all_finite=False, **sparse)
         else:
             X, y = validate_data(self, X, y, reset=reset, dtype=dtype, y_numeric=self._y_numeric,
-                                 ensure_all_finite=False)  # fmt: skip
+                                 ensure_all_finite=False, **sparse)  # fmt: skip
+        if scipy.sparse.issparse(X):  # never densified: see torchlogit._sparse
+            if not np.isfinite(X.data).all():
+                assert_all_finite(X.data, input_name="X")  # scikit-learn's own message
+            return SparseX.from_scipy(X, self._device()), y
         tensor = to_tensor(X, self._device())
         if not bool(torch.isfinite(tensor.sum())):  # NaN and inf propagate into the sum (or it overflowed)
             assert_all_finite(X, input_name="X")  # scikit-learn's own message; passes if only the sum overflowed
@@ -244,7 +261,7 @@ class TorchLinearModel(CallbackSupportMixin, BaseEstimator):
         d1 = loss.n_features + int(loss.fit_intercept)
         solver = choose(self.solver, loss.n_params, hessian_work=float(X.shape[0]) * loss.n_params * d1,
                         fused_gradient=loss.reads_once(X), penalty_kind=problem.penalty.name)  # fmt: skip
-        X_hooks = X.numpy() if X.device.type == "cpu" else X
+        X_hooks = X.matrix if isinstance(X, SparseX) else (X.numpy() if X.device.type == "cpu" else X)
         tasks = FitTasks.begin(self, X_hooks, labels, metadata, self.max_iter, solver,
                                lambda theta: self._attributes(problem, theta))  # fmt: skip
         listeners = [c for c in (callback, self._print_progress if self.verbose else None, tasks) if c is not None]
@@ -331,10 +348,16 @@ class TorchLinearModel(CallbackSupportMixin, BaseEstimator):
     def _print_progress(info):
         print(f"iter {info.iteration:5d}  objective {info.fun:.10g}  max|grad| {info.grad_max:.3g}")
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # scipy.sparse CSR/CSC (and COO), never densified
+        return tags
+
     def _fitted_theta(self, X_dtype, device):
         """(W, b) tensors from the public ``coef_``/``intercept_`` (users may set them)."""
         check_is_fitted(self)
-        W = torch.as_tensor(np.atleast_2d(self.coef_), dtype=X_dtype, device=device)
+        coef = self.coef_.toarray() if scipy.sparse.issparse(self.coef_) else self.coef_  # after sparsify()
+        W = torch.as_tensor(np.atleast_2d(coef), dtype=X_dtype, device=device)
         b = torch.as_tensor(np.atleast_1d(self.intercept_), dtype=X_dtype, device=device)
         return W, b
 
@@ -343,7 +366,7 @@ class TorchLinearModel(CallbackSupportMixin, BaseEstimator):
         check_is_fitted(self)
         X, _ = self._validate_X(X, reset=False)
         W, b = self._fitted_theta(X.dtype, X.device)
-        return torch.nn.functional.linear(X, W, b)
+        return linear(X, W, b)
 
 
 __all__ = ["TorchLinearModel", "encode_labels", "label_indices", "resolve_device", "to_tensor", "StrOptions", "Interval"]

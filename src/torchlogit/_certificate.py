@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import torch
 
+from ._sparse import linear
+
 f64 = torch.float64
 
 
@@ -40,7 +42,7 @@ def duality_gap(problem, theta, f_theta, max_iter=50):
     theta = theta.to(X.dtype)
     W, b = datafit.unpack(theta)
     if datafit.fit_intercept:
-        Z0 = torch.nn.functional.linear(X, W)  # (n, k) logits without intercept: one pass
+        Z0 = linear(X, W)  # (n, k) logits without intercept: one pass
         b = _intercept_newton(datafit.pointwise, Z0, y, s, b.to(f64), max_iter)
         theta = torch.cat([W.reshape(-1), b.to(X.dtype)])
     data_b, g_b = datafit.loss_gradient(theta, X, y, s)  # second pass

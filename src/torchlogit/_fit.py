@@ -24,6 +24,7 @@ import torch
 from . import _kernels
 from ._certificate import duality_gap
 from ._loss import LinearModelLoss
+from ._sparse import is_sparse, take_rows
 from .nn import LinearModel
 from .solvers import SOLVERS, Result, make_batches
 
@@ -80,6 +81,11 @@ class Standardizer:
         rounding cannot move the optimum.
         """
         n, d = X.shape
+        if is_sparse(X):  # no shift and no second pass: x - c would not be sparse
+            m1, m2 = X.column_moments(s)
+            if not fit_intercept:
+                return cls.from_scale(torch.zeros_like(m1), m2.sqrt(), n_outputs, fit_intercept)
+            return cls.from_scale(m1, (m2 - m1 * m1).clamp_min(0.0).sqrt(), n_outputs, fit_intercept)
         if fit_intercept:
             sample = torch.linspace(0, n - 1, min(n, 1000), device=X.device).round().long()
             c = X[sample].mean(dim=0, dtype=f64)
@@ -142,7 +148,7 @@ class Standardizer:
         R = torch.zeros(d, d, dtype=f64, device=X.device)
         for start in range(0, len(rows), block_rows):
             idx = rows[start : start + block_rows]
-            Z = self.standardize(X[idx]) * s[idx].sqrt()[:, None]  # (b, d), one block only
+            Z = self.standardize(take_rows(X, idx)) * s[idx].sqrt()[:, None]  # (b, d), one block only
             R += (Z.T @ Z).to(f64)
         return R / float(s[rows].sum(dtype=f64))
 
@@ -350,7 +356,7 @@ def _fit_sgd(problem, w0, tol, max_iter, callback, options):
 
     def forward_backward(idx):
         scale = uniform * (n / len(idx)) if uniform else s[idx][:, None] * (n / len(idx))
-        return step(X[idx], y[idx], scale)
+        return step(take_rows(X, idx), y[idx], scale)
 
     def fun_and_grad(theta):
         f, g = problem.loss_gradient(theta)

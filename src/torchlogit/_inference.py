@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ._sparse import rows
+
 f64 = torch.float64
 
 
@@ -50,7 +52,7 @@ def information_and_meat(Z, X, y, *, multiclass, fit_intercept, robust, block_ro
     I = torch.zeros(k * d1, k * d1, dtype=f64, device=X.device)
     M = torch.zeros_like(I) if robust else None
     for start in range(0, n, block_rows):
-        Xb = X[start : start + block_rows].to(f64)
+        Xb = rows(X, start, start + block_rows).to(f64)  # dense (m, d), also for a sparse X
         if fit_intercept:
             Xb = torch.cat([torch.ones(len(Xb), 1, dtype=f64, device=X.device), Xb], 1)
         zb, yb = Z[start : start + block_rows].to(f64), y[start : start + block_rows]

@@ -98,6 +98,8 @@ def _metadata(model) -> dict:
 
 def _as_stored(name, value) -> np.ndarray:
     """A fitted array as little-endian float32/float64, the only dtypes a model file holds."""
+    if hasattr(value, "toarray"):  # a sparsify()-ed coef_: stored dense (loaded dense, as densify() would)
+        value = value.toarray()
     a = np.atleast_1d(np.asarray(value))
     if a.dtype.kind in "biu" or (a.dtype.kind == "f" and a.dtype.itemsize not in (4, 8)):
         a = a.astype(np.float64)  # ints, bools, float16: exact in float64

@@ -46,6 +46,7 @@ import math
 
 import torch
 
+f64 = torch.float64
 MIN_ELEMENTS = 1 << 21  # below ~2M entries of X a pass takes ~1 ms and torch is as good
 
 _compiled = None  # the module of numba kernels once imported; False when numba is missing
@@ -81,10 +82,24 @@ def warm_up() -> bool:
     """
     if not _kernels():
         return False
+    import numpy as np
+    import scipy.sparse as sp
+
+    from ._sparse import SparseX
+    from .solvers import _cd
+
     for dtype in (torch.float32, torch.float64):
         X, v = torch.zeros(8, 3, dtype=dtype), torch.zeros(8, dtype=dtype)
         binary_loss_gradient(X, torch.zeros(3, dtype=dtype), 0.0, v, v)
         shifted_moments(X, v, torch.zeros(3, dtype=dtype))
+        for fmt in ("csr", "csc"):  # the sparse kernels, for both layouts and one or several classes
+            np_dtype = np.float32 if dtype == torch.float32 else np.float64
+            S = SparseX.from_scipy(sp.random(8, 3, density=0.5, format=fmt, dtype=np_dtype))
+            for k in (1, 2):
+                S.linear(torch.zeros(k, 3, dtype=f64), None)
+                S.rmatmul(torch.zeros(8, k, dtype=f64))
+            S.column_moments(torch.ones(8, dtype=f64))
+    _cd.solve(np.eye(2), np.ones(2), np.zeros(2), np.zeros(2))  # prox-newton's inner solver
     return True
 
 

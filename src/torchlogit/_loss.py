@@ -40,11 +40,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from . import _kernels
 from ._link import IdentityLink, SigmoidLink, SoftmaxLink
+from ._sparse import is_sparse, linear
+from ._sparse import rows as row_block
 
 f64 = torch.float64
 
@@ -193,7 +196,7 @@ class LinearModelLoss:
     def logits(self, theta, X):
         """z = X @ W.T + b, shape (n, k): the forward pass of ``nn.Linear``."""
         W, b = self.unpack(theta)
-        return F.linear(X, W, b)
+        return linear(X, W, b)
 
     def objective(self, theta, X, y, sw):
         """L(theta) as a float64 scalar; differentiable, so autograd can check us."""
@@ -202,7 +205,7 @@ class LinearModelLoss:
 
     def reads_once(self, X) -> bool:
         """Whether ``loss_gradient`` on X is one read of X (the fused kernel), not two."""
-        return self.pointwise is BinaryCrossEntropy and _kernels.applies(X)
+        return self.pointwise is BinaryCrossEntropy and not is_sparse(X) and _kernels.applies(X)
 
     def loss_gradient(self, theta, X, y, sw, block_bytes=16 << 20):
         """(f, grad): f a float64 scalar tensor, grad float64 of shape (p,).
@@ -220,6 +223,10 @@ class LinearModelLoss:
         if self.reads_once(X) and y.dtype == sw.dtype == X.dtype:
             f_value, g = _kernels.binary_loss_gradient(X, W[0], 0.0 if b is None else float(b[0]), y, sw)
             f, gW, gb = torch.tensor(f_value, dtype=f64), g[:d].view(1, d), g[d:]
+        elif is_sparse(X):  # the whole X W^T at once: (n, k) logits, then one X^T r
+            loss, g_z = self.pointwise.loss_and_gradient(X.linear(W, b), y)
+            r = sw.to(f64)[:, None] * g_z.to(f64)
+            f, gW, gb = (loss.to(f64) * sw.to(f64)).sum(), X.rmatmul(r), r.sum(dim=0)
         else:
             f, gW, gb = self._loss_gradient_blocks(W, b, X, y, sw, block_bytes)
         grad = torch.cat([gW.reshape(-1), gb]) if self.fit_intercept else gW.reshape(-1)
@@ -293,10 +300,10 @@ class LinearModelLoss:
         dt = X.dtype
         # row blocks of ~4 MB of (m, k d1) temporaries: few enough that small problems are one block
         block_rows = max(16, block_bytes // (k * d1 * X.element_size()))
+        if is_sparse(X) and not self.pointwise.multiclass:
+            return self._sparse_binary_hessian(theta, X, y, sw, std, columns)
         for start in range(0, X.shape[0], block_rows):
-            Xb = X[start : start + block_rows]
-            if columns is not None:
-                Xb = Xb[:, columns]  # (m, d) the working set's columns of this block
+            Xb = row_block(X, start, start + block_rows, columns)  # (m, d): this block (and the working set's columns)
             zb = self.logits(theta, Xb).to(f64)
             if std is not None:
                 Xb = std.standardize(Xb)  # (m, d) in the solver's coordinates
@@ -327,6 +334,37 @@ class LinearModelLoss:
             H = H[order][:, order]
         return H
 
+    def _sparse_binary_hessian(self, theta, X, y, sw, std, columns):
+        """[Z 1]^T diag(w) [Z 1] for a sparse X without densifying it, w = s h (h = p (1 - p), or 1 for squares).
+
+        With Z = (X - 1 mu^T) / sigma (``std``; mu = 0 without an intercept):
+        Z^T D Z = S^-1 (G - a mu^T - mu a^T + c mu mu^T) S^-1 with G = X^T D X
+        (a sparse sandwich, nnz-bound), a = X^T D 1, c = 1^T D 1; Z^T D 1 =
+        S^-1 (a - c mu). Only the working set's ``columns`` are taken.
+        """
+        Xs = X.matrix if columns is None else X.columns_matrix(columns)
+        W, b = self.unpack(theta)
+        z = (Xs @ W[0].detach().to("cpu", f64).numpy()) + (0.0 if b is None else float(b[0]))
+        _, h = self.pointwise.gradient_state(torch.from_numpy(z)[:, None], y.detach().cpu().to(f64))
+        w = sw.detach().to("cpu", f64).numpy() * h[:, 0].numpy()  # (n,) s_i times the loss's curvature at z_i
+        G = np.asarray((Xs.T @ Xs.multiply(w[:, None]).tocsc()).todense())  # (m, m)
+        a = np.asarray(Xs.T @ w).ravel()  # (m,)
+        c = float(w.sum())
+        if std is not None and self.fit_intercept:
+            mu, inv = std.mu.cpu().numpy(), 1.0 / std.sigma.cpu().numpy()
+            G = (G - np.outer(a, mu) - np.outer(mu, a) + c * np.outer(mu, mu)) * np.outer(inv, inv)
+            a = (a - c * mu) * inv
+        elif std is not None:
+            inv = 1.0 / std.sigma.cpu().numpy()
+            G, a = G * np.outer(inv, inv), a * inv
+        m = G.shape[0]
+        H = torch.zeros(m + int(self.fit_intercept), m + int(self.fit_intercept), dtype=f64)
+        H[:m, :m] = torch.from_numpy(G)
+        if self.fit_intercept:
+            H[m, :m] = H[:m, m] = torch.from_numpy(a)
+            H[m, m] = c
+        return H.to(X.device)
+
     def fill_softmax_null_space(self, H, penalized):
         """Make a softmax Hessian positive definite without changing its Newton steps; H is changed in place.
 
@@ -353,7 +391,7 @@ class LinearModelLoss:
     # ----------------------------------------------------------------------
     def _backproject(self, X, r):
         """X^T r for the weights and r summed for the intercept, float64 (p,); r (n, k) = s * dloss/dz."""
-        parts = [(r.T @ X).to(f64).reshape(-1)]
+        parts = [(X.rmatmul(r) if is_sparse(X) else (r.T @ X).to(f64)).reshape(-1)]
         if self.fit_intercept:
             parts.append(r.sum(dim=0, dtype=f64))
         return torch.cat(parts)

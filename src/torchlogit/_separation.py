@@ -30,6 +30,8 @@ import numpy as np
 from scipy import optimize, sparse
 from sklearn.exceptions import ConvergenceWarning
 
+from ._sparse import is_sparse
+
 MAX_LP_ENTRIES = 20_000_000  # rows x columns of the LP's constraint matrix we are willing to build
 
 
@@ -72,6 +74,10 @@ def separation_if_diverging(row_loss, X, y_idx, classes, *, fit_intercept=True, 
     """
     if float(row_loss.min()) > DIVERGING_LOSS:
         return None
+    if is_sparse(X):  # the LP is dense anyway; beyond its size limit no verdict, as for dense data
+        if X.shape[0] * X.shape[1] > MAX_LP_ENTRIES:
+            return None
+        X = X.matrix.toarray()
     return find_separation(X.cpu().numpy() if hasattr(X, "cpu") else X, y_idx, len(classes),
                            fit_intercept=fit_intercept, feature_names=feature_names, class_labels=classes)  # fmt: skip
 

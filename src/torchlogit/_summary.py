@@ -14,6 +14,7 @@ import torch
 from scipy import stats
 
 from ._base import label_indices
+from ._sparse import linear, rows
 from ._inference import InferenceError, contrast_matrix, information_and_meat, penalty_diagonal, symmetric_inverse
 from ._loss import POINTWISE
 from ._separation import separation_if_diverging
@@ -108,7 +109,7 @@ class SummaryResult:
         d1 = cov.shape[0] // k
         lower, upper = [], []
         for start in range(0, Xt.shape[0], block_rows):
-            Xb = Xt[start : start + block_rows]
+            Xb = rows(Xt, start, start + block_rows)  # dense (m, d), also for a sparse X
             z = torch.nn.functional.linear(Xb, W, b).to(torch.float64)  # (m, k)
             X1 = Xb.to(torch.float64)
             if model.fit_intercept:
@@ -179,7 +180,7 @@ def summarize(model, X, y, *, cov_type="nonrobust", baseline="first", block_rows
     classes = model.classes_
     Xt, _ = model._validate_X(X, reset=False)  # (n, d) tensor on the model's device, not copied
     W, b = model._fitted_theta(Xt.dtype, Xt.device)
-    Z = torch.nn.functional.linear(Xt, W, b)  # (n, k) logits
+    Z = linear(Xt, W, b)  # (n, k) logits
     y = np.asarray(y)
     if y.shape != (Xt.shape[0],):
         raise ValueError(f"y has shape {y.shape}; expected ({Xt.shape[0]},) labels")

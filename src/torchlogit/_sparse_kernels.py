@@ -1,0 +1,98 @@
+"""The numba kernels behind :mod:`torchlogit._sparse` (formulas there).
+
+A compressed sparse matrix (CSR or CSC) is three arrays: ``indptr`` (major + 1,),
+``indices`` and ``data`` (nnz,). Entry e of major index i sits at minor index
+indices[e]. Two products cover every use:
+
+    dot:      out[i, :] = sum_{e in i} data[e] * V[indices[e], :]          (parallel over i)
+    scatter:  out[indices[e], :] += data[e] * R[i, :]  for every e in i     (per-chunk accumulators)
+
+For CSR (major = rows) dot is X V and scatter is X^T R; for CSC the other way
+round. Sums are float64 whatever the data's dtype; the scatter's chunks are
+fixed by the number of major indices alone and added in chunk order, so the
+result does not depend on the thread count.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def dot(indptr, indices, data, V):
+    """(major, k) float64: out[i] = sum_e data[e] V[indices[e]]; V (minor, k) float64."""
+    major, k = len(indptr) - 1, V.shape[1]
+    out = np.zeros((major, k))
+    for i in prange(major):
+        for e in range(indptr[i], indptr[i + 1]):
+            x = np.float64(data[e])
+            j = indices[e]
+            for c in range(k):
+                out[i, c] += x * V[j, c]
+    return out
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def scatter(indptr, indices, data, R, minor, chunks):
+    """(chunks, minor, k) float64 partial sums of out[indices[e]] += data[e] R[i]; R (major, k) float64."""
+    major, k = len(indptr) - 1, R.shape[1]
+    per = (major + chunks - 1) // chunks
+    out = np.zeros((chunks, minor, k))
+    for c in prange(chunks):
+        for i in range(c * per, min(major, (c + 1) * per)):
+            for e in range(indptr[i], indptr[i + 1]):
+                x = np.float64(data[e])
+                j = indices[e]
+                for q in range(k):
+                    out[c, j, q] += x * R[i, q]
+    return out
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def dot1(indptr, indices, data, v):
+    """dot for one column: (major,) float64; v (minor,) float64 (the binary model's case, without k loops)."""
+    major = len(indptr) - 1
+    out = np.zeros(major)
+    for i in prange(major):
+        acc = 0.0
+        for e in range(indptr[i], indptr[i + 1]):
+            acc += np.float64(data[e]) * v[indices[e]]
+        out[i] = acc
+    return out
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def scatter1(indptr, indices, data, r, minor, chunks):
+    """scatter for one column: (chunks, minor) float64 partial sums; r (major,) float64."""
+    major = len(indptr) - 1
+    per = (major + chunks - 1) // chunks
+    out = np.zeros((chunks, minor))
+    for c in prange(chunks):
+        row = out[c]
+        for i in range(c * per, min(major, (c + 1) * per)):
+            ri = r[i]
+            for e in range(indptr[i], indptr[i + 1]):
+                row[indices[e]] += np.float64(data[e]) * ri
+    return out
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def squared_dot(indptr, indices, data, v):
+    """(major,) float64: sum_e data[e]^2 v[indices[e]]: CSC column second moments (v = row weights)."""
+    major = len(indptr) - 1
+    out = np.zeros(major)
+    for i in prange(major):
+        for e in range(indptr[i], indptr[i + 1]):
+            x = np.float64(data[e])
+            out[i] += x * x * v[indices[e]]
+    return out
+
+
+@njit(nogil=True, cache=True)
+def squared_scatter(indptr, indices, data, w, minor):
+    """(minor,) float64: out[indices[e]] += data[e]^2 w[i]: CSR column second moments (w = row weights)."""
+    out = np.zeros(minor)
+    for i in range(len(indptr) - 1):
+        for e in range(indptr[i], indptr[i + 1]):
+            x = np.float64(data[e])
+            out[indices[e]] += x * x * w[i]
+    return out

@@ -1,0 +1,167 @@
+"""Sparse input (scipy CSR/CSC/COO, torch sparse): the same models as dense input, never densified."""
+
+import json
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from sklearn.datasets import load_breast_cancer, load_digits
+from sklearn.linear_model import LogisticRegression as SkLogisticRegression
+
+from torchlogit import LogisticRegression, load
+
+# (no penalty: both data sets are separable, so there is no optimum to compare; see the summary test)
+PENALTIES = {"l2": dict(l1_ratio=0.0, C=1.0), "l1": dict(l1_ratio=1.0, C=0.5), "elasticnet": dict(l1_ratio=0.5, C=0.5)}
+
+
+def _nonnegative(X):
+    return X / X.max(axis=0).clip(1e-12)  # many exact zeros in digits, as in count data
+
+
+@pytest.fixture(scope="module")
+def problems():
+    Xb, yb = load_breast_cancer(return_X_y=True)
+    Xd, yd = load_digits(return_X_y=True)
+    return {"binary": (_nonnegative(Xb), yb), "multinomial": (_nonnegative(Xd[:500]), yd[:500])}
+
+
+def _as(fmt, X):
+    if fmt == "torch":
+        with warnings.catch_warnings():  # torch's "sparse CSR support is in beta" notice
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.from_numpy(X).to_sparse_csr()
+    return sp.csr_matrix(X).asformat(fmt)
+
+
+@pytest.mark.parametrize("penalty", list(PENALTIES), ids=list(PENALTIES))
+@pytest.mark.parametrize("kind", ["binary", "multinomial"])
+@pytest.mark.parametrize("fmt", ["csr", "csc", "coo", "torch"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_sparse_input_gives_the_dense_model(problems, penalty, kind, fmt, dtype):
+    X, y = problems[kind]
+    X = X.astype(dtype)
+    params = dict(PENALTIES[penalty], tol=1e-8)
+    dense = LogisticRegression(**params).fit(X, y)
+    sparse = LogisticRegression(**params).fit(_as(fmt, X), y)
+    assert sparse.solver_ == dense.solver_
+    rtol = 1e-6 if dtype == np.float64 else 2e-3
+    scale = np.abs(dense.coef_).max()
+    np.testing.assert_allclose(sparse.coef_, dense.coef_, rtol=rtol, atol=rtol * scale)
+    if penalty in ("l1", "elasticnet") and dtype == np.float64:
+        np.testing.assert_array_equal(sparse.coef_ == 0, dense.coef_ == 0)
+    # predictions of one model on either kind of input agree
+    np.testing.assert_allclose(sparse.predict_proba(_as(fmt, X)), sparse.predict_proba(X), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(sparse.decision_function(_as(fmt, X)), sparse.decision_function(X),
+                               rtol=1e-6, atol=1e-6)  # fmt: skip
+    assert (sparse.predict(_as(fmt, X)) == dense.predict(X)).mean() > 0.99
+
+
+def test_sparse_matches_scikit_learn_on_tf_idf_text():
+    """A TfidfVectorizer pipeline, as text users build it: the same optimum as scikit-learn's."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.pipeline import make_pipeline
+
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(300)]
+    docs = [" ".join(rng.choice(words, size=rng.integers(5, 30), p=_zipf(300))) for _ in range(400)]
+    y = np.array([("w1 " in d or "w7 " in d) for d in docs]).astype(int)
+    ours = make_pipeline(TfidfVectorizer(), LogisticRegression(C=10.0, tol=1e-10)).fit(docs, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ref = make_pipeline(TfidfVectorizer(), SkLogisticRegression(C=10.0, tol=1e-12, max_iter=10_000)).fit(docs, y)
+    scale = np.abs(ref[-1].coef_).max()
+    np.testing.assert_allclose(ours[-1].coef_, ref[-1].coef_, rtol=1e-5, atol=1e-6 * scale)
+    np.testing.assert_allclose(ours.predict_proba(docs), ref.predict_proba(docs), atol=1e-6)
+
+
+def _zipf(n):
+    p = 1.0 / np.arange(1, n + 1)
+    return p / p.sum()
+
+
+@pytest.mark.parametrize("make", ["onehot", "kbins", "trees"])
+def test_scikit_learn_transformers_that_output_sparse_matrices(make):
+    from sklearn.ensemble import RandomTreesEmbedding
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import KBinsDiscretizer, OneHotEncoder
+
+    X, y = load_breast_cancer(return_X_y=True)
+    step = {
+        "onehot": OneHotEncoder(handle_unknown="ignore"),
+        "kbins": KBinsDiscretizer(n_bins=5, encode="onehot", quantile_method="averaged_inverted_cdf"),
+        "trees": RandomTreesEmbedding(n_estimators=10, max_depth=3, random_state=0),
+    }[make]
+    Xs = (np.round(X[:, :5]) if make == "onehot" else X)
+    assert sp.issparse(step.fit_transform(Xs))  # the estimator really gets a sparse matrix
+    ours = make_pipeline(step, LogisticRegression(tol=1e-10)).fit(Xs, y)
+    ref = make_pipeline(step, SkLogisticRegression(tol=1e-12, max_iter=10_000)).fit(Xs, y)
+    np.testing.assert_allclose(ours.predict_proba(Xs), ref.predict_proba(Xs), atol=1e-6)
+
+
+def test_sparsify_and_densify(problems, tmp_path):
+    X, y = problems["binary"]
+    model = LogisticRegression(l1_ratio=1.0, C=0.1).fit(X, y)
+    proba = model.predict_proba(X)
+    assert model.sparsify() is model and sp.issparse(model.coef_)
+    assert model.coef_.nnz == (model.densify().coef_ != 0).sum()
+    model.sparsify()
+    np.testing.assert_array_equal(model.predict_proba(X), proba)
+    model.save(tmp_path / "m.safetensors")  # stored dense, loaded dense
+    loaded = load(tmp_path / "m.safetensors")
+    assert isinstance(loaded.coef_, np.ndarray)
+    np.testing.assert_array_equal(loaded.predict_proba(X), proba)
+
+
+def test_summary_on_sparse_input_equals_dense(problems):
+    X, y = problems["binary"]
+    X = X[:, :6]
+    model = LogisticRegression(C=np.inf).fit(X, y)
+    dense, sparse = model.summary(X, y), model.summary(sp.csr_matrix(X), y)
+    np.testing.assert_allclose(sparse.bse, dense.bse, rtol=1e-10)
+
+
+def test_sgd_and_partial_fit_take_sparse_input(problems):
+    X, y = problems["binary"]
+    params = dict(solver="sgd", max_iter=3, random_state=0, batch_size=16)
+    np.testing.assert_allclose(LogisticRegression(**params).fit(sp.csr_matrix(X), y).coef_,
+                               LogisticRegression(**params).fit(X, y).coef_, rtol=1e-12)  # fmt: skip
+    streamed = LogisticRegression(**params)
+    for part in np.array_split(np.arange(len(y)), 3):
+        streamed.partial_fit(sp.csr_matrix(X[part]), y[part], classes=[0, 1])
+    assert np.isfinite(streamed.coef_).all()
+
+
+# A wide sparse matrix (20,000 x 12,000, ~35 non-zeros a row): a dense copy would be 1.9 GB, 80x the matrix.
+MEMORY_CHILD = """
+import json, resource, sys
+import numpy as np, scipy.sparse as sp
+from torchlogit import LogisticRegression
+penalty = json.loads(sys.argv[1])
+rng = np.random.default_rng(0)
+n, d, per = 20_000, 12_000, 40
+cols = np.minimum(rng.zipf(1.3, size=n * per) - 1, d - 1)
+X = sp.csr_matrix((rng.uniform(0.1, 1.0, n * per), (np.repeat(np.arange(n), per), cols)), shape=(n, d))
+X.sum_duplicates()
+w = np.zeros(d); w[:200] = rng.normal(size=200) * 3
+y = (X @ w + rng.logistic(size=n) > np.median(X @ w)).astype(int)
+LogisticRegression(**penalty, max_iter=3).fit(X[:2000], y[:2000])  # libraries and compiled kernels loaded
+matrix_bytes = X.data.nbytes + X.indices.nbytes + X.indptr.nbytes
+open("/proc/self/clear_refs", "w").write("5")  # reset the peak resident size
+before = int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) * 1024
+model = LogisticRegression(**penalty).fit(X, y)
+model.predict_proba(X)
+peak = int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) * 1024
+print(json.dumps({"matrix": matrix_bytes, "extra": peak - before, "nnz": int((model.coef_ != 0).sum())}))
+"""
+
+
+@pytest.mark.parametrize("penalty", [dict(C=1.0), dict(l1_ratio=1.0, C=0.05)], ids=["l2-lbfgs", "l1-prox-newton"])
+def test_a_wide_sparse_fit_never_densifies_and_stays_within_half_the_matrix_again(penalty):
+    child = subprocess.run([sys.executable, "-c", MEMORY_CHILD, json.dumps(penalty)], capture_output=True, timeout=600)
+    assert child.returncode == 0, child.stderr.decode()[-2000:]
+    report = json.loads(child.stdout.decode().strip().splitlines()[-1])
+    assert report["extra"] <= 1.5 * report["matrix"], report
