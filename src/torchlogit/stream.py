@@ -331,7 +331,14 @@ def fit_stream(
     k = 1 if binary else K
     d = len(stream.features)
     loss = LinearModelLoss(POINTWISE["binary" if binary else "multinomial"], d, k, fit_intercept)
-    l2s = 0.0 if penalty is None or penalty == "none" else 1.0 / (C * info.n)
+    # the estimator's own checks: penalty='l1' must not quietly fit another model
+    template = LogisticRegression(penalty=penalty, C=C, fit_intercept=fit_intercept)
+    template._validate_params()
+    template._check_penalty_params()
+    pen = template._make_penalty(info.n)
+    if not pen.smooth:  # refused, never quietly fitted as another model
+        raise ValueError(f"fit_stream fits penalty='l2' or None; penalty={pen.name!r} on streamed data is not "
+                         "implemented yet (fit in memory: LogisticRegression accepts scipy.sparse matrices)")  # fmt: skip
     w0 = torch.zeros(loss.n_params, dtype=f64)
     if reduce is not None and (checkpoint is not None or resume is not None):
         raise ValueError("checkpoints are not supported with distributed training")
@@ -346,15 +353,16 @@ def fit_stream(
     writer = Checkpointer(checkpoint, solver, run, checkpoint_every) if checkpoint is not None else None
     start = time.perf_counter()
     with writer or contextlib.nullcontext() as checkpoints:
-        res, rows_seen = _solve_stream(stream, loss, info, binary, l2s, w0, solver, tol, max_iter, epochs, batch_size,
+        res, rows_seen = _solve_stream(stream, loss, info, binary, pen, w0, solver, tol, max_iter, epochs, batch_size,
                                        learning_rate, optimizer, buffer_rows, random_state, callback, reduce,
                                        checkpoints, resumed)  # fmt: skip
     model = LogisticRegression(penalty=penalty, C=C, fit_intercept=fit_intercept, solver=solver, tol=tol,
                                max_iter=max_iter if solver == "lbfgs" else epochs, batch_size=batch_size,
                                learning_rate=learning_rate, optimizer=optimizer, random_state=random_state)  # fmt: skip
+    model.feature_names_in_ = np.asarray(stream.features, dtype=object)
+    model._refuse_non_finite(res.x, loss, torch.float32)  # sgd can overflow float32, as in fit
     model.coef_, model.intercept_ = coefficients(loss, res.x, np.float32)
     model.classes_, model.n_features_in_ = info.classes, d
-    model.feature_names_in_ = np.asarray(stream.features, dtype=object)
     model.n_iter_ = np.array([res.n_iter], dtype=np.int32)
     model.solver_, model.objective_, model.loss_curve_ = solver, res.fun, list(res.history)
     model.convergence_ = ConvergenceReport(solver, bool(res.converged), int(res.n_iter), res.message,
@@ -371,16 +379,16 @@ def fit_stream(
     return model
 
 
-def _solve_stream(stream, loss, info, binary, l2s, w0, solver, tol, max_iter, epochs, batch_size, learning_rate,
+def _solve_stream(stream, loss, info, binary, pen, w0, solver, tol, max_iter, epochs, batch_size, learning_rate,
                   optimizer, buffer_rows, random_state, callback, reduce, checkpoints, resumed):  # fmt: skip
     if solver == "lbfgs":
-        return _exact(stream, loss, info, binary, l2s, w0, 1e-6 if tol is None else tol, max_iter,
+        return _exact(stream, loss, info, binary, pen, w0, 1e-6 if tol is None else tol, max_iter,
                       callback, reduce, checkpoints, resumed)  # fmt: skip
-    return _sgd(stream, loss, info, binary, l2s, w0, epochs, batch_size, learning_rate, optimizer, buffer_rows,
+    return _sgd(stream, loss, info, binary, pen, w0, epochs, batch_size, learning_rate, optimizer, buffer_rows,
                 random_state, callback, reduce, checkpoints, resumed)  # fmt: skip
 
 
-def _exact(stream, loss, info, binary, l2s, w0, tol, max_iter, callback, reduce, checkpoints=None, resume=None):
+def _exact(stream, loss, info, binary, pen, w0, tol, max_iter, callback, reduce, checkpoints=None, resume=None):
     """L-BFGS in standardised coordinates; f and its gradient summed over one pass each.
 
     A checkpoint holds the last iterate and the iterations done; resuming
@@ -405,10 +413,10 @@ def _exact(stream, loss, info, binary, l2s, w0, tol, max_iter, callback, reduce,
             rows[0] += len(X)
         if reduce is not None:
             f, g = reduce.sum(f, g)
-        if l2s:
+        if pen.alpha:
             W, _ = loss.unpack(theta.to(f64))
-            f = f + 0.5 * l2s * (W * W).sum()
-            g[: W.numel()] += l2s * W.reshape(-1)
+            f = f + pen.value(W)
+            g[: W.numel()] += pen.gradient(W).reshape(-1)
         return float(f), std.grad_to_phi(g)
 
     clock = [time.perf_counter(), 0]  # time and rows at the previous iteration
@@ -427,7 +435,7 @@ def _exact(stream, loss, info, binary, l2s, w0, tol, max_iter, callback, reduce,
 
     sample = info.sample
     weights = torch.full((len(sample),), 1.0 / max(len(sample), 1), dtype=torch.float32)
-    precondition = correlation_preconditioner(std, sample, weights, l2s) if len(sample) > 1 else None
+    precondition = correlation_preconditioner(std, sample, weights, pen.l2) if len(sample) > 1 else None
     res = SOLVERS["lbfgs"](fun_and_grad, std.to_phi(w0), tol=tol, max_iter=max(0, max_iter - done), callback=report,
                            f_rtol=10 * torch.finfo(torch.float32).eps, precondition=precondition)  # fmt: skip
     res.x = std.to_theta(res.x)
@@ -437,7 +445,7 @@ def _exact(stream, loss, info, binary, l2s, w0, tol, max_iter, callback, reduce,
     return res, rows[0]
 
 
-def _sgd(stream, loss, info, binary, l2s, w0, epochs, batch_size, learning_rate, optimizer, buffer_rows,
+def _sgd(stream, loss, info, binary, pen, w0, epochs, batch_size, learning_rate, optimizer, buffer_rows,
          random_state, callback, reduce, checkpoints=None, resume=None):  # fmt: skip
     """Mini-batch SGD through a seeded shuffle buffer; the loop of :mod:`torchlogit.solvers.sgd`.
 
@@ -457,7 +465,7 @@ def _sgd(stream, loss, info, binary, l2s, w0, epochs, batch_size, learning_rate,
     with torch.no_grad():
         torch.nn.utils.vector_to_parameters(w0.to(torch.float32), params)
     opt = make_optimizer(optimizer, params, learning_rate)
-    step = sgd_forward_backward(loss.pointwise, model.linear.weight, model.linear.bias, l2s)
+    step = sgd_forward_backward(loss.pointwise, model.linear.weight, model.linear.bias, pen.l2)
     gen = torch.Generator().manual_seed(int(random_state) if random_state is not None else 0)
     n_frags = len(stream.fragments())
     # Distributed: every rank takes the same number of steps (each one an all-reduce), the most the
