@@ -1115,24 +1115,13 @@ def test_command_lines(world, data):
 
 
 # ================================================================ found by fuzzing, in files this suite does not own
-# Each is a strict expected failure: when the owner fixes it, the test passes and the marker must go.
-@pytest.mark.xfail(
-    strict=True,
-    reason="stream.fit_stream/_sgd: sgd that overflows float32 returns nan coefficients silently; "
-    "LogisticRegression.fit refuses the same with 'the fit produced non-finite coefficients' (ValueError)",
-)
+# Each failed once (strict expected failures until fixed); kept as regression tests.
 def test_streamed_sgd_that_diverges_is_refused(tmp_path):
     (tmp_path / "big.csv").write_text("x,y\n" + "0,0\n" * 10 + "0,1\n224928492272926867457,-1\n")
     with pytest.raises(ValueError, match="non-finite coefficients"):
         fit_stream(tmp_path / "big.csv", "y", solver="sgd", epochs=2, batch_rows=1, buffer_rows=1, random_state=0)
 
 
-@pytest.mark.xfail(
-    strict=True, raises=ValueError,
-    reason="_safefile._read_header/checked_metadata catch JSONDecodeError and RecursionError, not the ValueError "
-    "json.loads raises for an integer of over 4300 digits: load_model raises ValueError, not ModelFileError "
-    "(the CLI exits 1, not 4)",
-)  # fmt: skip
 def test_json_integer_too_long_to_parse(tmp_path):
     data = saved_models()["binary-str"]
     (n,) = struct.unpack("<Q", data[:8])
@@ -1147,9 +1136,6 @@ def test_json_integer_too_long_to_parse(tmp_path):
         load_model(tmp_path / "m.st")
 
 
-@pytest.mark.xfail(strict=True, reason="cli/evaluate.py -> metrics.evaluate, cli/summary.py, cli/plot.py -> plotting: "
-                   "a Ridge or LinearRegression model file (which `train` never writes, but the library saves) "
-                   "reaches model.classes_ / predict_proba: AttributeError, exit 5 instead of a one-line refusal")
 @pytest.mark.parametrize("verb", [["evaluate"], ["summary"], ["plot", "--kind", "roc", "--out", "p.png"]])
 def test_regressor_models_in_cli(world, verb):
     args = [verb[0], str(world / "ridge.st"), str(world / "t.csv"), "--target", "y", *verb[1:]]
@@ -1158,8 +1144,12 @@ def test_regressor_models_in_cli(world, verb):
     assert as_documented(code, err), (code, err)
 
 
-@pytest.mark.xfail(strict=True, reason="cli/plot.py _image_plot: the default --kind probability on an image data set "
-                   "calls getattr(plotting, 'probability'), which does not exist: AttributeError, exit 5")
+def test_regressor_model_probabilities_in_cli(world):
+    with working_folder(world / "out"):
+        code, _, err = run_cli(["predict", str(world / "ridge.st"), str(world / "t.csv"), "--proba"])
+    assert code == 4 and "needs a classifier" in err, (code, err)
+
+
 def test_plot_of_an_image_set_by_default(world):
     args = ["plot", str(world / "mnist.st"), "mnist", "--data-dir", str(world / "data"), "--out", "p.png"]
     with working_folder(world / "out"):
@@ -1167,8 +1157,6 @@ def test_plot_of_an_image_set_by_default(world):
     assert as_documented(code, err), (code, err)
 
 
-@pytest.mark.xfail(strict=True, reason="_base.resolve_device accepts any torch device: `train --device meta` fits on "
-                   "torch's 'meta' device (no data) and fails in _validate_X: RuntimeError, exit 5")
 def test_train_on_the_meta_device(world):
     with working_folder(world / "out"):
         code, _, err = run_cli(["train", "hours", "--device", "meta"])

@@ -74,7 +74,7 @@ def _read_header(data: bytes, noun: str) -> tuple[dict, int]:
         raise Invalid(f"not a torchlogit {noun}, or truncated (header runs past the end of the file)")
     try:
         header = json.loads(data[8 : 8 + n])
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # ValueError: also UnicodeDecodeError and integers over 4300 digits
         raise Invalid(f"not a torchlogit {noun}, or damaged (no readable safetensors header)") from None
     if not isinstance(header, dict):
         raise Invalid(f"not a torchlogit {noun}, or damaged (malformed header)")
@@ -94,7 +94,7 @@ def checked_metadata(data: bytes, fmt: str, version: int, noun: str, older=None)
         raise Invalid(f"a safetensors file, but not a torchlogit {noun} (no torchlogit metadata)")
     try:
         meta = json.loads(raw)
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # JSONDecodeError, or an integer too long to parse
         raise Invalid("the torchlogit metadata is not valid JSON (file edited or damaged?)") from None
     if not isinstance(meta, dict) or meta.get("format") != fmt:
         found = meta.get("format") if isinstance(meta, dict) else meta

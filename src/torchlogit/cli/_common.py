@@ -60,6 +60,16 @@ def output_path(path, folder=False):
     return path
 
 
+def load_classifier(path, verb: str):
+    """A saved classifier; a regression model (which the library can save) is refused in one line (exit 4)."""
+    from .. import load
+
+    model = load(path)
+    if not hasattr(model, "classes_"):
+        fail(f"{path}: a {type(model).__name__} model has no classes; `{verb}` needs a classifier", EXIT_MODEL)
+    return model
+
+
 def frame(X, names):
     """A pandas DataFrame, so that estimators record and check feature names."""
     import pandas as pd

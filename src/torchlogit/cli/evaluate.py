@@ -8,9 +8,8 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from .. import load
 from ..metrics import evaluate as evaluate_model
-from ._common import features_for_model, out
+from ._common import features_for_model, load_classifier, out
 
 
 def evaluate(
@@ -25,7 +24,7 @@ def evaluate(
     """
     from ..data import read_table
 
-    model = load(model_path)
+    model = load_classifier(model_path, "evaluate")
     table = read_table(data, target)
     y = table.target_values()
     result = evaluate_model(model, features_for_model(model, table), y)

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from .. import InferenceError, load
+from .. import InferenceError
 from .. import plotting
 from ..data import read_table
-from ._common import DATA_DIR_HELP, fail, features_for_model, frame, image_set, out, output_path
+from ._common import DATA_DIR_HELP, fail, features_for_model, frame, image_set, load_classifier, out, output_path
 
 IMAGE_KINDS = ("weights", "samples")
 
@@ -32,7 +32,7 @@ def plot(
     if kind not in plotting.KINDS:
         fail(f"unknown --kind {kind!r}; choose one of {', '.join(plotting.KINDS)}")
     output_path(out_file)
-    model = load(model_path)
+    model = load_classifier(model_path, "plot")
     images = None if kind == "loss" else image_set(data, data_dir)
     if images is None and kind in IMAGE_KINDS:
         fail(f"--kind {kind} draws images: DATA must be mnist, fashion-mnist or cifar10 (with --data-dir)")
@@ -92,4 +92,6 @@ def _image_plot(model, images, kind):
         return plotting.samples(images.X_test, images.y_test, model.predict(images.X_test), images.image_shape, names)
     if kind == "confusion":
         return plotting.confusion(model, images.X_test, images.y_test, class_names=names)
+    if kind == "probability":  # the default --kind: a curve over one feature, which images do not have
+        fail(f"--kind probability needs one feature; for {images.name} use weights, samples, confusion, roc or calibration")
     return getattr(plotting, kind)(model, images.X_test, images.y_test)

@@ -12,7 +12,7 @@ import typer
 from .. import load
 from .._atomic import atomic_write_bytes
 from ..data import read_table
-from ._common import as_list, features_for_model, out, output_path
+from ._common import as_list, features_for_model, load_classifier, out, output_path
 
 
 def predict(
@@ -26,7 +26,7 @@ def predict(
     Example: torchlogit predict bc.safetensors new_patients.csv --proba --out scores.csv
     """
     output_path(out_file)
-    model = load(model_path)
+    model = load_classifier(model_path, "predict --proba") if proba else load(model_path)
     X = features_for_model(model, read_table(data))
     if proba:
         P = model.predict_proba(X)

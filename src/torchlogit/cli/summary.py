@@ -8,9 +8,8 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from .. import load
 from ..data import read_table
-from ._common import as_list, features_for_model, out
+from ._common import as_list, features_for_model, load_classifier, out
 
 
 def summary(
@@ -26,7 +25,7 @@ def summary(
 
     Example: torchlogit summary bc.safetensors breast-cancer --cov-type HC0
     """
-    model = load(model_path)
+    model = load_classifier(model_path, "summary")
     table = read_table(data, target)
     y = table.target_values()
     X = features_for_model(model, table)
