@@ -1,6 +1,7 @@
 """Small fits run single-threaded (torchlogit._threads); large ones keep torch's thread count."""
 
 import numpy as np
+import pytest
 import torch
 
 from torchlogit import LogisticRegression, _threads
@@ -15,6 +16,7 @@ def _threads_seen_by_the_solver(n, d):
     return seen
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # the probe stops after 2 iterations
 def test_a_small_fit_runs_on_one_thread_and_restores_the_count(monkeypatch):
     before = torch.get_num_threads()
     torch.set_num_threads(2)
