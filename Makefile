@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: demo test fuzz install clean bench bench-quick
+.PHONY: demo test lint format fuzz install clean bench bench-quick
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,17 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/torchlogit demo --out out
 
-test: $(STAMP)
+test: $(STAMP) lint
 	$(PY) -m pytest
+
+# Style is checked by `make test`; `make format` applies it (ruff, configured in pyproject.toml).
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix src tests bench
+	$(VENV)/bin/ruff format src tests bench
 
 # Property-based fuzzing of the readers and the CLI (tests/test_fuzz.py) with FUZZ_SCALE (default 40)
 # times the examples `make test` runs, drawn afresh each time; about 12 minutes on 2 cores at the default.

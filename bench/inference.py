@@ -67,11 +67,15 @@ def measure(name, X, y):
         params, bse = np.asarray(ref.params).T, np.asarray(ref.bse).T
     theirs = time.perf_counter() - start
     return {
-        "data": name, "n": len(y), "d": X.shape[1], "classes": K,
+        "data": name,
+        "n": len(y),
+        "d": X.shape[1],
+        "classes": K,
         "params_rel": float(np.max(np.abs(res.params - params) / np.abs(params))),
         "bse_rel": float(np.max(np.abs(res.bse - bse) / np.abs(bse))),
-        "torchlogit_s": ours, "statsmodels_s": theirs,
-    }  # fmt: skip
+        "torchlogit_s": ours,
+        "statsmodels_s": theirs,
+    }
 
 
 def main(argv=None):
@@ -85,12 +89,17 @@ def main(argv=None):
         (f"synthetic binary {args.large:,} x 20", *synthetic(args.large, 20, 2)),
         (f"synthetic 5-class {args.large // 5:,} x 10", *synthetic(args.large // 5, 10, 5)),
     ]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; statsmodels {sm.__version__ if hasattr(sm, '__version__') else ''}")
-    print(f"{'data':<36} {'n':>9} {'params rel':>11} {'bse rel':>9} {'torchlogit s':>13} {'statsmodels s':>14} {'ratio':>6}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; statsmodels {getattr(sm, '__version__', '')}")
+    print(
+        f"{'data':<36} {'n':>9} {'params rel':>11} {'bse rel':>9} "
+        f"{'torchlogit s':>13} {'statsmodels s':>14} {'ratio':>6}"
+    )
     for name, X, y in cases:
         r = measure(name, X, y)
-        print(f"{r['data']:<36} {r['n']:>9} {r['params_rel']:>11.1e} {r['bse_rel']:>9.1e} {r['torchlogit_s']:>13.3f} "
-              f"{r['statsmodels_s']:>14.3f} {r['statsmodels_s'] / r['torchlogit_s']:>6.1f}")  # fmt: skip
+        print(
+            f"{r['data']:<36} {r['n']:>9} {r['params_rel']:>11.1e} {r['bse_rel']:>9.1e} {r['torchlogit_s']:>13.3f} "
+            f"{r['statsmodels_s']:>14.3f} {r['statsmodels_s'] / r['torchlogit_s']:>6.1f}"
+        )
 
 
 if __name__ == "__main__":

@@ -41,5 +41,7 @@ def describe():
     import torch
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none available"
-    return (f"machine: {cpu_model()}, {os.cpu_count()} CPUs; BLAS: {blas()}; torch {torch.__version__} "
-            f"({torch.get_num_threads()} threads); GPU: {gpu}")  # fmt: skip
+    return (
+        f"machine: {cpu_model()}, {os.cpu_count()} CPUs; BLAS: {blas()}; torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads); GPU: {gpu}"
+    )

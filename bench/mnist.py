@@ -62,16 +62,19 @@ def main(argv=None):
         ("scikit-learn lbfgs (defaults: tol=1e-4, max_iter=100)", lambda: SkLogisticRegression(C=C)),
     ]
     if not args.skip_sklearn_tight:
-        systems.append(("scikit-learn lbfgs (tol=1e-6, max_iter=5000)",
-                        lambda: SkLogisticRegression(C=C, tol=1e-6, max_iter=5000)))  # fmt: skip
+        systems.append(
+            ("scikit-learn lbfgs (tol=1e-6, max_iter=5000)", lambda: SkLogisticRegression(C=C, tol=1e-6, max_iter=5000))
+        )
     rows = [run(name, make, data) for name, make in systems]
     best = min(r["objective"] for r in rows)
     print(f"MNIST, C={C}, {torch.get_num_threads()} torch threads; torch {torch.__version__}")
     print(f"{'system':<55} {'time s':>8} {'iter':>5} {'warned':>6} {'test acc':>8} {'objective - best':>16}")
     for r in rows:
         r["excess"] = (r["objective"] - best) / best
-        print(f"{r['system']:<55} {r['seconds']:8.1f} {r['iterations']:5d} {str(not r['converged']):>6} "
-              f"{100 * r['test_accuracy']:7.2f}% {r['excess']:16.1e}")  # fmt: skip
+        print(
+            f"{r['system']:<55} {r['seconds']:8.1f} {r['iterations']:5d} {str(not r['converged']):>6} "
+            f"{100 * r['test_accuracy']:7.2f}% {r['excess']:16.1e}"
+        )
     ours = rows[0]["seconds"]
     for r in rows[1:]:
         print(f"time ratio {r['system']} / torchlogit: {r['seconds'] / ours:.1f}")

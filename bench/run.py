@@ -112,7 +112,7 @@ def time_to_optimum(case, repeats, budget):
         best_gap, note, max_iter = float("inf"), "", None
         for label, make in ladder:
             # the first rung runs as set; later ones get as many iterations as fit the budget
-            seconds, model = timed_fit(lambda: make(max_iter), case.X, case.y, repeats)
+            seconds, model = timed_fit(lambda: make(max_iter), case.X, case.y, repeats)  # noqa: B023 (called here)
             iters = int(np.max(model.n_iter_))
             gap = (objective(model.coef_, model.intercept_, case.X, case.y, case.C) - f_star) / abs(f_star)
             best_gap = min(best_gap, gap)
@@ -181,8 +181,17 @@ def memory_probe(system, n):
         base = _rss_kib("VmHWM:")
         make().fit(case.X, case.y)
     extra = (_rss_kib("VmHWM:") - base) * 1024
-    print(json.dumps({"system": system, "input_bytes": case.X.nbytes, "peak_above_input_bytes": extra,
-                      "ratio_to_input": extra / case.X.nbytes, "libraries_bytes": libraries}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "system": system,
+                "input_bytes": case.X.nbytes,
+                "peak_above_input_bytes": extra,
+                "ratio_to_input": extra / case.X.nbytes,
+                "libraries_bytes": libraries,
+            }
+        )
+    )
 
 
 def gradient_passes(quick):
@@ -218,10 +227,21 @@ def gradient_passes(quick):
             rates.append(probe.numel() * 4 / (time.perf_counter() - start))
         t, bandwidth = statistics.median(times), statistics.median(rates)
         limit = X.numel() * 4 / bandwidth
-        rows.append({"n": n, "d": d, "seconds_per_pass": t, "bytes_per_second": X.numel() * 4 / t,
-                     "bandwidth_bytes_per_second": bandwidth, "times_bandwidth_limit": t / limit})  # fmt: skip
-        print(f"  {n:>10,} x {d:<5} {1e3 * t:9.2f} ms/pass  {X.numel() * 4 / t / 1e9:6.1f} GB/s  "
-              f"{t / limit:5.2f} x the read-bandwidth limit ({bandwidth / 1e9:.1f} GB/s meanwhile)", flush=True)  # fmt: skip
+        rows.append(
+            {
+                "n": n,
+                "d": d,
+                "seconds_per_pass": t,
+                "bytes_per_second": X.numel() * 4 / t,
+                "bandwidth_bytes_per_second": bandwidth,
+                "times_bandwidth_limit": t / limit,
+            }
+        )
+        print(
+            f"  {n:>10,} x {d:<5} {1e3 * t:9.2f} ms/pass  {X.numel() * 4 / t / 1e9:6.1f} GB/s  "
+            f"{t / limit:5.2f} x the read-bandwidth limit ({bandwidth / 1e9:.1f} GB/s meanwhile)",
+            flush=True,
+        )
         del X
     return rows
 
@@ -254,23 +274,34 @@ def sgd_throughput(quick):
     naive_s = time.perf_counter() - start
     ours_losses = []
     start = time.perf_counter()
-    model = LogisticRegression(solver="sgd", penalty=None, batch_size=batch, learning_rate=0.01, max_iter=epochs,
-                               random_state=0).fit(case.X, case.y)  # fmt: skip
+    model = LogisticRegression(
+        solver="sgd", penalty=None, batch_size=batch, learning_rate=0.01, max_iter=epochs, random_state=0
+    ).fit(case.X, case.y)
     ours_s = time.perf_counter() - start
     # the same epochs again, one at a time (untimed), to read the full objective after each
-    stepwise = LogisticRegression(solver="sgd", penalty=None, batch_size=batch, learning_rate=0.01, max_iter=1,
-                                  random_state=0, warm_start=True)  # fmt: skip
+    stepwise = LogisticRegression(
+        solver="sgd", penalty=None, batch_size=batch, learning_rate=0.01, max_iter=1, random_state=0, warm_start=True
+    )
     for _ in range(epochs):
         stepwise.fit(case.X, case.y)
         ours_losses.append(objective(stepwise.coef_, stepwise.intercept_, case.X, case.y, np.inf))
     del model
-    result = {"rows": n, "epochs": epochs, "batch_size": batch,
-              "naive_rows_per_s": n * epochs / naive_s, "torchlogit_rows_per_s": n * epochs / ours_s,
-              "speedup": naive_s / ours_s, "naive_loss_per_epoch": naive_losses,
-              "torchlogit_loss_per_epoch": ours_losses}  # fmt: skip
-    print(f"  lecture loop {result['naive_rows_per_s']:,.0f} rows/s, torchlogit sgd "
-          f"{result['torchlogit_rows_per_s']:,.0f} rows/s: {result['speedup']:.1f}x; loss per epoch "
-          f"{[round(v, 4) for v in naive_losses]} vs {[round(v, 4) for v in ours_losses]}", flush=True)  # fmt: skip
+    result = {
+        "rows": n,
+        "epochs": epochs,
+        "batch_size": batch,
+        "naive_rows_per_s": n * epochs / naive_s,
+        "torchlogit_rows_per_s": n * epochs / ours_s,
+        "speedup": naive_s / ours_s,
+        "naive_loss_per_epoch": naive_losses,
+        "torchlogit_loss_per_epoch": ours_losses,
+    }
+    print(
+        f"  lecture loop {result['naive_rows_per_s']:,.0f} rows/s, torchlogit sgd "
+        f"{result['torchlogit_rows_per_s']:,.0f} rows/s: {result['speedup']:.1f}x; loss per epoch "
+        f"{[round(v, 4) for v in naive_losses]} vs {[round(v, 4) for v in ours_losses]}",
+        flush=True,
+    )
     return result
 
 
@@ -331,10 +362,12 @@ def main(argv=None):
         print("\n2. peak memory above the input (fresh process each)")
         results["memory"] = memory(args.quick)
         for m in results["memory"]:
-            print(f"  {m['system']:<14} {m['peak_above_input_bytes'] / 2**20:8.0f} MiB above a "
-                  f"{m['input_bytes'] / 2**20:.0f} MiB input: {m['ratio_to_input']:.2f}x "
-                  f"(plus {m['libraries_bytes'] / 2**20:.0f} MiB of code and libraries loaded by a first, "
-                  f"small fit)")  # fmt: skip
+            print(
+                f"  {m['system']:<14} {m['peak_above_input_bytes'] / 2**20:8.0f} MiB above a "
+                f"{m['input_bytes'] / 2**20:.0f} MiB input: {m['ratio_to_input']:.2f}x "
+                f"(plus {m['libraries_bytes'] / 2**20:.0f} MiB of code and libraries loaded by a first, "
+                f"small fit)"
+            )
     if 3 in sections:
         print("\n3. full gradient passes (binary, float32)")
         results["gradient_passes"] = gradient_passes(args.quick)

@@ -276,15 +276,36 @@ def _tfidf_cases(data, only):
     C1 = 1 / (0.01 * lmax)
     path = list(1 / (lmax * np.geomspace(0.1, 0.001, 10)))
     out = [
-        Case(f"1. L1 at 0.01 lambda_max (C = {C1:.4g}): {data.name}", data, [C1], budget=30.0,
-             goal="torchlogit <= 0.5x skglm ProxNewton"),
-        Case(f"1b. the same, intercept-free (celer fits none; lambda_max {lmax0:.4g} here)", data, [C1],
-             fit_intercept=False, budget=15.0),
-        Case(f"2. L1 path, 10 lambdas 0.1 .. 0.001 lambda_max, warm-started: {data.name}", data, path,
-             budget=150.0, goal="torchlogit <= 0.3x sklearn liblinear (cold)"),
-        Case(f"3. L2 at C = 1: {data.name}", data, [1.0], l1_ratio=0.0, budget=60.0,
-             goal="torchlogit <= 0.1x sklearn lbfgs"),
-    ]  # fmt: skip
+        Case(
+            f"1. L1 at 0.01 lambda_max (C = {C1:.4g}): {data.name}",
+            data,
+            [C1],
+            budget=30.0,
+            goal="torchlogit <= 0.5x skglm ProxNewton",
+        ),
+        Case(
+            f"1b. the same, intercept-free (celer fits none; lambda_max {lmax0:.4g} here)",
+            data,
+            [C1],
+            fit_intercept=False,
+            budget=15.0,
+        ),
+        Case(
+            f"2. L1 path, 10 lambdas 0.1 .. 0.001 lambda_max, warm-started: {data.name}",
+            data,
+            path,
+            budget=150.0,
+            goal="torchlogit <= 0.3x sklearn liblinear (cold)",
+        ),
+        Case(
+            f"3. L2 at C = 1: {data.name}",
+            data,
+            [1.0],
+            l1_ratio=0.0,
+            budget=60.0,
+            goal="torchlogit <= 0.1x sklearn lbfgs",
+        ),
+    ]
     return [c for c in out if int(c.name.split(".")[0].rstrip("b")) in only]
 
 
@@ -292,10 +313,15 @@ def _breast_cancer_cases():
     bc = breast_cancer()
     C4 = 1 / (0.02 * lambda_max(bc.X, bc.y))
     return [
-        Case(f"4. L1 at 0.02 lambda_max (C = {C4:.4g}): {bc.name}", bc, [C4], budget=5.0,
-             goal="torchlogit <= 1x sklearn liblinear"),
+        Case(
+            f"4. L1 at 0.02 lambda_max (C = {C4:.4g}): {bc.name}",
+            bc,
+            [C4],
+            budget=5.0,
+            goal="torchlogit <= 1x sklearn liblinear",
+        ),
         Case("4b. the same, intercept-free (celer fits none)", bc, [C4], fit_intercept=False, budget=5.0),
-    ]  # fmt: skip
+    ]
 
 
 def polish(w, b, X, y, lam1, lam2, fit_intercept=True, steps=10):
@@ -320,7 +346,7 @@ def polish(w, b, X, y, lam1, lam2, fit_intercept=True, steps=10):
         p = expit(linear(u))
         grad = back(p - y, u) + np.append(lam1 * sign, 0.0)[: len(u)]
         D = p * (1 - p)
-        H = LinearOperator((len(u), len(u)), matvec=lambda v: back(D * linear(v), v), dtype=np.float64)
+        H = LinearOperator((len(u), len(u)), matvec=lambda v: back(D * linear(v), v), dtype=np.float64)  # noqa: B023
         step = cg(H, -grad, rtol=1e-12, maxiter=1000)[0]
         if np.any(np.sign(u[:k] + step[:k]) != sign):
             break  # the support or a sign is wrong: left to the caller's tighter solve
@@ -337,8 +363,9 @@ def _reference_l1(case):
     from skglm import SparseLogisticRegression
 
     X, y = case.data.X, case.data.y
-    est = SparseLogisticRegression(alpha=1.0, l1_ratio=case.l1_ratio, tol=1e-8, max_iter=500,
-                                   fit_intercept=case.fit_intercept, warm_start=True)  # fmt: skip
+    est = SparseLogisticRegression(
+        alpha=1.0, l1_ratio=case.l1_ratio, tol=1e-8, max_iter=500, fit_intercept=case.fit_intercept, warm_start=True
+    )
     sols, certs, tols = [], [], []
     for C in case.Cs:
         est.set_params(alpha=1.0 / (C * len(y)), tol=1e-6)  # polish() does the rest when the support is right
@@ -346,8 +373,9 @@ def _reference_l1(case):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 est.fit(X, y)
-            w, b = polish(est.coef_.ravel(), float(np.ravel(est.intercept_)[0]), X, y, *case.lams(C),
-                          case.fit_intercept)  # fmt: skip
+            w, b = polish(
+                est.coef_.ravel(), float(np.ravel(est.intercept_)[0]), X, y, *case.lams(C), case.fit_intercept
+            )
             cert = certificate(w, X, y, *case.lams(C), case.fit_intercept)
             if cert[1] / abs(cert[0]) <= REFERENCE_GAP or est.tol < 1e-14:
                 break
@@ -365,8 +393,9 @@ def _reference_l2(case):
     X, y, C = case.data.X, case.data.y, case.Cs[0]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        est = SkLogistic(C=C, l1_ratio=0.0, solver="newton-cg", tol=1e-12, max_iter=1000,
-                         fit_intercept=case.fit_intercept).fit(X, y)  # fmt: skip
+        est = SkLogistic(
+            C=C, l1_ratio=0.0, solver="newton-cg", tol=1e-12, max_iter=1000, fit_intercept=case.fit_intercept
+        ).fit(X, y)
     w = est.coef_.ravel()
     return [w], [certificate(w, X, y, *case.lams(C), case.fit_intercept)], "sklearn newton-cg tol=1e-12"
 
@@ -379,8 +408,11 @@ def reference(case):
     worst = max(g / abs(f) for f, g, _ in certs)
     nnz = [int(np.count_nonzero(w)) for w in sols]
     shown = f"f* = {case.refs[0]:.12g}" if not case.path else f"f* from {case.refs[0]:.6g} to {case.refs[-1]:.6g}"
-    print(f"  {shown}, relative duality gap <= {max(worst, 0.0):.1e}, non-zeros {nnz if case.path else nnz[0]} "
-          f"({how}, {time.perf_counter() - start:.1f} s)", flush=True)  # fmt: skip
+    print(
+        f"  {shown}, relative duality gap <= {max(worst, 0.0):.1e}, non-zeros {nnz if case.path else nnz[0]} "
+        f"({how}, {time.perf_counter() - start:.1f} s)",
+        flush=True,
+    )
     if worst > REFERENCE_GAP:
         print(f"  warning: the reference is certified only to {worst:.1e}", flush=True)
     return {"f_star": case.refs, "rel_duality_gap": worst, "n_nonzero": nnz, "how": how}
@@ -449,8 +481,7 @@ def warm_up(case, systems):
     """Each system's first setting once on the case's first rows, untimed: numba compiles skglm (and
     torchlogit's kernels) at first use, for each input type."""
     n = min(case.data.X.shape[0], 500)
-    small = Case(case.name, Data("", case.data.X[:n], case.data.y[:n]), case.Cs[:1], case.l1_ratio,
-                 case.fit_intercept)  # fmt: skip
+    small = Case(case.name, Data("", case.data.X[:n], case.data.y[:n]), case.Cs[:1], case.l1_ratio, case.fit_intercept)
     for ladder in systems.values():
         timed(ladder[0][1], small, None, 1)
 
@@ -471,17 +502,27 @@ def time_to_accuracy(case, system, ladder, repeats, budget):
     per iteration seen so far so that the next setting fits what is left; a
     path is also cut between lambdas once it has used what is left.
     """
-    row = {"case": case.name, "system": system, "seconds": None, "setting": None, "iterations": None,
-           "n_nonzero": None, "rel_gap": float("inf"), "note": "", "per_lambda_seconds": None,
-           "per_lambda_n_nonzero": None}  # fmt: skip
+    row = {
+        "case": case.name,
+        "system": system,
+        "seconds": None,
+        "setting": None,
+        "iterations": None,
+        "n_nonzero": None,
+        "rel_gap": float("inf"),
+        "note": "",
+        "per_lambda_seconds": None,
+        "per_lambda_n_nonzero": None,
+    }
     max_iter, rungs, spent = None, [], 0.0
     for label, run in ladder:
         first = timed(run, case, max_iter, 1, deadline=budget - spent if case.path else None)
         seconds, per, sols = first
         spent += seconds
         gaps, iters = _gaps(case, sols), [it for _, _, it in sols]
-        rungs.append({"setting": label, "seconds": seconds, "rel_gap": max(gaps), "iterations": iters,
-                      "max_iter": max_iter})  # fmt: skip
+        rungs.append(
+            {"setting": label, "seconds": seconds, "rel_gap": max(gaps), "iterations": iters, "max_iter": max_iter}
+        )
         row["rel_gap"] = min(row["rel_gap"], max(gaps))
         if len(sols) < len(case.Cs):
             row["note"] = f"; the {budget:g} s budget ran out at lambda {len(sols)} of {len(case.Cs)} ({label})"
@@ -489,8 +530,14 @@ def time_to_accuracy(case, system, ladder, repeats, budget):
         if max(gaps) <= TARGET:
             seconds, per, sols = timed(run, case, max_iter, repeats, [first])
             nnz = [int(np.count_nonzero(w)) for w, _, _ in sols]
-            row.update(seconds=seconds, setting=label, iterations=sum(iters), n_nonzero=nnz[-1],
-                       per_lambda_seconds=per, per_lambda_n_nonzero=nnz)  # fmt: skip
+            row.update(
+                seconds=seconds,
+                setting=label,
+                iterations=sum(iters),
+                n_nonzero=nnz[-1],
+                per_lambda_seconds=per,
+                per_lambda_n_nonzero=nnz,
+            )
             break
         if max_iter is not None and max(iters) >= max_iter - 1:
             row["note"] = f"; stopped by the {budget:g} s budget at {max(iters)} iterations"
@@ -511,8 +558,9 @@ def _fmt(row):
     if row["seconds"] is None:
         best = f"best {row['rel_gap']:.1e}" if np.isfinite(row["rel_gap"]) else "no complete path"
         return f"did not reach {TARGET:g} ({best}{row['note']})"
-    return (f"{row['seconds']:9.4g} s  {row['setting']:<34} iterations {row['iterations']:<5} "
-            f"non-zeros {row['n_nonzero']}")  # fmt: skip
+    return (
+        f"{row['seconds']:9.4g} s  {row['setting']:<34} iterations {row['iterations']:<5} non-zeros {row['n_nonzero']}"
+    )
 
 
 def _ratios(case, rows):
@@ -541,7 +589,9 @@ def run_case(case, repeats, budget):
         try:
             rows.append(time_to_accuracy(case, system, ladder, repeats, budget))
         except Exception as e:  # noqa: BLE001  (one system's failure is a cell of the table, not the end of it)
-            rows.append({"case": case.name, "system": system, "seconds": None, "na": f"failed: {type(e).__name__}: {e}"})
+            rows.append(
+                {"case": case.name, "system": system, "seconds": None, "na": f"failed: {type(e).__name__}: {e}"}
+            )
         print(f"  {system:<26} {_fmt(rows[-1])}", flush=True)
         if case.path and rows[-1]["seconds"] is not None:
             per = ", ".join(f"{s:.3g}" for s in rows[-1]["per_lambda_seconds"])
@@ -557,8 +607,11 @@ def run_all(quick=False, scale=None, only=(1, 2, 3, 4)):
     repeats = 1 if quick else 3
     made = time.perf_counter()
     selected = cases(scale, only)
-    print(f"  data: generated in {time.perf_counter() - made:.1f} s (scale {scale:g}); "
-          f"target {TARGET:g} relative to f* at every lambda", flush=True)  # fmt: skip
+    print(
+        f"  data: generated in {time.perf_counter() - made:.1f} s (scale {scale:g}); "
+        f"target {TARGET:g} relative to f* at every lambda",
+        flush=True,
+    )
     results = [run_case(c, repeats, max(2.0, c.budget / 10) if quick else c.budget) for c in selected]
     seconds = time.perf_counter() - started
     print(f"  sparse section: {seconds:.0f} s", flush=True)
@@ -569,8 +622,19 @@ def write(results, out):
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "sparse.json").write_text(json.dumps(results, indent=2, default=float))
-    fields = ["case", "system", "seconds", "setting", "iterations", "n_nonzero", "rel_gap", "torchlogit_over_this",
-              "per_lambda_seconds", "na", "note"]  # fmt: skip
+    fields = [
+        "case",
+        "system",
+        "seconds",
+        "setting",
+        "iterations",
+        "n_nonzero",
+        "rel_gap",
+        "torchlogit_over_this",
+        "per_lambda_seconds",
+        "na",
+        "note",
+    ]
     with open(out / "sparse.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
@@ -580,7 +644,9 @@ def write(results, out):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="scale 0.05, budgets a tenth (at least 2 s): about a minute")
+    parser.add_argument(
+        "--quick", action="store_true", help="scale 0.05, budgets a tenth (at least 2 s): about a minute"
+    )
     parser.add_argument("--scale", type=float, help="multiplies n and d (default 1, quick 0.05)")
     parser.add_argument("--only", default="1,2,3,4", help="comma-separated cases (1b and 4b go with 1 and 4)")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))

@@ -43,8 +43,15 @@ def torchlogit_fits(X, y, Cs, max_iter, tol, l1_ratio, fit_intercept):
 
     penalty = "l1" if l1_ratio == 1 else ("l2" if l1_ratio == 0 else "elasticnet")
     extra = {"l1_ratio": l1_ratio} if penalty == "elasticnet" else {}
-    est = LogisticRegression(penalty=penalty, solver="auto", tol=tol, max_iter=max_iter or 1000,
-                             fit_intercept=fit_intercept, warm_start=True, **extra)  # fmt: skip
+    est = LogisticRegression(
+        penalty=penalty,
+        solver="auto",
+        tol=tol,
+        max_iter=max_iter or 1000,
+        fit_intercept=fit_intercept,
+        warm_start=True,
+        **extra,
+    )
     for C in Cs:
         est.set_params(C=C)
         est.fit(X, y)
@@ -58,8 +65,9 @@ def skglm_fits(X, y, Cs, max_iter, tol, l1_ratio, fit_intercept):
     """skglm's SparseLogisticRegression (ProxNewton with working sets), warm-started along Cs."""
     from skglm import SparseLogisticRegression
 
-    est = SparseLogisticRegression(alpha=1.0, l1_ratio=l1_ratio, tol=tol, max_iter=max_iter or 20,
-                                   fit_intercept=fit_intercept, warm_start=True)  # fmt: skip
+    est = SparseLogisticRegression(
+        alpha=1.0, l1_ratio=l1_ratio, tol=tol, max_iter=max_iter or 20, fit_intercept=fit_intercept, warm_start=True
+    )
     for C in Cs:
         est.alpha = 1.0 / (C * len(y))  # skglm: mean loss + alpha * penalty; scikit-learn: sum loss + penalty / C
         est.fit(X, y)
@@ -81,8 +89,15 @@ def sklearn_fits(X, y, Cs, max_iter, tol, l1_ratio, fit_intercept, solver, **ext
     """scikit-learn's LogisticRegression; warm-started along Cs where the solver can (liblinear cannot)."""
     from sklearn.linear_model import LogisticRegression as SkLogistic
 
-    est = SkLogistic(solver=solver, tol=tol, l1_ratio=l1_ratio, max_iter=max_iter or 100,
-                     fit_intercept=fit_intercept, warm_start=solver != "liblinear", **extra)  # fmt: skip
+    est = SkLogistic(
+        solver=solver,
+        tol=tol,
+        l1_ratio=l1_ratio,
+        max_iter=max_iter or 100,
+        fit_intercept=fit_intercept,
+        warm_start=solver != "liblinear",
+        **extra,
+    )
     for C in Cs:
         est.set_params(C=C)
         est.fit(X, y)
@@ -106,17 +121,23 @@ def ladders(l1_ratio, fit_intercept, path=False):
         out["celer"] = [(_tol(t), _rung(celer_fits, tol=t, **common)) for t in (1e-4, 1e-6, 1e-8, 1e-10)]
         return out
     liblinear = [("tol=1e-4 (default)", _rung(sklearn_fits, tol=1e-4, solver="liblinear", **common))]
-    liblinear += [(f"{_tol(t)}, intercept_scaling=100", _rung(sklearn_fits, tol=t, solver="liblinear",
-                                                            intercept_scaling=100.0, **common))
-                  for t in (1e-4, 1e-6, 1e-8, 1e-10)]  # fmt: skip
+    liblinear += [
+        (
+            f"{_tol(t)}, intercept_scaling=100",
+            _rung(sklearn_fits, tol=t, solver="liblinear", intercept_scaling=100.0, **common),
+        )
+        for t in (1e-4, 1e-6, 1e-8, 1e-10)
+    ]
     if l1_ratio > 0:
         out["skglm ProxNewton"] = [(_tol(t), _rung(skglm_fits, tol=t, **common)) for t in (1e-4, 1e-6, 1e-8, 1e-10)]
         out["sklearn liblinear" + (" (cold)" if path else "")] = liblinear
-        out["sklearn saga"] = [(_tol(t), _rung(sklearn_fits, tol=t, solver="saga", **common))
-                               for t in (1e-4, 1e-6, 1e-8)]  # fmt: skip
+        out["sklearn saga"] = [
+            (_tol(t), _rung(sklearn_fits, tol=t, solver="saga", **common)) for t in (1e-4, 1e-6, 1e-8)
+        ]
     else:  # L2: the quasi-Newton and Newton solvers; newton-cholesky would form a d x d Hessian (20 GB here)
         for solver in ("lbfgs", "newton-cg"):
-            out[f"sklearn {solver}"] = [(_tol(t), _rung(sklearn_fits, tol=t, solver=solver, **common))
-                                        for t in (1e-4, 1e-6, 1e-8, 1e-10)]  # fmt: skip
+            out[f"sklearn {solver}"] = [
+                (_tol(t), _rung(sklearn_fits, tol=t, solver=solver, **common)) for t in (1e-4, 1e-6, 1e-8, 1e-10)
+            ]
         out["sklearn liblinear"] = liblinear
     return out

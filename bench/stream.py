@@ -58,23 +58,39 @@ def main(argv=None):
     ref = LogisticRegression(solver="lbfgs", tol=1e-7).fit(X, y)
     mem_s = time.perf_counter() - start
     print(f"{n:,} x {d} float32 ({X.nbytes / 2**20:.0f} MiB), Parquet {path.stat().st_size / 2**20:.0f} MiB")
-    print(f"in-memory lbfgs: {mem_s:.2f} s, {ref.n_iter_[0]} iterations, {n * (ref.n_iter_[0] + 1) / mem_s:,.0f} rows/s")
+    print(
+        f"in-memory lbfgs: {mem_s:.2f} s, {ref.n_iter_[0]} iterations, {n * (ref.n_iter_[0] + 1) / mem_s:,.0f} rows/s"
+    )
     for world, mode in [(1, "stream"), (1, "distributed"), (2, "distributed"), (3, "distributed")]:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         threads = str(max(1, (os.cpu_count() or 1) // world))
-        procs = [subprocess.Popen([sys.executable, "-c", RANK, str(path), mode], stdout=subprocess.PIPE, text=True,
-                                  env=dict(os.environ, RANK=str(r), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
-                                           MASTER_PORT=str(port), OMP_NUM_THREADS=threads))
-                 for r in range(world)]  # fmt: skip
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", RANK, str(path), mode],
+                stdout=subprocess.PIPE,
+                text=True,
+                env=dict(
+                    os.environ,
+                    RANK=str(r),
+                    WORLD_SIZE=str(world),
+                    MASTER_ADDR="127.0.0.1",
+                    MASTER_PORT=str(port),
+                    OMP_NUM_THREADS=threads,
+                ),
+            )
+            for r in range(world)
+        ]
         outs = [p.communicate()[0] for p in procs]
         res = json.loads(outs[0].strip().splitlines()[-1])
         diff = np.max(np.abs(np.array(res["coef"]) - ref.coef_.ravel()) / np.abs(ref.coef_.ravel()))
         passes = res["n_iter"] + 2  # the first pass, and about one evaluation per iteration
-        print(f"{mode:<12} {world} process(es): {res['seconds']:.2f} s, {res['n_iter']} iterations, "
-              f"~{n * passes / res['seconds']:,.0f} rows/s, max rel coef diff {diff:.1e}, "
-              f"peak RSS rank 0 {res['peak_rss_mib']:.0f} MiB")  # fmt: skip
+        print(
+            f"{mode:<12} {world} process(es): {res['seconds']:.2f} s, {res['n_iter']} iterations, "
+            f"~{n * passes / res['seconds']:,.0f} rows/s, max rel coef diff {diff:.1e}, "
+            f"peak RSS rank 0 {res['peak_rss_mib']:.0f} MiB"
+        )
 
 
 if __name__ == "__main__":

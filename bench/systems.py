@@ -76,7 +76,9 @@ def ladders(C, binary, with_statsmodels=False):
         systems["sklearn newton-cholesky"] = [(f"tol={t:g}", sk(t, "newton-cholesky")) for t in (1e-4, 1e-6, 1e-8)]
         systems["glum"] = [(f"gradient_tol={t:g}", glum(t)) for t in (1e-4, 1e-6, 1e-8)]
     if binary and with_statsmodels:
-        systems["statsmodels"] = [(f"cnvrg_tol={t:g}", (lambda m, t=t: StatsmodelsL2(C, t))) for t in (1e-6, 1e-8, 1e-10)]
+        systems["statsmodels"] = [
+            (f"cnvrg_tol={t:g}", (lambda m, t=t: StatsmodelsL2(C, t))) for t in (1e-6, 1e-8, 1e-10)
+        ]
     return systems
 
 
@@ -99,8 +101,13 @@ class _Glum:
         self.cls, self.C, self.tol, self.max_iter = cls, C, tol, max_iter
 
     def fit(self, X, y):
-        model = self.cls(family="binomial", alpha=1.0 / (self.C * len(y)), l1_ratio=0.0, gradient_tol=self.tol,
-                         max_iter=self.max_iter)  # fmt: skip
+        model = self.cls(
+            family="binomial",
+            alpha=1.0 / (self.C * len(y)),
+            l1_ratio=0.0,
+            gradient_tol=self.tol,
+            max_iter=self.max_iter,
+        )
         model.fit(X, y)
         self.coef_, self.intercept_, self.n_iter_ = model.coef_, np.atleast_1d(model.intercept_), model.n_iter_
         return self

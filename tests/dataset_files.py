@@ -94,8 +94,12 @@ def cifar_files(version, batches):
     files = {}
     if version == "python":
         for name, (data, labels) in batches.items():
-            batch = {"batch_label": f"batch {name}", "labels": [int(v) for v in labels], "data": data,
-                     "filenames": [f"img_{i}.png" for i in range(len(labels))]}  # fmt: skip
+            batch = {
+                "batch_label": f"batch {name}",
+                "labels": [int(v) for v in labels],
+                "data": data,
+                "filenames": [f"img_{i}.png" for i in range(len(labels))],
+            }
             files[f"cifar-10-batches-py/{name}"] = py2_pickle(batch)
         meta = {"num_cases_per_batch": 10000, "label_names": CIFAR_NAMES, "num_vis": 3072}
         files["cifar-10-batches-py/batches.meta"] = py2_pickle(meta)

@@ -14,8 +14,7 @@ from torchlogit._checkpoint import CheckpointError, read_checkpoint
 from torchlogit.cli import main
 from torchlogit.stream import fit_stream
 
-SGD = dict(solver="sgd", epochs=3, batch_size=16, learning_rate=0.05, random_state=7, buffer_rows=1500,
-           batch_rows=500)  # fmt: skip
+SGD = dict(solver="sgd", epochs=3, batch_size=16, learning_rate=0.05, random_state=7, buffer_rows=1500, batch_rows=500)
 
 
 @pytest.fixture(scope="module")
@@ -119,8 +118,9 @@ stream.fit_stream(folder, "y", checkpoint=ckpt, checkpoint_every=3600, **kwargs)
 def test_sigterm_writes_a_checkpoint_then_ends_the_process(folder, tmp_path):
     """No periodic checkpoint is due (an hour apart): the one on disk is the one SIGTERM caused."""
     ckpt = tmp_path / "run.ckpt"
-    child = subprocess.run([sys.executable, "-c", SIGNALLED, str(folder), str(ckpt), json.dumps(SGD)],
-                           capture_output=True, timeout=120)  # fmt: skip
+    child = subprocess.run(
+        [sys.executable, "-c", SIGNALLED, str(folder), str(ckpt), json.dumps(SGD)], capture_output=True, timeout=120
+    )
     assert child.returncode == -signal.SIGTERM, child.stderr.decode()[-2000:]
     state = read_checkpoint(ckpt).state
     assert state["epoch"] == 2 and len(state["history"]) == 1 and 0 < state["done"] < 500  # written at step 500
@@ -132,7 +132,9 @@ def test_sigterm_writes_a_checkpoint_then_ends_the_process(folder, tmp_path):
 def test_a_checkpoint_of_another_run_or_a_damaged_one_is_refused(folder, tmp_path, capsys):
     ckpt = tmp_path / "run.ckpt"
     fit_stream(folder, "y", checkpoint=ckpt, **SGD)
-    with pytest.raises(CheckpointError, match=r"run\.ckpt: a checkpoint of another run: batch_size is 16 there and 32 here"):
+    with pytest.raises(
+        CheckpointError, match=r"run\.ckpt: a checkpoint of another run: batch_size is 16 there and 32 here"
+    ):
         fit_stream(folder, "y", resume=ckpt, **{**SGD, "batch_size": 32})
     with pytest.raises(CheckpointError, match="a checkpoint of solver 'sgd', not 'lbfgs'"):
         fit_stream(folder, "y", resume=ckpt, solver="lbfgs")
@@ -148,8 +150,23 @@ def test_a_checkpoint_of_another_run_or_a_damaged_one_is_refused(folder, tmp_pat
 
 def test_cli_checkpoint_and_resume(folder, tmp_path, capsys):
     ckpt, model = tmp_path / "c.ckpt", tmp_path / "m.safetensors"
-    args = ["train", str(folder), "--target", "y", "--stream", "--solver", "sgd", "--epochs", "2",
-            "--batch-size", "16", "--random-state", "3", "--model-out", str(model)]  # fmt: skip
+    args = [
+        "train",
+        str(folder),
+        "--target",
+        "y",
+        "--stream",
+        "--solver",
+        "sgd",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "16",
+        "--random-state",
+        "3",
+        "--model-out",
+        str(model),
+    ]
     assert main([*args, "--checkpoint", str(ckpt)]) == 0
     from torchlogit import load
 

@@ -45,7 +45,9 @@ def test_train_evaluate_predict_plot(tmp_path, capsys):
     lines = (tmp_path / "p.csv").read_text().splitlines()
     assert code == 0 and lines[0] == '"proba_0","proba_1"' and len(lines) == 570
     for kind in ["roc", "calibration", "confusion", "loss"]:
-        code, _, err = run(capsys, "plot", str(model), "breast-cancer", "--kind", kind, "--out", str(tmp_path / f"{kind}.png"))
+        code, _, err = run(
+            capsys, "plot", str(model), "breast-cancer", "--kind", kind, "--out", str(tmp_path / f"{kind}.png")
+        )
         assert code == 0, err
         width, height = png_size(tmp_path / f"{kind}.png")
         assert width >= 300 and height >= 300
@@ -62,7 +64,9 @@ def test_csv_with_one_hot_and_probability_plot(tmp_path, capsys):
     code, out, _ = run(capsys, "predict", str(tmp_path / "m"), str(csv))
     assert code == 0 and out.splitlines()[0] == '"prediction"'
     run(capsys, "train", "hours", "--model-out", str(tmp_path / "h"))
-    code, _, _ = run(capsys, "plot", str(tmp_path / "h"), "hours", "--kind", "probability", "--out", str(tmp_path / "h.png"))
+    code, _, _ = run(
+        capsys, "plot", str(tmp_path / "h"), "hours", "--kind", "probability", "--out", str(tmp_path / "h.png")
+    )
     assert code == 0 and (tmp_path / "h.png").exists()
 
 
@@ -73,7 +77,9 @@ def test_parquet_input(tmp_path, capsys):
     rng = np.random.default_rng(0)
     x = rng.normal(size=200)
     pq.write_table(pa.table({"x": x, "y": (x + rng.normal(size=200) > 0).astype(int)}), tmp_path / "d.parquet")
-    code, out, _ = run(capsys, "train", str(tmp_path / "d.parquet"), "--target", "y", "--model-out", str(tmp_path / "m"))
+    code, out, _ = run(
+        capsys, "train", str(tmp_path / "d.parquet"), "--target", "y", "--model-out", str(tmp_path / "m")
+    )
     assert code == 0
     code, out, _ = run(capsys, "evaluate", str(tmp_path / "m"), str(tmp_path / "d.parquet"), "--target", "y", "--json")
     assert json.loads(out)["n_samples"] == 200
@@ -86,8 +92,23 @@ def test_every_command_has_help_with_an_example(capsys, verb):
 
 
 def test_sgd_training_from_the_cli(tmp_path, capsys):
-    code, out, _ = run(capsys, "train", "iris", "--solver", "sgd", "--optimizer", "adam", "--learning-rate", "0.05",
-                       "--epochs", "30", "--random-state", "0", "--model-out", str(tmp_path / "i"))  # fmt: skip
+    code, out, _ = run(
+        capsys,
+        "train",
+        "iris",
+        "--solver",
+        "sgd",
+        "--optimizer",
+        "adam",
+        "--learning-rate",
+        "0.05",
+        "--epochs",
+        "30",
+        "--random-state",
+        "0",
+        "--model-out",
+        str(tmp_path / "i"),
+    )
     assert code == 0 and "sgd: 30 iterations" in out
     assert len(load(tmp_path / "i").loss_curve_) == 30
 
@@ -156,11 +177,15 @@ def test_summary_table_json_and_the_separation_message(tmp_path, capsys):
 def test_probability_plot_shades_the_confidence_band(tmp_path, capsys):
     model = tmp_path / "h.safetensors"
     run(capsys, "train", "hours", "--model-out", str(model))
-    code, out, _ = run(capsys, "plot", str(model), "hours", "--kind", "probability", "--out", str(tmp_path / "band.png"))
+    code, out, _ = run(
+        capsys, "plot", str(model), "hours", "--kind", "probability", "--out", str(tmp_path / "band.png")
+    )
     assert code == 0 and "no confidence band" not in out
     separated = tmp_path / "h0.safetensors"
     run(capsys, "train", "hours", "--penalty", "none", "--model-out", str(separated))
-    code, out, _ = run(capsys, "plot", str(separated), "hours", "--kind", "probability", "--out", str(tmp_path / "b0.png"))
+    code, out, _ = run(
+        capsys, "plot", str(separated), "hours", "--kind", "probability", "--out", str(tmp_path / "b0.png")
+    )
     assert code == 0 and "no confidence band: complete separation" in out
     assert png_size(tmp_path / "band.png") == png_size(tmp_path / "b0.png")
 
@@ -177,7 +202,10 @@ def write_bad_tables(folder):
     (folder / "gz.csv").write_bytes(gzip.compress(b"x,y\n1,0\n2,1\n" * 50))
     (folder / "quoted.csv").write_text('x,y\n1,0\n"1,5",1\n3,1\n')
     good = pa.table({"x": [1.0, 2.0, 3.0, 4.0], "y": [0, 1, 0, 1]})
-    for name, second in [("lacks", good.rename_columns(["z", "y"])), ("strings", good.set_column(0, "x", pa.array(["1", "2", "x", "4"])))]:
+    for name, second in [
+        ("lacks", good.rename_columns(["z", "y"])),
+        ("strings", good.set_column(0, "x", pa.array(["1", "2", "x", "4"]))),
+    ]:
         (folder / name).mkdir()
         pq.write_table(good, folder / name / "part-0.parquet")
         pq.write_table(second, folder / name / "part-1.parquet")
@@ -243,7 +271,9 @@ def test_spark_output_folder_trains_and_reports_the_files_read(tmp_path, capsys)
     (tmp_path / "out").mkdir()
     rng = np.random.default_rng(0)
     x = rng.normal(size=200)
-    pq.write_table(pa.table({"x": x, "y": (x + rng.normal(size=200) > 0).astype(int)}), tmp_path / "out" / "part-0.parquet")
+    pq.write_table(
+        pa.table({"x": x, "y": (x + rng.normal(size=200) > 0).astype(int)}), tmp_path / "out" / "part-0.parquet"
+    )
     (tmp_path / "out" / "_SUCCESS").write_text("")
     (tmp_path / "out" / ".part-0.parquet.crc").write_bytes(b"crc")
     code, out, err = run(capsys, "train", str(tmp_path / "out"), "--target", "y", "--stream")

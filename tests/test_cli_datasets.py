@@ -7,12 +7,21 @@ import itertools
 
 import numpy as np
 import pytest
-
 from dataset_files import (
-    cifar_batches, cifar_files, huge_array_pickle, idx_bytes, idx_header, tar_end, tar_entries, tar_entry,
-    write_cifar, write_gzip, zeros,
-)  # fmt: skip
+    cifar_batches,
+    cifar_files,
+    huge_array_pickle,
+    idx_bytes,
+    idx_header,
+    tar_end,
+    tar_entries,
+    tar_entry,
+    write_cifar,
+    write_gzip,
+    zeros,
+)
 from test_cli import png_size, run
+
 from torchlogit import datasets, load
 from torchlogit.datasets._registry import KnownFile
 
@@ -40,7 +49,9 @@ def test_train_mnist_reports_test_accuracy_and_plots(tmp_path, capsys):
     sizes = {}
     for kind in ("weights", "samples", "confusion", "roc"):
         png = tmp_path / f"{kind}.png"
-        code, _, err = run(capsys, "plot", str(model), "mnist", "--data-dir", str(tmp_path), "--kind", kind, "--out", str(png))
+        code, _, err = run(
+            capsys, "plot", str(model), "mnist", "--data-dir", str(tmp_path), "--kind", kind, "--out", str(png)
+        )
         assert code == 0, err
         sizes[kind] = png_size(png)
     assert sizes["weights"][0] > sizes["weights"][1]  # 2 rows of 5 templates
@@ -49,8 +60,21 @@ def test_train_mnist_reports_test_accuracy_and_plots(tmp_path, capsys):
 
 def test_train_mnist_with_sgd_runs_the_epochs(tmp_path, capsys):
     write_learnable_mnist(tmp_path)
-    code, out, err = run(capsys, "train", "mnist", "--data-dir", str(tmp_path), "--solver", "sgd",
-                         "--epochs", "3", "--learning-rate", "0.5", "--random-state", "0")  # fmt: skip
+    code, out, err = run(
+        capsys,
+        "train",
+        "mnist",
+        "--data-dir",
+        str(tmp_path),
+        "--solver",
+        "sgd",
+        "--epochs",
+        "3",
+        "--learning-rate",
+        "0.5",
+        "--random-state",
+        "0",
+    )
     assert code == 0, err
     assert "solver sgd: 3 iterations" in out and "model not saved" in out
     assert float(out.split("test accuracy ")[1].split()[0]) > 0.9
@@ -63,10 +87,31 @@ def test_cifar10_weights_are_colour_pictures(tmp_path, capsys):
     code, out, err = run(capsys, "train", "cifar10", "--data-dir", str(tmp_path), "--model-out", str(model))
     assert code == 0 and "on 10 cifar10 test images" in out, err
     for kind in ("weights", "samples"):
-        code, _, err = run(capsys, "plot", str(model), "cifar10", "--data-dir", str(tmp_path), "--kind", kind,
-                           "--out", str(tmp_path / f"{kind}.png"))  # fmt: skip
+        code, _, err = run(
+            capsys,
+            "plot",
+            str(model),
+            "cifar10",
+            "--data-dir",
+            str(tmp_path),
+            "--kind",
+            kind,
+            "--out",
+            str(tmp_path / f"{kind}.png"),
+        )
         assert code == 0, err
-    code, _, err = run(capsys, "plot", str(model), "mnist", "--data-dir", str(tmp_path), "--kind", "weights", "--out", str(tmp_path / "x.png"))
+    code, _, err = run(
+        capsys,
+        "plot",
+        str(model),
+        "mnist",
+        "--data-dir",
+        str(tmp_path),
+        "--kind",
+        "weights",
+        "--out",
+        str(tmp_path / "x.png"),
+    )
     assert code == 3 and "missing train-images-idx3-ubyte.gz" in err
 
 
@@ -102,9 +147,14 @@ def hostile_cifar_archive(tmp):
     (tmp / "cifar10").mkdir()
     files = cifar_files("binary", cifar_batches())
     del files["cifar-10-batches-bin/test_batch.bin"]
-    write_gzip(tmp / "cifar10" / "cifar-10-binary.tar.gz", itertools.chain(
-        tar_entries(files), tar_entry("cifar-10-batches-bin/test_batch.bin", 800_000_000, zeros(1 << 20)), tar_end(),
-    ))  # fmt: skip
+    write_gzip(
+        tmp / "cifar10" / "cifar-10-binary.tar.gz",
+        itertools.chain(
+            tar_entries(files),
+            tar_entry("cifar-10-batches-bin/test_batch.bin", 800_000_000, zeros(1 << 20)),
+            tar_end(),
+        ),
+    )
     return "cifar-10-binary.tar.gz:cifar-10-batches-bin/test_batch.bin", "800000000 bytes, more than the 30730000"
 
 

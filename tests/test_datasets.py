@@ -11,11 +11,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from dataset_files import (
-    RECONSTRUCT, cifar_batches, cifar_files, huge_array_pickle, idx_bytes, idx_header, tar_end, tar_entries, tar_entry,
-    write_cifar, write_gzip, write_mnist, zeros,
-)  # fmt: skip
+    RECONSTRUCT,
+    cifar_batches,
+    cifar_files,
+    huge_array_pickle,
+    idx_bytes,
+    idx_header,
+    tar_end,
+    tar_entries,
+    tar_entry,
+    write_cifar,
+    write_gzip,
+    write_mnist,
+    zeros,
+)
+
 from torchlogit.datasets import DatasetError, _cifar, get_spec, load, read_idx, verify
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist"
@@ -92,7 +103,18 @@ def test_cifar10_every_published_layout(tmp_path, version, archive):
     np.testing.assert_array_equal(data.y_train, np.concatenate([lab for _, lab in train]))
     np.testing.assert_array_equal(data.y_test, batches["test_batch"][1])
     assert data.X_train.shape == (20, 3072) and data.X_test.shape == (3, 3072)
-    assert data.class_names == ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+    assert data.class_names == (
+        "airplane",
+        "automobile",
+        "bird",
+        "cat",
+        "deer",
+        "dog",
+        "frog",
+        "horse",
+        "ship",
+        "truck",
+    )
 
 
 def test_cifar10_pixels_are_channel_major(tmp_path):
@@ -139,7 +161,9 @@ def test_cifar10_corrupt_files(tmp_path):
     with pytest.raises(DatasetError, match="data_batch_2: corrupt or truncated pickle"):
         load("cifar10", tmp_path / "p")
     path.write_bytes(pickle.dumps({"data": np.zeros((2, 10), np.uint8), "labels": [0, 1]}, protocol=2))
-    with pytest.raises(DatasetError, match="'data' should be a uint8 array of N x 3072 pixels, found uint8 \\(2, 10\\)"):
+    with pytest.raises(
+        DatasetError, match="'data' should be a uint8 array of N x 3072 pixels, found uint8 \\(2, 10\\)"
+    ):
         load("cifar10", tmp_path / "p")
     write_cifar(tmp_path / "a", "binary", batches, archive=True)
     archive = tmp_path / "a" / "cifar-10-binary.tar.gz"
@@ -252,17 +276,24 @@ def test_idx_header_declaring_more_than_published_is_refused_before_allocating(t
     with pytest.raises(DatasetError, match="truncated"):
         read_idx(other)
     other.write_bytes(idx_header((1 << 15, 1 << 15, 2)) + bytes(10))
-    with pytest.raises(DatasetError, match="\\(2147483648 bytes\\), more than the 1073741824 bytes allowed for an IDX file"):
+    with pytest.raises(
+        DatasetError, match="\\(2147483648 bytes\\), more than the 1073741824 bytes allowed for an IDX file"
+    ):
         read_idx(other)
 
 
 def test_idx_memory_grows_with_the_data_not_with_the_header(tmp_path):
-    """A file of no published name may declare up to 1 GiB; 10 bytes of data cost 10 bytes, not 1 GiB (found by fuzzing)."""
-    for name, raw in [("other-idx", idx_header((1 << 15, 1 << 15)) + bytes(10)),
-                      ("other-idx.gz", gzip.compress(idx_header((1 << 15, 1 << 15)) + bytes(10)))]:  # fmt: skip
+    """A file of no published name may declare up to 1 GiB; 10 bytes of data cost 10 bytes, not 1 GiB.
+
+    (found by fuzzing)
+    """
+    for name, raw in [
+        ("other-idx", idx_header((1 << 15, 1 << 15)) + bytes(10)),
+        ("other-idx.gz", gzip.compress(idx_header((1 << 15, 1 << 15)) + bytes(10))),
+    ]:
         path = tmp_path / name
         path.write_bytes(raw)
-        peak, raised = peak_bytes(lambda: read_idx(path))
+        peak, raised = peak_bytes(lambda: read_idx(path))  # noqa: B023 (called here)
         assert isinstance(raised, DatasetError) and "truncated" in str(raised)
         assert peak < 4 << 20
     labels = idx_header((4,)) + bytes([1, 2, 3, 4])
@@ -320,9 +351,12 @@ def test_cifar_archive_member_larger_than_published_is_refused_unread(tmp_path):
     files = cifar_files("binary", cifar_batches())
     archive = tmp_path / "cifar-10-binary.tar.gz"
     # declares 246 MB (80000 records), holds 1 MB: the size is refused from the header alone
-    write_gzip(archive, itertools.chain(
-        tar_entry("cifar-10-batches-bin/data_batch_1.bin", 80000 * 3073, zeros(1 << 20)),
-    ))  # fmt: skip
+    write_gzip(
+        archive,
+        itertools.chain(
+            tar_entry("cifar-10-batches-bin/data_batch_1.bin", 80000 * 3073, zeros(1 << 20)),
+        ),
+    )
     peak, raised = peak_bytes(lambda: load("cifar10", tmp_path))
     assert isinstance(raised, DatasetError) and "\n" not in str(raised)
     assert str(raised) == (
@@ -332,10 +366,14 @@ def test_cifar_archive_member_larger_than_published_is_refused_unread(tmp_path):
     assert peak < 4 << 20
     # one record more than a published batch is one too many
     del files["cifar-10-batches-bin/data_batch_1.bin"]
-    write_gzip(archive, itertools.chain(
-        tar_entry("cifar-10-batches-bin/data_batch_1.bin", 10001 * 3073, zeros(10001 * 3073)),
-        tar_entries(files), tar_end(),
-    ))  # fmt: skip
+    write_gzip(
+        archive,
+        itertools.chain(
+            tar_entry("cifar-10-batches-bin/data_batch_1.bin", 10001 * 3073, zeros(10001 * 3073)),
+            tar_entries(files),
+            tar_end(),
+        ),
+    )
     with pytest.raises(DatasetError, match="data_batch_1.bin: 30733073 bytes, more than the 30730000"):
         load("cifar10", tmp_path)
 
@@ -344,14 +382,20 @@ def test_cifar_archive_structure_is_bounded(tmp_path):
     archive = tmp_path / "cifar-10-binary.tar.gz"
     files = cifar_files("binary", cifar_batches())
     # a GNU long-name header makes tarfile read its declared size in one go, before any member
-    write_gzip(archive, itertools.chain(
-        tar_entry("././@LongLink", 256 << 20, [b"x" * 100], kind=tarfile.GNUTYPE_LONGNAME), tar_end(),
-    ))  # fmt: skip
+    write_gzip(
+        archive,
+        itertools.chain(
+            tar_entry("././@LongLink", 256 << 20, [b"x" * 100], kind=tarfile.GNUTYPE_LONGNAME),
+            tar_end(),
+        ),
+    )
     peak, raised = peak_bytes(lambda: load("cifar10", tmp_path))
     assert isinstance(raised, DatasetError) and str(raised).startswith(f"{archive}: a tar header at byte 512 asks")
     assert "268435456 bytes at once" in str(raised) and peak < 4 << 20
     # more entries than a published archive could have, each costing the reader a header
-    write_gzip(archive, itertools.chain(*[tar_entry(f"junk/{i}", 0) for i in range(100)], tar_entries(files), tar_end()))
+    write_gzip(
+        archive, itertools.chain(*[tar_entry(f"junk/{i}", 0) for i in range(100)], tar_entries(files), tar_end())
+    )
     with pytest.raises(DatasetError, match=f"^{archive}: more than 64 entries, the published archive has 9"):
         load("cifar10", tmp_path)
     # the same member twice: which one is meant is unknowable
@@ -368,14 +412,20 @@ def test_cifar_batch_files_larger_than_published_are_refused_unread(tmp_path):
     with open(path, "r+b") as f:
         f.truncate(10001 * 3073)  # whole records, label 0: the old reader took them all
     peak, raised = peak_bytes(lambda: load("cifar10", tmp_path / "b"))
-    assert str(raised) == f"{path}: 30733073 bytes, more than the 30730000 bytes the published file can hold; refusing to read it"
+    assert (
+        str(raised)
+        == f"{path}: 30733073 bytes, more than the 30730000 bytes the published file can hold; refusing to read it"
+    )
     assert peak < 4 << 20
     write_cifar(tmp_path / "p", "python", cifar_batches())
     path = tmp_path / "p" / "cifar-10-batches-py" / "batches.meta"
     with open(path, "r+b") as f:
         f.truncate(1 << 30)
     peak, raised = peak_bytes(lambda: load("cifar10", tmp_path / "p"))
-    assert str(raised) == f"{path}: 1073741824 bytes, more than the 4096 bytes the published file can hold; refusing to read it"
+    assert (
+        str(raised)
+        == f"{path}: 1073741824 bytes, more than the 4096 bytes the published file can hold; refusing to read it"
+    )
     assert peak < 4 << 20
 
 
@@ -385,14 +435,20 @@ F8 = b"cnumpy\ndtype\nU\x02f8\x89\x88\x87R"
 
 HOSTILE_PICKLES = {
     # (2**28, 3072) uint8: 824 GB, more than any machine: MemoryError with the C unpickler
-    "2**28 rows": (huge_array_pickle(2**28), "asks for a 268435456x3072 uint8 array (824633720832 bytes), more than the 30800000"),
+    "2**28 rows": (
+        huge_array_pickle(2**28),
+        "asks for a 268435456x3072 uint8 array (824633720832 bytes), more than the 30800000",
+    ),
     # (2**20, 3072) uint8: 3.2 GB, which malloc grants without touching it
     "2**20 rows": (huge_array_pickle(2**20), "asks for a 1048576x3072 uint8 array"),
     # (2**14, 3072) object pointers: 400 MB that numpy fills with None
     "object array": (RECONSTRUCT + b"M\x00@M\x00\x0c\x86U\x01O\x87R.", "asks for numpy dtype dtype('O')"),
     # a dtype state giving uint8 a float64 field 100000 bytes past its one byte, which numpy accepts
-    "dtype state": (b"\x80\x02" + UINT8 + b"(K\x03U\x01|NU\x01a\x85}U\x01a" + F8 + b"J\xa0\x86\x01\x00\x86s"
-                    b"J\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb.", "sets numpy dtype dtype('uint8') to dtype((numpy.uint8, {"),
+    "dtype state": (
+        b"\x80\x02" + UINT8 + b"(K\x03U\x01|NU\x01a\x85}U\x01a" + F8 + b"J\xa0\x86\x01\x00\x86s"
+        b"J\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb.",
+        "sets numpy dtype dtype('uint8') to dtype((numpy.uint8, {",
+    ),
     # BINBYTES8 and BYTEARRAY8 declaring 8 GiB: the C unpickler allocates them before reading
     "bytes8": (b"\x80\x05\x8e" + struct.pack("<Q", 1 << 33) + b"abc.", "corrupt or truncated pickle"),
     "bytearray8": (b"\x80\x05\x96" + struct.pack("<Q", 1 << 33) + b"abc.", "corrupt or truncated pickle"),

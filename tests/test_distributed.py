@@ -34,16 +34,26 @@ def free_port():
 
 
 def env_for(rank, world, port, timeout="30"):
-    env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
-               MASTER_PORT=str(port), TORCHLOGIT_DIST_TIMEOUT=timeout, OMP_NUM_THREADS="1")  # fmt: skip
+    env = dict(
+        os.environ,
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        WORLD_SIZE=str(world),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        TORCHLOGIT_DIST_TIMEOUT=timeout,
+        OMP_NUM_THREADS="1",
+    )
     return env
 
 
 def launch(commands, world, timeout=180):
     """Start one process per rank (commands[rank]) and wait for all; returns [(code, stdout, stderr)]."""
     port = free_port()
-    procs = [subprocess.Popen(cmd, env=env_for(r, world, port), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for r, cmd in enumerate(commands)]  # fmt: skip
+    procs = [
+        subprocess.Popen(cmd, env=env_for(r, world, port), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for r, cmd in enumerate(commands)
+    ]
     out = []
     for p in procs:
         try:
@@ -51,7 +61,7 @@ def launch(commands, world, timeout=180):
         except subprocess.TimeoutExpired:
             for q in procs:
                 q.kill()
-            raise AssertionError("a rank hung past the test's timeout")
+            raise AssertionError("a rank hung past the test's timeout") from None
         out.append((p.returncode, o, e))
     return out
 
@@ -97,8 +107,18 @@ def test_sgd_is_data_parallel(shards):
 
 def test_cli_under_torchrun_env_and_a_crashed_rank(shards, tmp_path):
     model = tmp_path / "m.safetensors"
-    cli = [sys.executable, "-m", "torchlogit", "train", str(shards), "--target", "label", "--distributed",
-           "--model-out", str(model)]  # fmt: skip
+    cli = [
+        sys.executable,
+        "-m",
+        "torchlogit",
+        "train",
+        str(shards),
+        "--target",
+        "label",
+        "--distributed",
+        "--model-out",
+        str(model),
+    ]
     results = launch([cli, cli], 2)
     assert [r[0] for r in results] == [0, 0], results[0][2][-1000:]
     assert "solver lbfgs (streaming)" in results[0][1] and results[1][1] == "" and model.exists()
@@ -120,4 +140,7 @@ def test_ranks_whose_shards_have_other_columns_all_stop_with_the_same_line(shard
     lines = [err.strip().splitlines() for _, _, err in results]
     assert [code for code, _, _ in results] == [7, 7], lines  # before: gloo's enforce aborted rank 1 (SIGABRT)
     assert lines[0] == lines[1] and len(lines[0]) == 1
-    assert f"ranks 0 and 1 read different columns: {other / 'b.parquet'} lacks column 'x3' of {shards / 'a.parquet'}" in lines[0][0]
+    assert (
+        f"ranks 0 and 1 read different columns: {other / 'b.parquet'} lacks column 'x3' of {shards / 'a.parquet'}"
+        in lines[0][0]
+    )

@@ -296,7 +296,9 @@ def test_verify_statuses(tmp_path):
     assert by_name["good"].path == folder / "good"
     assert by_name["good"].detail == f"1000 bytes, md5 {hashlib.md5(good).hexdigest()}"
     assert by_name["short"].detail == "expected 1000 bytes, got 999"
-    assert by_name["wrong"].detail == f"expected md5 {hashlib.md5(wrong).hexdigest()}, got {hashlib.md5(good).hexdigest()}"
+    assert (
+        by_name["wrong"].detail == f"expected md5 {hashlib.md5(wrong).hexdigest()}, got {hashlib.md5(good).hexdigest()}"
+    )
 
     # without any extracted file, the absent download is reported; the folder itself works too
     (folder / "extra" / "x").unlink()

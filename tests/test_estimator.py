@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import CUDA
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.linear_model import LogisticRegression as SkLogisticRegression
@@ -13,9 +14,8 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
-
-from conftest import CUDA
 from test_parity import binary_problem, multinomial_problem
+
 from torchlogit import LogisticRegression
 from torchlogit._base import to_tensor
 
@@ -51,9 +51,14 @@ def test_torch_tensor_input_matches_numpy():
 
 @pytest.mark.parametrize(
     "dtype_in, dtype_opt, expected",
-    [(np.float32, None, np.float32), (np.float64, None, np.float64), (np.int64, None, np.float64),
-     (np.float64, "float32", np.float32), (np.float32, "float64", np.float64)],
-)  # fmt: skip
+    [
+        (np.float32, None, np.float32),
+        (np.float64, None, np.float64),
+        (np.int64, None, np.float64),
+        (np.float64, "float32", np.float32),
+        (np.float32, "float64", np.float64),
+    ],
+)
 def test_dtype_follows_input_or_option(dtype_in, dtype_opt, expected):
     X, y = binary_problem(n=300)
     X = (X * 10).astype(dtype_in)
@@ -87,8 +92,9 @@ def test_penalty_spellings_of_both_sklearn_generations():
     with pytest.warns(UserWarning, match="Inconsistent values: penalty=l1 with l1_ratio=0.0"):
         l1_old = LogisticRegression(penalty="l1", C=0.1).fit(X, y)  # scikit-learn's warning, and an L1 fit
     np.testing.assert_allclose(l1_new.coef_, l1_old.coef_)
-    strong = {C: [(LogisticRegression(C=C, l1_ratio=r).fit(X, y).coef_ == 0).sum() for r in (1.0, 0.5, 0.0)]
-              for C in (0.002,)}  # fmt: skip
+    strong = {
+        C: [(LogisticRegression(C=C, l1_ratio=r).fit(X, y).coef_ == 0).sum() for r in (1.0, 0.5, 0.0)] for C in (0.002,)
+    }
     assert strong[0.002][0] > 0 and strong[0.002][0] >= strong[0.002][1] >= strong[0.002][2] == 0
 
 
@@ -100,8 +106,14 @@ def test_warning_when_C_is_given_without_penalty():
 
 def test_solver_aliases():
     X, y = binary_problem(n=300)
-    for alias, resolved in [("newton-cg", "newton"), ("newton-cholesky", "newton"), ("liblinear", "newton"),
-                            ("saga", "newton"), ("sag", "newton"), ("lbfgs", "lbfgs")]:  # fmt: skip
+    for alias, resolved in [
+        ("newton-cg", "newton"),
+        ("newton-cholesky", "newton"),
+        ("liblinear", "newton"),
+        ("saga", "newton"),
+        ("sag", "newton"),
+        ("lbfgs", "lbfgs"),
+    ]:
         assert LogisticRegression(solver=alias).fit(X, y).solver_ == resolved
 
 
@@ -115,10 +127,15 @@ def test_auto_solver_rule():
 
 @pytest.mark.parametrize(
     "solver, phrase",
-    [("newton", "Newton solver did not converge after 1 iterations"), ("newton-cholesky", "Newton solver did not"),
-     ("lbfgs", "lbfgs failed to converge after 1 iteration"), ("newton-cg", "newton-cg failed to converge at loss"),
-     ("liblinear", "Liblinear failed to converge"), ("saga", "The max_iter was reached")],
-)  # fmt: skip
+    [
+        ("newton", "Newton solver did not converge after 1 iterations"),
+        ("newton-cholesky", "Newton solver did not"),
+        ("lbfgs", "lbfgs failed to converge after 1 iteration"),
+        ("newton-cg", "newton-cg failed to converge at loss"),
+        ("liblinear", "Liblinear failed to converge"),
+        ("saga", "The max_iter was reached"),
+    ],
+)
 def test_convergence_warning_starts_with_scikit_learns_phrase_and_names_the_fix(solver, phrase):
     """Users filter ConvergenceWarnings by scikit-learn's phrases; the line then says what to change."""
     X, y = multinomial_problem(n=500)
@@ -192,8 +209,9 @@ def test_probabilities_and_log_probabilities():
 
 def test_pipeline_grid_search_clone():
     X, y = binary_problem(n=300)
-    search = GridSearchCV(make_pipeline(StandardScaler(), LogisticRegression()),
-                          {"logisticregression__C": [0.1, 1.0]}, cv=3).fit(X, y)  # fmt: skip
+    search = GridSearchCV(
+        make_pipeline(StandardScaler(), LogisticRegression()), {"logisticregression__C": [0.1, 1.0]}, cv=3
+    ).fit(X, y)
     assert search.best_score_ > 0.6
     assert clone(LogisticRegression(C=3.0)).get_params()["C"] == 3.0
 
@@ -220,10 +238,16 @@ def test_bad_input_is_named(X, y, kwargs, error, match):
 
 @pytest.mark.parametrize(
     "params, match",
-    [({"C": 0.0}, "'C' parameter"), ({"C": -1.0}, "'C' parameter"), ({"solver": "magic"}, "'solver' parameter"),
-     ({"penalty": "l3"}, "'penalty' parameter"), ({"max_iter": -1}, "'max_iter' parameter"),
-     ({"dtype": "float16"}, "dtype must be"), ({"optimizer": "nope", "solver": "sgd"}, "unknown optimizer")],
-)  # fmt: skip
+    [
+        ({"C": 0.0}, "'C' parameter"),
+        ({"C": -1.0}, "'C' parameter"),
+        ({"solver": "magic"}, "'solver' parameter"),
+        ({"penalty": "l3"}, "'penalty' parameter"),
+        ({"max_iter": -1}, "'max_iter' parameter"),
+        ({"dtype": "float16"}, "dtype must be"),
+        ({"optimizer": "nope", "solver": "sgd"}, "unknown optimizer"),
+    ],
+)
 def test_bad_parameters_are_named(params, match):
     with pytest.raises((InvalidParameterError, ValueError), match=match):
         LogisticRegression(**params).fit(*binary_problem(n=50))

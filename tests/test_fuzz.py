@@ -36,17 +36,17 @@ import tarfile
 import tempfile
 import tracemalloc
 import warnings
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from dataset_files import cifar_batches, cifar_files, py2_pickle, tar_end, tar_entry, write_mnist
 from hypothesis import HealthCheck, Phase, event, example, given, settings
 from hypothesis import strategies as st
 
-from dataset_files import cifar_batches, cifar_files, py2_pickle, tar_end, tar_entry, write_mnist
 from torchlogit import LinearRegression, LogisticRegression, Ridge
 from torchlogit._io import ModelFileError, load_model, read_metadata
 from torchlogit.data import DataError, read_table
@@ -200,8 +200,13 @@ def folder():
 
 # ================================================================ (a) IDX files
 IDX_TYPES = {0x08: 1, 0x09: 1, 0x0B: 2, 0x0C: 4, 0x0D: 4, 0x0E: 8}  # type code: bytes per value
-IDX_NAMES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-             "t10k-labels-idx1-ubyte", "data.idx"]  # fmt: skip
+IDX_NAMES = [
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+    "data.idx",
+]
 DIMS = st.one_of(
     st.integers(0, 6),
     st.sampled_from([28, 10000, 60000, 1 << 16, 1 << 24, 2**31, 2**32 - 1]),
@@ -285,15 +290,24 @@ ARRAYS = st.builds(
     SEEDS,
 )
 SCALARS = st.one_of(
-    st.none(), st.booleans(), st.integers(-300, 300), st.integers(), st.floats(), st.text(max_size=4),
-    st.binary(max_size=4), st.sampled_from([b"\xff\xfe", "airplane", b"airplane", 2**70, -1, 10]),
-)  # fmt: skip
+    st.none(),
+    st.booleans(),
+    st.integers(-300, 300),
+    st.integers(),
+    st.floats(),
+    st.text(max_size=4),
+    st.binary(max_size=4),
+    st.sampled_from([b"\xff\xfe", "airplane", b"airplane", 2**70, -1, 10]),
+)
 OBJECTS = st.recursive(
     st.one_of(SCALARS, ARRAYS),
-    lambda inner: st.one_of(st.lists(inner, max_size=4), st.tuples(inner, inner),
-                            st.dictionaries(st.one_of(st.text(max_size=3), st.binary(max_size=3)), inner, max_size=3)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.tuples(inner, inner),
+        st.dictionaries(st.one_of(st.text(max_size=3), st.binary(max_size=3)), inner, max_size=3),
+    ),
     max_leaves=8,
-)  # fmt: skip
+)
 KEYS = st.sampled_from(["data", b"data", "labels", b"labels", "label_names", b"label_names", "filenames"])
 
 
@@ -312,11 +326,15 @@ def batch_objects(draw):
     fields = {
         "data": draw(mostly([_array("u1", (n, 3072), draw(SEEDS))], st.one_of(ARRAYS, OBJECTS))),
         "labels": draw(labels(n)),
-        "label_names": draw(st.one_of(
-            st.just(["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]),
-            st.lists(st.one_of(st.text(max_size=3), st.binary(max_size=3), st.just(b"\xff")), min_size=9, max_size=11),
-            OBJECTS,
-        )),  # fmt: skip
+        "label_names": draw(
+            st.one_of(
+                st.just(["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]),
+                st.lists(
+                    st.one_of(st.text(max_size=3), st.binary(max_size=3), st.just(b"\xff")), min_size=9, max_size=11
+                ),
+                OBJECTS,
+            )
+        ),
     }
     kept = draw(st.lists(st.sampled_from(sorted(fields)), unique=True, min_size=1))
     obj = {draw(st.sampled_from([k, k.encode()])): fields[k] for k in kept}
@@ -340,16 +358,36 @@ def object_pickles(draw):
 # -- random opcode streams: every opcode Python's unpickler dispatches, with arguments that
 # may lie about their length; globals from those the reader admits and some it must refuse
 ALLOWED_GLOBALS = [
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy._core.numeric", "_frombuffer"), ("numpy.core.numeric", "_frombuffer"),
-    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
-]  # fmt: skip
-REFUSED_GLOBALS = [("os", "system"), ("builtins", "eval"), ("numpy", "frombuffer"), ("builtins", "getattr"),
-                   ("numpy._core.multiarray", "scalar"), ("copyreg", "_reconstructor")]  # fmt: skip
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy._core.numeric", "_frombuffer"),
+    ("numpy.core.numeric", "_frombuffer"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("_codecs", "encode"),
+]
+REFUSED_GLOBALS = [
+    ("os", "system"),
+    ("builtins", "eval"),
+    ("numpy", "frombuffer"),
+    ("builtins", "getattr"),
+    ("numpy._core.multiarray", "scalar"),
+    ("copyreg", "_reconstructor"),
+]
 OPCODES = [op for op in pickletools.opcodes if op.code.encode("latin1")[0] in pickle._Unpickler.dispatch]
-LENGTHS = {"string1": "<B", "bytes1": "<B", "unicodestring1": "<B", "long1": "<B", "string4": "<i",
-           "bytes4": "<I", "unicodestring4": "<I", "long4": "<i", "bytes8": "<Q", "bytearray8": "<Q",
-           "unicodestring8": "<Q"}  # fmt: skip
+LENGTHS = {
+    "string1": "<B",
+    "bytes1": "<B",
+    "unicodestring1": "<B",
+    "long1": "<B",
+    "string4": "<i",
+    "bytes4": "<I",
+    "unicodestring4": "<I",
+    "long4": "<i",
+    "bytes8": "<Q",
+    "bytearray8": "<Q",
+    "unicodestring8": "<Q",
+}
 FIXED = {"uint1": "<B", "uint2": "<H", "int4": "<i", "uint4": "<I", "uint8": "<Q", "float8": ">d"}
 
 
@@ -373,10 +411,13 @@ def opcode_argument(draw, op):
     if kind == "stringnl_noescape_pair":
         module, name = draw(st.sampled_from(ALLOWED_GLOBALS + REFUSED_GLOBALS))
         return f"{module}\n{name}\n".encode()
-    line = draw(st.one_of(
-        st.integers().map(str), st.sampled_from(["00", "01", "1L", "nan", "1e400", "9" * 5000, "'x'", '"y"', "S'z'"]),
-        st.text(max_size=6),
-    ))  # fmt: skip
+    line = draw(
+        st.one_of(
+            st.integers().map(str),
+            st.sampled_from(["00", "01", "1L", "nan", "1e400", "9" * 5000, "'x'", '"y"', "S'z'"]),
+            st.text(max_size=6),
+        )
+    )
     return line.encode("utf-8", "surrogatepass").replace(b"\n", b"") + b"\n"
 
 
@@ -432,8 +473,10 @@ def tar_archives(draw, files):
         name = draw(st.one_of(st.sampled_from(sorted(files) or ["x"]), st.text(max_size=120), st.just("a" * 200)))
         junk = random_bytes(draw(SEEDS), draw(st.integers(0, 700)))
         try:
-            entries.insert(draw(st.integers(0, len(entries))),
-                           b"".join(tar_entry(name, len(junk), [junk], draw(st.sampled_from(TAR_KINDS)))))  # fmt: skip
+            entries.insert(
+                draw(st.integers(0, len(entries))),
+                b"".join(tar_entry(name, len(junk), [junk], draw(st.sampled_from(TAR_KINDS)))),
+            )
         except (ValueError, UnicodeError):  # a name tarfile cannot write: no such entry
             pass
     raw = b"".join(entries) + (b"".join(tar_end()) if draw(st.booleans()) else b"")
@@ -483,8 +526,26 @@ COLUMN_NAMES = st.one_of(
     st.text(max_size=4),
 )
 CELL_TEXT = st.one_of(
-    st.sampled_from(["", "nan", "NaN", "inf", "-inf", "1e400", "null", "NA", "0x10", "1,5", "true", "True", "a=b",
-                     " 1", "+3", "1_0"]),  # fmt: skip
+    st.sampled_from(
+        [
+            "",
+            "nan",
+            "NaN",
+            "inf",
+            "-inf",
+            "1e400",
+            "null",
+            "NA",
+            "0x10",
+            "1,5",
+            "true",
+            "True",
+            "a=b",
+            " 1",
+            "+3",
+            "1_0",
+        ]
+    ),
     st.text(max_size=5),
 )
 KIND_CELLS = {
@@ -528,8 +589,12 @@ def _csv_text(names, columns, quoting, terminator):
 @st.composite
 def csv_files(draw):
     names, columns = draw(tables())
-    text = _csv_text(names, columns, draw(st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL, csv.QUOTE_NONNUMERIC])),
-                     draw(st.sampled_from(["\n", "\r\n"])))  # fmt: skip
+    text = _csv_text(
+        names,
+        columns,
+        draw(st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL, csv.QUOTE_NONNUMERIC])),
+        draw(st.sampled_from(["\n", "\r\n"])),
+    )
     raw = (b"\xef\xbb\xbf" if draw(st.booleans()) else b"") + text.encode("utf-8", "surrogatepass")
     raw = damage(raw, draw(EDITS)) if draw(SOMETIMES) else raw
     if draw(SOMETIMES):
@@ -537,8 +602,23 @@ def csv_files(draw):
     return draw(st.sampled_from(["t.csv", "t.csv", "t.txt"])), raw, names
 
 
-PARQUET_KINDS = ["int", "small", "float", "bool", "text", "null", "date", "binary", "list", "dictionary",
-                 "uint64", "float16", "decimal", "timestamp", "struct"]  # fmt: skip
+PARQUET_KINDS = [
+    "int",
+    "small",
+    "float",
+    "bool",
+    "text",
+    "null",
+    "date",
+    "binary",
+    "list",
+    "dictionary",
+    "uint64",
+    "float16",
+    "decimal",
+    "timestamp",
+    "struct",
+]
 
 
 # pyarrow gets native buffers and reads without threads here: a pyarrow thread that releases a Python
@@ -554,7 +634,7 @@ def parquet_files(draw):
     names, columns = draw(tables())
     n = len(columns[0])
     arrays = []
-    for values in columns:
+    for _ in columns:
         kind = draw(mostly(PARQUET_KINDS[:5], PARQUET_KINDS))  # mostly the types a table may hold
         valid = [draw(st.booleans()) for _ in range(n)] if draw(st.booleans()) else [True] * n
         mask = None if all(valid) else np.array([not v for v in valid])
@@ -679,11 +759,20 @@ def test_stream_sources(inputs, data):
         features = data.draw(st.one_of(st.none(), st.lists(mostly(columns, COLUMN_NAMES), max_size=3)))
         solver = data.draw(st.sampled_from(["lbfgs", "sgd"]))
         model = outcome(
-            lambda: fit_stream(source, target, features=features, solver=solver, max_iter=5, epochs=2,
-                               batch_rows=data.draw(st.integers(1, 8)), buffer_rows=data.draw(st.integers(1, 8)),
-                               random_state=0),  # fmt: skip
-            DataError, tmp,
-        )  # fmt: skip
+            lambda: fit_stream(
+                source,
+                target,
+                features=features,
+                solver=solver,
+                max_iter=5,
+                epochs=2,
+                batch_rows=data.draw(st.integers(1, 8)),
+                buffer_rows=data.draw(st.integers(1, 8)),
+                random_state=0,
+            ),
+            DataError,
+            tmp,
+        )
         if not isinstance(model, Exception):
             assert model.coef_.shape[1] == len(model.feature_names_in_)
             # (sgd may still return nan coefficients: test_streamed_sgd_that_diverges_is_refused)
@@ -706,7 +795,7 @@ def _resign(data: bytes) -> bytes:
     return data[:at] + digest + data[at + 64 :]
 
 
-@lru_cache(maxsize=None)
+@cache
 def saved_models() -> dict:
     """{name: bytes} of small fitted models, one of each kind a file holds."""
     import pandas as pd
@@ -731,16 +820,54 @@ def saved_models() -> dict:
 
 
 JSON_VALUES = st.recursive(
-    st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.integers(), st.floats(), st.text(max_size=4),
-              st.sampled_from(["F32", "F64", "auto", "cpu", "meta", "cuda:3", "cpu:1", "mps", "float16", "lbfgs",
-                               "LogisticRegression", "Ridge", "str", "int", "float", "bool", 2**63, 2**31, 0.0])),
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-3, 3),
+        st.integers(),
+        st.floats(),
+        st.text(max_size=4),
+        st.sampled_from(
+            [
+                "F32",
+                "F64",
+                "auto",
+                "cpu",
+                "meta",
+                "cuda:3",
+                "cpu:1",
+                "mps",
+                "float16",
+                "lbfgs",
+                "LogisticRegression",
+                "Ridge",
+                "str",
+                "int",
+                "float",
+                "bool",
+                2**63,
+                2**31,
+                0.0,
+            ]
+        ),
+    ),
     lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=4), inner, max_size=3)),
     max_leaves=6,
-)  # fmt: skip
+)
 # JSON that Python's json module reads into something odd, or refuses with an unusual error
 # ("1" * 5000, an integer Python's int() refuses to parse, is left to test_json_integer_too_long_to_parse)
-HOSTILE_JSON = ["1e999", "-1e999", "NaN", "Infinity", "[" * 3000 + "]" * 3000, '"\\ud800"',
-                "123456789012345678901234567890", "-0", "1.0e-400", "4300" + "0" * 4296]  # fmt: skip
+HOSTILE_JSON = [
+    "1e999",
+    "-1e999",
+    "NaN",
+    "Infinity",
+    "[" * 3000 + "]" * 3000,
+    '"\\ud800"',
+    "123456789012345678901234567890",
+    "-0",
+    "1.0e-400",
+    "4300" + "0" * 4296,
+]
 HOSTILE = "__hostile__"
 
 
@@ -773,8 +900,11 @@ def _edit(obj, path, draw):
 
 
 def _device(meta, header, body, draw):
-    meta["params"]["device"] = draw(st.sampled_from(["cpu", "cuda", "cuda:7", "mps", "xpu", "meta", "hpu", "cpu:1",
-                                                     "vulkan", "CPU", "cuda:-1", "auto"]))  # fmt: skip
+    meta["params"]["device"] = draw(
+        st.sampled_from(
+            ["cpu", "cuda", "cuda:7", "mps", "xpu", "meta", "hpu", "cpu:1", "vulkan", "CPU", "cuda:-1", "auto"]
+        )
+    )
     return body
 
 
@@ -794,11 +924,20 @@ def _classes(meta, header, body, draw):
 
 
 def _other_fields(meta, header, body, draw):
-    key, value = draw(st.sampled_from([
-        ("n_features_in", meta["n_features_in"] + 1), ("n_features_in", 0), ("estimator", "Ridge"),
-        ("estimator", "LinearRegression"), ("estimator", "LogisticRegression"),
-        ("intercept_scalar", not meta["intercept_scalar"]), ("n_iter", [2**31 - 1]), ("objective", float("inf")),
-    ]))  # fmt: skip
+    key, value = draw(
+        st.sampled_from(
+            [
+                ("n_features_in", meta["n_features_in"] + 1),
+                ("n_features_in", 0),
+                ("estimator", "Ridge"),
+                ("estimator", "LinearRegression"),
+                ("estimator", "LogisticRegression"),
+                ("intercept_scalar", not meta["intercept_scalar"]),
+                ("n_iter", [2**31 - 1]),
+                ("objective", float("inf")),
+            ]
+        )
+    )
     meta[key] = value
     params = meta["params"]
     odd = draw(st.sampled_from([None, 0, -1, 1.5, "float16", "float32", True]))
@@ -812,8 +951,9 @@ def _retyped(meta, header, body, draw):
     for name in ("coef", "intercept"):
         entry = header[name]
         dtype = {"F32": "<f4", "F64": "<f8"}[entry["dtype"]]
-        arrays[name] = np.frombuffer(body, dtype, offset=entry["data_offsets"][0],
-                                     count=math.prod(entry["shape"])).reshape(entry["shape"])  # fmt: skip
+        arrays[name] = np.frombuffer(
+            body, dtype, offset=entry["data_offsets"][0], count=math.prod(entry["shape"])
+        ).reshape(entry["shape"])
     parts, offset = [], 0
     for name in ("coef", "intercept"):
         code = draw(st.sampled_from(["F32", "F64"]))
@@ -894,14 +1034,19 @@ def world(tmp_path_factory):
     """Files the command lines name: tables, models (good, damaged, of each kind), image data sets,
     a folder, garbage; outputs go to out/ (and to a folder that does not exist)."""
     import pandas as pd
-
     from dataset_files import write_cifar
 
     root = tmp_path_factory.mktemp("cli")
     rng = np.random.default_rng(1)
     x = rng.normal(size=(40, 2))
-    frame = pd.DataFrame({"x1": x[:, 0], "x2": x[:, 1], "label": np.where(x[:, 0] > 0, "b", "a"),
-                          "y": (x[:, 0] + x[:, 1] > 0).astype(int)})  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "x1": x[:, 0],
+            "x2": x[:, 1],
+            "label": np.where(x[:, 0] > 0, "b", "a"),
+            "y": (x[:, 0] + x[:, 1] > 0).astype(int),
+        }
+    )
     frame.to_csv(root / "t.csv", index=False)
     frame[["x1", "x2", "y"]].to_csv(root / "xy.csv", index=False)
     frame.to_parquet(root / "t.parquet")
@@ -936,8 +1081,9 @@ def world(tmp_path_factory):
 TEXT = st.text(st.characters(exclude_characters="\0", exclude_categories=["Cs"]), max_size=6)
 ODD_NUMBERS = st.one_of(
     st.sampled_from(["0", "-1", "1e-300", "1e309", "nan", "inf", "-inf", "abc", "", "1_000", "0x10"]),
-    st.floats().map(repr), TEXT,
-)  # fmt: skip
+    st.floats().map(repr),
+    TEXT,
+)
 
 
 def _not_an_int(text):
@@ -949,8 +1095,11 @@ def _not_an_int(text):
 
 
 # no huge counts: `demo --epochs 99999999999999999999` runs as long as it is asked to (so does '٩٩٩٩٩٩')
-ODD_COUNTS = st.one_of(st.sampled_from(["0", "-1", "x", "", "2.5", "1e3", "-99999999999999999999"]),
-                       st.integers(-2, 50).map(str), TEXT.filter(_not_an_int))  # fmt: skip
+ODD_COUNTS = st.one_of(
+    st.sampled_from(["0", "-1", "x", "", "2.5", "1e3", "-99999999999999999999"]),
+    st.integers(-2, 50).map(str),
+    TEXT.filter(_not_an_int),
+)
 
 
 def number(*valid):
@@ -961,53 +1110,123 @@ def count(*valid):
     return mostly(valid, ODD_COUNTS)
 
 
-TABLES = mostly(("t.csv", "t.parquet", "hours", "iris", "breast-cancer", "mnist", "cifar10"),
-                st.one_of(st.sampled_from(("parts", "odd.csv", "empty.csv", "garbage.bin", "missing.csv", "out",
-                                           "fashion-mnist", "digits")), TEXT))  # fmt: skip
-MODELS = mostly(("good.st", "labels.st", "nameless.st", "ridge.st", "iris.st", "mnist.st"),
-                st.one_of(st.sampled_from(("tampered.st", "not-a-model.st", "missing.st", "out", "t.csv")), TEXT))
+TABLES = mostly(
+    ("t.csv", "t.parquet", "hours", "iris", "breast-cancer", "mnist", "cifar10"),
+    st.one_of(
+        st.sampled_from(
+            ("parts", "odd.csv", "empty.csv", "garbage.bin", "missing.csv", "out", "fashion-mnist", "digits")
+        ),
+        TEXT,
+    ),
+)
+MODELS = mostly(
+    ("good.st", "labels.st", "nameless.st", "ridge.st", "iris.st", "mnist.st"),
+    st.one_of(st.sampled_from(("tampered.st", "not-a-model.st", "missing.st", "out", "t.csv")), TEXT),
+)
 DATA_DIRS = mostly(("data",), ("badimg", "missing", "t.csv", "out", "data/mnist"))
 TARGETS = mostly(("y", "label", "x1", "target", "pass"), st.one_of(st.sampled_from(("nosuch", "")), TEXT))
 # Options of each verb: flag -> strategy of its value (None: a flag without value). Values that
 # are paths are relative to the world's folder; TEXT and odd numbers reach every option.
 VERBS = {
-    "train": ((TABLES,), {
-        "--target": TARGETS,
-        "--features": mostly(("x1", "x1,x2", "x2,x1", "label"), ("x1,x1", "label=a", ",", "", "nosuch", "x1,,x2")),
-        "--data-dir": DATA_DIRS, "--model-out": mostly(("out/m.st",), ("nofolder/m.st", "out")),
-        "--penalty": mostly(("l2", "none"), ("l1", "elasticnet", "L2", "")), "--C": number("1", "0.5", "10", "1e-3"),
-        "--solver": mostly(("auto", "newton", "lbfgs", "sgd"), TEXT), "--max-iter": count("1", "5", "50", "200"),
-        "--tol": number("1e-6", "1e-3", "0.1"), "--device": mostly(("auto", "cpu"), ("cuda", "cuda:1", "meta", "")),
-        "--batch-size": count("1", "8", "32"), "--epochs": count("1", "2", "3"),
-        "--learning-rate": number("0.01", "0.1"), "--optimizer": mostly(("sgd", "adam", "adamw"), ("lbfgs", "")),
-        "--random-state": count("0", "1", "42"), "--one-hot": None, "--stream": None, "--distributed": None,
-    }),
+    "train": (
+        (TABLES,),
+        {
+            "--target": TARGETS,
+            "--features": mostly(("x1", "x1,x2", "x2,x1", "label"), ("x1,x1", "label=a", ",", "", "nosuch", "x1,,x2")),
+            "--data-dir": DATA_DIRS,
+            "--model-out": mostly(("out/m.st",), ("nofolder/m.st", "out")),
+            "--penalty": mostly(("l2", "none"), ("l1", "elasticnet", "L2", "")),
+            "--C": number("1", "0.5", "10", "1e-3"),
+            "--solver": mostly(("auto", "newton", "lbfgs", "sgd"), TEXT),
+            "--max-iter": count("1", "5", "50", "200"),
+            "--tol": number("1e-6", "1e-3", "0.1"),
+            "--device": mostly(("auto", "cpu"), ("cuda", "cuda:1", "meta", "")),
+            "--batch-size": count("1", "8", "32"),
+            "--epochs": count("1", "2", "3"),
+            "--learning-rate": number("0.01", "0.1"),
+            "--optimizer": mostly(("sgd", "adam", "adamw"), ("lbfgs", "")),
+            "--random-state": count("0", "1", "42"),
+            "--one-hot": None,
+            "--stream": None,
+            "--distributed": None,
+        },
+    ),
     "predict": ((MODELS, TABLES), {"--out": mostly(("out/p.csv",), ("nofolder/p.csv", "out")), "--proba": None}),
     "evaluate": ((MODELS, TABLES), {"--target": TARGETS, "--json": None}),
-    "summary": ((MODELS, TABLES), {
-        "--target": TARGETS, "--cov-type": mostly(("nonrobust", "HC0", "HC1"), ("hc0", "")),
-        "--baseline": mostly(("first", "none", "a", "b", "0", "1", "2"), TEXT), "--alpha": number("0.05", "0.1", "0.5"),
-        "--json": None,
-    }),
-    "plot": ((MODELS, TABLES), {
-        "--target": TARGETS, "--data-dir": DATA_DIRS,
-        "--kind": mostly(("probability", "roc", "calibration", "confusion", "loss", "weights", "samples"), TEXT),
-        "--out": mostly(("out/p.png", "out/p.svg"), ("out/p.unknown", "nofolder/p.png", "out")),
-    }),
+    "summary": (
+        (MODELS, TABLES),
+        {
+            "--target": TARGETS,
+            "--cov-type": mostly(("nonrobust", "HC0", "HC1"), ("hc0", "")),
+            "--baseline": mostly(("first", "none", "a", "b", "0", "1", "2"), TEXT),
+            "--alpha": number("0.05", "0.1", "0.5"),
+            "--json": None,
+        },
+    ),
+    "plot": (
+        (MODELS, TABLES),
+        {
+            "--target": TARGETS,
+            "--data-dir": DATA_DIRS,
+            "--kind": mostly(("probability", "roc", "calibration", "confusion", "loss", "weights", "samples"), TEXT),
+            "--out": mostly(("out/p.png", "out/p.svg"), ("out/p.unknown", "nofolder/p.png", "out")),
+        },
+    ),
     "datasets info": ((mostly(("data", "data/mnist", "data/cifar10"), ("badimg", "missing", "t.csv", "out")),), {}),
-    "demo": ((), {"--out": mostly(("out/demo",), ("t.csv/demo",)), "--epochs": count("1", "5"),
-                  "--learning-rate": number("0.01", "0.5")}),
-}  # fmt: skip
+    "demo": (
+        (),
+        {
+            "--out": mostly(("out/demo",), ("t.csv/demo",)),
+            "--epochs": count("1", "5"),
+            "--learning-rate": number("0.01", "0.5"),
+        },
+    ),
+}
 # (MODEL, DATA, options) of the world that go together, so that verbs get past the mismatch to their work
-MATCHING = [("good.st", "t.csv", "--target", "y"), ("labels.st", "t.parquet", "--target", "label"),
-            ("nameless.st", "xy.csv", "--target", "y"), ("ridge.st", "t.csv", "--target", "y"),
-            ("iris.st", "iris"), ("mnist.st", "mnist", "--data-dir", "data")]  # fmt: skip
+MATCHING = [
+    ("good.st", "t.csv", "--target", "y"),
+    ("labels.st", "t.parquet", "--target", "label"),
+    ("nameless.st", "xy.csv", "--target", "y"),
+    ("ridge.st", "t.csv", "--target", "y"),
+    ("iris.st", "iris"),
+    ("mnist.st", "mnist", "--data-dir", "data"),
+]
 # names that stand for files of the world (the others, built-in data sets and TEXT, are passed as they are)
-WORLD_FILES = {"t.csv", "xy.csv", "t.parquet", "parts", "odd.csv", "empty.csv", "garbage.bin", "missing.csv", "out",
-               "good.st", "labels.st", "nameless.st", "ridge.st", "iris.st", "mnist.st", "tampered.st",
-               "not-a-model.st", "missing.st", "data", "badimg", "missing", "data/mnist", "data/cifar10",
-               "out/m.st", "nofolder/m.st", "out/p.csv", "nofolder/p.csv", "out/p.png", "out/p.svg",
-               "out/p.unknown", "nofolder/p.png", "out/demo", "t.csv/demo"}  # fmt: skip
+WORLD_FILES = {
+    "t.csv",
+    "xy.csv",
+    "t.parquet",
+    "parts",
+    "odd.csv",
+    "empty.csv",
+    "garbage.bin",
+    "missing.csv",
+    "out",
+    "good.st",
+    "labels.st",
+    "nameless.st",
+    "ridge.st",
+    "iris.st",
+    "mnist.st",
+    "tampered.st",
+    "not-a-model.st",
+    "missing.st",
+    "data",
+    "badimg",
+    "missing",
+    "data/mnist",
+    "data/cifar10",
+    "out/m.st",
+    "nofolder/m.st",
+    "out/p.csv",
+    "nofolder/p.csv",
+    "out/p.png",
+    "out/p.svg",
+    "out/p.unknown",
+    "nofolder/p.png",
+    "out/demo",
+    "t.csv/demo",
+}
 
 
 @st.composite

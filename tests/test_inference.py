@@ -85,7 +85,9 @@ def test_mnlogit_matches_statsmodels(name):
         # statsmodels fits the null model iteratively; ours is closed form
         assert getattr(res, attr) == pytest.approx(getattr(ref, attr), rel=1e-8), attr
     robust = model.summary(X, y, cov_type="HC0")
-    ref_robust = sm.MNLogit(codes, sm.add_constant(X)).fit(disp=0, method="newton", tol=1e-12, maxiter=100, cov_type="HC0")
+    ref_robust = sm.MNLogit(codes, sm.add_constant(X)).fit(
+        disp=0, method="newton", tol=1e-12, maxiter=100, cov_type="HC0"
+    )
     assert rel(robust.bse, ref_robust.bse.to_numpy().T) < 1e-5
 
 
@@ -111,7 +113,9 @@ def test_table_frame_and_penalized_note():
     text = str(res)
     assert "Logit Regression Results" in text and "GPA" in text and "-13.0213" in text and "4.931" in text
     frame = res.to_frame()
-    assert list(frame.index) == ["const", "GPA", "TUCE", "PSI"] and frame.loc["PSI", "P>|z|"] == pytest.approx(0.0255, abs=5e-4)
+    assert list(frame.index) == ["const", "GPA", "TUCE", "PSI"] and frame.loc["PSI", "P>|z|"] == pytest.approx(
+        0.0255, abs=5e-4
+    )
     penalized = LogisticRegression(C=0.5).fit(X, y).summary(X, y)
     assert "not classical Wald inference" in str(penalized) and penalized.penalized
     assert np.linalg.norm(penalized.params[1:]) < np.linalg.norm(res.params[1:])  # shrunk toward zero
@@ -153,7 +157,10 @@ def test_separation_is_explained_not_returned_as_huge_numbers():
 
     hours, passed = np.array([[1.0], [2.0], [3.0]]), np.array([0, 0, 1])
     X = pd.DataFrame(hours, columns=["hours"])
-    with pytest.warns(SeparationWarning, match="complete separation: classes 0 and 1 are separated by a linear combination of 'const', 'hours'") as rec:
+    with pytest.warns(
+        SeparationWarning,
+        match="complete separation: classes 0 and 1 are separated by a linear combination of 'const', 'hours'",
+    ) as rec:
         model = LogisticRegression(penalty=None).fit(X, passed)
     assert "Remedies: fit with an L2 penalty" in str(rec[0].message)
     assert model.separation_.complete and model.separation_.n_separated == 3
@@ -185,7 +192,9 @@ def test_convergence_report_and_duality_gap_bound_the_distance_to_the_optimum():
     best = LogisticRegression(solver="newton", tol=1e-12).fit(X, y).convergence_
     assert best.converged and best.duality_gap < 1e-12 and best.grad_max <= 1e-12
     for solver, tol in [("lbfgs", 1e-2), ("lbfgs", 1e-4), ("newton", 1e-3), ("sgd", None)]:
-        report = LogisticRegression(solver=solver, tol=tol, max_iter=5 if solver == "sgd" else 1000).fit(X, y).convergence_
+        report = (
+            LogisticRegression(solver=solver, tol=tol, max_iter=5 if solver == "sgd" else 1000).fit(X, y).convergence_
+        )
         excess = report.objective - best.objective
         assert 0 <= excess <= report.duality_gap * (1 + 1e-9) + 1e-15, (solver, tol, excess, report.duality_gap)
         assert report.solver == solver and report.n_iter >= 1 and str(report).startswith(solver)

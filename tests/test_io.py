@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import CUDA
 from test_parity import binary_problem, multinomial_problem
+
 from torchlogit import LinearRegression, LogisticRegression, ModelFileError, Ridge, load
 
 
@@ -119,8 +119,11 @@ def test_not_a_model(tmp_path):
 
     (tmp_path / "x.csv").write_text("a,b\n1,2\n")
     save_file({"w": torch.zeros(2)}, tmp_path / "other.st")
-    for name, match in [("x.csv", "not a torchlogit model"), ("other.st", "no torchlogit metadata"),
-                        ("missing.st", "no such model file")]:  # fmt: skip
+    for name, match in [
+        ("x.csv", "not a torchlogit model"),
+        ("other.st", "no torchlogit metadata"),
+        ("missing.st", "no such model file"),
+    ]:
         with pytest.raises(ModelFileError, match=match):
             load(tmp_path / name)
 
@@ -313,7 +316,10 @@ def _forge_tensor(data, name, dtype, shape):
         (lambda m: m.update(n_features_in=True), "'n_features_in' has an invalid value"),
         (lambda m: m.update(feature_names=["a", "b"]), "2 feature names for 3 features"),
         (lambda m: m.update(feature_names=[1, 2, 3]), "'feature_names' has an invalid value"),
-        (lambda m: m.update(feature_names=["a", "b", "a"]), "feature name 'a' appears more than once"),  # found by fuzzing
+        (
+            lambda m: m.update(feature_names=["a", "b", "a"]),
+            "feature name 'a' appears more than once",
+        ),  # found by fuzzing
         (lambda m: m.update(n_iter=["many"]), "'n_iter' has an invalid value"),
         (lambda m: m.update(loss_curve="low"), "'loss_curve' has an invalid value"),
         (lambda m: m.update(solver=3), "'solver' has an invalid value"),
@@ -474,8 +480,12 @@ def test_signal_while_writing_leaves_no_temporary(tmp_path, sig, handler):
 
     target = tmp_path / "m.st"
     target.write_bytes(b"old contents")
-    done = subprocess.run([sys.executable, "-c", _KILLED_WHILE_WRITING, str(target), sig, handler],
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", _KILLED_WHILE_WRITING, str(target), sig, handler],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == -getattr(signal, sig), done.stderr  # the process still ends by the signal
     assert "not reached" not in done.stdout
     assert target.read_bytes() == b"old contents"

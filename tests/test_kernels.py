@@ -174,7 +174,6 @@ def test_warm_up_compiles_both_dtypes():
     assert {"float32", "float64"} <= kinds
 
 
-
 @pytest.mark.parametrize("threshold", [0, 1 << 62], ids=["kernel", "torch"])
 def test_standardizer_recentres_when_the_shift_rows_are_atypical(monkeypatch, threshold):
     """The shift comes from 1000 evenly spaced rows; here exactly those rows are outliers.

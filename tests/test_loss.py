@@ -4,8 +4,8 @@ import math
 
 import pytest
 import torch
-
 from conftest import make_problem
+
 from torchlogit._loss import POINTWISE, BinaryCrossEntropy, LinearModelLoss, MultinomialCrossEntropy
 from torchlogit._problem import Problem
 from torchlogit.penalties import L1, L2, ElasticNet, NoPenalty
@@ -99,10 +99,14 @@ def test_full_hessian_matches_autograd(kind, fit_intercept, penalty):
 
 @pytest.mark.parametrize(
     "penalty, term",
-    [(NoPenalty(), lambda w: 0.0), (L2(2.0), lambda w: 0.5 * 2.0 * w**2), (L1(2.0), lambda w: 2.0 * abs(w)),
-     (ElasticNet(2.0, 0.25), lambda w: 2.0 * (0.25 * abs(w) + 0.75 / 2 * w**2))],
+    [
+        (NoPenalty(), lambda w: 0.0),
+        (L2(2.0), lambda w: 0.5 * 2.0 * w**2),
+        (L1(2.0), lambda w: 2.0 * abs(w)),
+        (ElasticNet(2.0, 0.25), lambda w: 2.0 * (0.25 * abs(w) + 0.75 / 2 * w**2)),
+    ],
     ids=lambda v: getattr(v, "name", ""),
-)  # fmt: skip
+)
 def test_objective_is_weighted_sum_plus_penalty(penalty, term):
     # f = sum_i sw_i loss_i + P(w), intercept unpenalised, by hand.
     X = torch.tensor([[1.0], [2.0], [3.0]], dtype=torch.float64)

@@ -122,8 +122,15 @@ def test_sgd_reaches_the_optimal_objective(problem, optimizer, learning_rate):
     # whose correlated features make plain SGD with a constant step crawl.
     X, y = problem()
     exact = LogisticRegression(tol=1e-9).fit(X, y)
-    sgd = LogisticRegression(solver="sgd", optimizer=optimizer, learning_rate=learning_rate, batch_size=64,
-                             max_iter=300, tol=None, random_state=0).fit(X, y)  # fmt: skip
+    sgd = LogisticRegression(
+        solver="sgd",
+        optimizer=optimizer,
+        learning_rate=learning_rate,
+        batch_size=64,
+        max_iter=300,
+        tol=None,
+        random_state=0,
+    ).fit(X, y)
     f_opt, f_sgd = objective(exact, X, y), objective(sgd, X, y)
     assert f_opt <= f_sgd <= f_opt * (1 + 1e-3)
 
@@ -141,8 +148,10 @@ def test_linear_and_ridge_match_sklearn(solver):
     X = rng.normal(size=(200, 7)) * np.logspace(-2, 2, 7)
     y = X @ rng.normal(size=7) + 3 + rng.normal(size=200)
     sw = rng.uniform(0.5, 2, 200)
-    for ours, ref in [(LinearRegression(solver=solver, tol=1e-10), SkLinearRegression()),
-                      (Ridge(alpha=3.0, solver=solver, tol=1e-10), SkRidge(alpha=3.0))]:  # fmt: skip
+    for ours, ref in [
+        (LinearRegression(solver=solver, tol=1e-10), SkLinearRegression()),
+        (Ridge(alpha=3.0, solver=solver, tol=1e-10), SkRidge(alpha=3.0)),
+    ]:
         ours.fit(X, y, sample_weight=sw)
         ref.fit(X, y, sample_weight=sw)
         np.testing.assert_allclose(ours.coef_, ref.coef_, rtol=1e-5)

@@ -73,5 +73,7 @@ def test_scikit_learn_spellings():
     assert from_params("deprecated", 2.0, 0.0, 10).name == "l2"
     assert from_params("deprecated", 2.0, 1.0, 10).name == "l1" and from_params("l1", 2.0, 0.0, 10).name == "l1"
     assert from_params("deprecated", 2.0, 0.3, 10).name == "elasticnet"
-    assert from_params("deprecated", math.inf, 0.3, 10).name == "none" and from_params(None, 2.0, 0.0, 10).name == "none"
+    assert (
+        from_params("deprecated", math.inf, 0.3, 10).name == "none" and from_params(None, 2.0, 0.0, 10).name == "none"
+    )
     assert from_params("l2", 2.0, None, 10).alpha == pytest.approx(1 / 20)  # alpha = 1 / (C sum(sw))

@@ -1,6 +1,7 @@
 """scikit-learn's own estimator test suite, run on every torchlogit estimator.
 
-Expected failures live here and only here, each with its reason. ``check_array_api_input`` is skipped by scikit-learn itself
+Expected failures live here and only here, each with its reason. ``check_array_api_input``
+is skipped by scikit-learn itself
 unless SCIPY_ARRAY_API=1 is set before scipy is imported; our estimators take
 torch tensors directly instead (see test_estimator.py).
 """

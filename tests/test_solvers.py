@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 import torch
-
 from conftest import make_problem
-from torchlogit._loss import POINTWISE, LinearModelLoss
-from torchlogit.nn import LinearModel
+
 from torchlogit._fit import Standardizer
+from torchlogit._loss import POINTWISE, LinearModelLoss
 from torchlogit._problem import Problem
+from torchlogit.nn import LinearModel
 from torchlogit.penalties import L2, NoPenalty
 from torchlogit.solvers import SOLVERS, choose, get_optimizer, lbfgs, make_batches, newton, sgd
 
@@ -72,15 +72,28 @@ def test_sgd_is_the_lecture_loop_and_deterministic():
             batch.backward()
             return batch
 
-        return sgd(fg, torch.zeros(5, dtype=torch.float64), tol=None, max_iter=30, params=[W, b],
-                   forward_backward=forward_backward, batches=make_batches(n, 16, random_state=seed),
-                   optimizer="sgd", learning_rate=0.05)  # fmt: skip
+        return sgd(
+            fg,
+            torch.zeros(5, dtype=torch.float64),
+            tol=None,
+            max_iter=30,
+            params=[W, b],
+            forward_backward=forward_backward,
+            batches=make_batches(n, 16, random_state=seed),
+            optimizer="sgd",
+            learning_rate=0.05,
+        )
 
     a, b, c = run(0), run(0), run(1)
     torch.testing.assert_close(a.x, b.x)  # same random_state, same result
     assert not torch.equal(a.x, c.x)
-    exact = newton(fg, torch.zeros(5, dtype=torch.float64), tol=1e-10, max_iter=50,
-                   hessian=lambda w: LinearModelLoss(crit, 4, 1, True).hessian(w, X, y, sw))  # fmt: skip
+    exact = newton(
+        fg,
+        torch.zeros(5, dtype=torch.float64),
+        tol=1e-10,
+        max_iter=50,
+        hessian=lambda w: LinearModelLoss(crit, 4, 1, True).hessian(w, X, y, sw),
+    )
     assert a.n_iter == 30 and len(a.history) == 30
     assert exact.fun <= a.fun <= exact.fun * 1.01
     assert a.history[-1] < a.history[0]
@@ -94,7 +107,9 @@ def test_estimator_sgd_takes_the_same_steps_as_autograd(kind, monkeypatch):
 
     X, y, _ = make_problem(kind, n=50, d=3, k=3)
     Xn, yn = X.numpy(), y.numpy()
-    ours = LogisticRegression(solver="sgd", max_iter=4, batch_size=8, learning_rate=0.1, random_state=3, C=2.0).fit(Xn, yn)
+    ours = LogisticRegression(solver="sgd", max_iter=4, batch_size=8, learning_rate=0.1, random_state=3, C=2.0).fit(
+        Xn, yn
+    )
     captured = {}
     original = fit.SOLVERS["sgd"]
 
@@ -123,7 +138,9 @@ def test_estimator_sgd_takes_the_same_steps_as_autograd(kind, monkeypatch):
         return original(fun_and_grad, w0, params=params, forward_backward=by_autograd, batches=batches, **kw)
 
     monkeypatch.setitem(fit.SOLVERS, "sgd", autograd_sgd)
-    again = LogisticRegression(solver="sgd", max_iter=4, batch_size=8, learning_rate=0.1, random_state=3, C=2.0).fit(Xn, yn)
+    again = LogisticRegression(solver="sgd", max_iter=4, batch_size=8, learning_rate=0.1, random_state=3, C=2.0).fit(
+        Xn, yn
+    )
     assert captured["checked"] == 4 * 7  # 4 epochs of ceil(50 / 8) batches
     np.testing.assert_array_equal(ours.coef_, again.coef_)
 
@@ -141,9 +158,17 @@ def test_plain_sgd_update_equals_torch_optim_sgd():
             batch.backward()
             return batch
 
-        return sgd(fg, torch.zeros(5, dtype=torch.float64), tol=None, max_iter=5, params=model.parameters(),
-                   forward_backward=forward_backward, batches=make_batches(len(X), 16, random_state=0),
-                   optimizer=optimizer, learning_rate=0.05)  # fmt: skip
+        return sgd(
+            fg,
+            torch.zeros(5, dtype=torch.float64),
+            tol=None,
+            max_iter=5,
+            params=model.parameters(),
+            forward_backward=forward_backward,
+            batches=make_batches(len(X), 16, random_state=0),
+            optimizer=optimizer,
+            learning_rate=0.05,
+        )
 
     fast, reference = run("sgd"), run(torch.optim.SGD)
     torch.testing.assert_close(fast.x, reference.x, rtol=0, atol=0)
@@ -174,7 +199,9 @@ def test_registry_and_auto_rule():
     assert choose("auto", 1000) == "newton" and choose("auto", 1001) == "lbfgs"
     assert choose("auto", 101, hessian_work=1e6 * 101 * 101) == "lbfgs"  # 1,000,000 x 100: lbfgs is faster
     assert choose("auto", 21, hessian_work=1e6 * 21 * 21) == "newton"
-    assert choose("auto", 21, hessian_work=1e6 * 21 * 21, fused_gradient=True) == "lbfgs"  # one-read passes: lbfgs 2-4x faster
+    assert (
+        choose("auto", 21, hessian_work=1e6 * 21 * 21, fused_gradient=True) == "lbfgs"
+    )  # one-read passes: lbfgs 2-4x faster
     assert choose("newton-cholesky", 10) == "newton" and choose("saga", 5000) == "lbfgs"
     with pytest.raises(ValueError, match="unknown solver"):
         choose("magic", 3)

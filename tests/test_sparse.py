@@ -55,8 +55,7 @@ def test_sparse_input_gives_the_dense_model(problems, penalty, kind, fmt, dtype)
         np.testing.assert_array_equal(sparse.coef_ == 0, dense.coef_ == 0)
     # predictions of one model on either kind of input agree
     np.testing.assert_allclose(sparse.predict_proba(_as(fmt, X)), sparse.predict_proba(X), rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(sparse.decision_function(_as(fmt, X)), sparse.decision_function(X),
-                               rtol=1e-6, atol=1e-6)  # fmt: skip
+    np.testing.assert_allclose(sparse.decision_function(_as(fmt, X)), sparse.decision_function(X), rtol=1e-6, atol=1e-6)
     assert (sparse.predict(_as(fmt, X)) == dense.predict(X)).mean() > 0.99
 
 
@@ -95,7 +94,7 @@ def test_scikit_learn_transformers_that_output_sparse_matrices(make):
         "kbins": KBinsDiscretizer(n_bins=5, encode="onehot", quantile_method="averaged_inverted_cdf"),
         "trees": RandomTreesEmbedding(n_estimators=10, max_depth=3, random_state=0),
     }[make]
-    Xs = (np.round(X[:, :5]) if make == "onehot" else X)
+    Xs = np.round(X[:, :5]) if make == "onehot" else X
     assert sp.issparse(step.fit_transform(Xs))  # the estimator really gets a sparse matrix
     ours = make_pipeline(step, LogisticRegression(tol=1e-10)).fit(Xs, y)
     ref = make_pipeline(step, SkLogisticRegression(tol=1e-12, max_iter=10_000)).fit(Xs, y)
@@ -127,8 +126,11 @@ def test_summary_on_sparse_input_equals_dense(problems):
 def test_sgd_and_partial_fit_take_sparse_input(problems):
     X, y = problems["binary"]
     params = dict(solver="sgd", max_iter=3, random_state=0, batch_size=16)
-    np.testing.assert_allclose(LogisticRegression(**params).fit(sp.csr_matrix(X), y).coef_,
-                               LogisticRegression(**params).fit(X, y).coef_, rtol=1e-12)  # fmt: skip
+    np.testing.assert_allclose(
+        LogisticRegression(**params).fit(sp.csr_matrix(X), y).coef_,
+        LogisticRegression(**params).fit(X, y).coef_,
+        rtol=1e-12,
+    )
     streamed = LogisticRegression(**params)
     for part in np.array_split(np.arange(len(y)), 3):
         streamed.partial_fit(sp.csr_matrix(X[part]), y[part], classes=[0, 1])

@@ -171,11 +171,21 @@ def test_streaming_fit_under_a_memory_cap_smaller_than_the_data(tmp_path):
     # One malloc arena: otherwise each new reader thread may reserve a fresh 64 MiB of address
     # space, which counts against the cap although hardly any of it is ever used.
     env = dict(os.environ, MALLOC_ARENA_MAX="1")
-    control = subprocess.run([sys.executable, "-c", CAPPED, str(big), str(cap), "in-memory", str(X.nbytes)],
-                             capture_output=True, text=True, timeout=600, env=env)  # fmt: skip
+    control = subprocess.run(
+        [sys.executable, "-c", CAPPED, str(big), str(cap), "in-memory", str(X.nbytes)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert control.returncode != 0 and "MemoryError" in control.stderr, control.stderr[-500:]
-    res = subprocess.run([sys.executable, "-c", CAPPED, str(big), str(cap), "stream", "0"],
-                         capture_output=True, text=True, timeout=600, env=env)  # fmt: skip
+    res = subprocess.run(
+        [sys.executable, "-c", CAPPED, str(big), str(cap), "stream", "0"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     out = json.loads(res.stdout.strip().splitlines()[-1])
     ref = LogisticRegression(C=1.0, tol=1e-7).fit(X, y)
@@ -194,11 +204,15 @@ def test_a_file_that_lacks_a_column_or_holds_strings_is_named(tmp_path):
     X, y = make_data(n=100)
     good = table(X, y)
     lacks = parts(tmp_path / "lacks", good, good.drop_columns(["x2"]))
-    with pytest.raises(DataError, match=r"lacks/part-1\.parquet: column 'x2' not found; columns are x0, x1, x3, label$"):
+    with pytest.raises(
+        DataError, match=r"lacks/part-1\.parquet: column 'x2' not found; columns are x0, x1, x3, label$"
+    ):
         fit_stream(lacks, "label")
     text = good.set_column(1, "x1", pa.array(["1", "1,5"] + ["2"] * 98))
     strings = parts(tmp_path / "strings", good, text)
-    with pytest.raises(DataError, match=r"strings/part-1\.parquet: column 'x1' is not numeric \(string\): row 2 holds '1,5'$"):
+    with pytest.raises(
+        DataError, match=r"strings/part-1\.parquet: column 'x1' is not numeric \(string\): row 2 holds '1,5'$"
+    ):
         fit_stream(strings, "label")
     extra = parts(tmp_path / "extra", good, good.append_column("x9", pa.array(np.ones(100))))
     with pytest.raises(DataError, match=r"extra/part-1\.parquet: column 'x9' is not in .*part-0\.parquet"):
@@ -210,7 +224,10 @@ def test_a_csv_cell_that_is_no_number_past_the_first_block_names_column_and_row(
     rows = [f"{i},{i % 2}" for i in range(200_000)]  # 1.3 MB: pyarrow infers int64 from the first block (1 MB)
     rows[190_000] = "abc,1"
     (tmp_path / "big.csv").write_text("x,label\n" + "\n".join(rows) + "\n")
-    with pytest.raises(DataError, match=r"big\.csv: cannot be read: column 'x', row 190001: CSV conversion error to int64: invalid value 'abc'$"):  # fmt: skip
+    with pytest.raises(
+        DataError,
+        match=r"big\.csv: cannot be read: column 'x', row 190001: CSV conversion error to int64: invalid value 'abc'$",
+    ):
         fit_stream(tmp_path / "big.csv", "label", max_iter=2)
 
 
@@ -230,7 +247,9 @@ def test_a_truncated_or_replaced_parquet_file_is_named(tmp_path):
     def replace_after_the_first_iteration(info):  # another job rewrites the file while we train
         pq.write_table(replaced, folder / "part-1.parquet")
 
-    with pytest.raises(DataError, match=r"t/part-1\.parquet: cannot be read: .*; it changed or was truncated during training$"):
+    with pytest.raises(
+        DataError, match=r"t/part-1\.parquet: cannot be read: .*; it changed or was truncated during training$"
+    ):
         fit_stream(folder, "label", callback=replace_after_the_first_iteration)
 
 
@@ -245,10 +264,15 @@ def test_spark_output_is_read_as_pyarrow_discovers_it(tmp_path):
     (folder / "_temporary").mkdir()
     (folder / "_temporary" / "part-9.parquet").write_bytes(b"half")
     model = fit_stream(folder, "label", C=0.5, tol=1e-8)
-    assert [p.rsplit("/", 1)[1] for p in model.stream_files_] == ["part-00000-abc.snappy.parquet", "part-00001-abc.snappy.parquet"]
+    assert [p.rsplit("/", 1)[1] for p in model.stream_files_] == [
+        "part-00000-abc.snappy.parquet",
+        "part-00001-abc.snappy.parquet",
+    ]
     assert rel(model.coef_, LogisticRegression(C=0.5, tol=1e-8).fit(X, y).coef_) < 1e-4  # all rows, and only those
     (folder / "README.txt").write_text("written by the nightly job")
-    with pytest.raises(DataError, match=r"spark/README\.txt: not a data file \(\.parquet, \.csv, \.csv\.gz\); move it out"):
+    with pytest.raises(
+        DataError, match=r"spark/README\.txt: not a data file \(\.parquet, \.csv, \.csv\.gz\); move it out"
+    ):
         fit_stream(folder, "label")
 
 
@@ -257,7 +281,9 @@ def test_an_empty_folder_says_so(tmp_path):
     with pytest.raises(DataError, match=r"empty: the folder holds no data files \(\.parquet, \.csv\)$"):
         fit_stream(tmp_path / "empty", "label")
     (tmp_path / "empty" / "_SUCCESS").write_text("")
-    with pytest.raises(DataError, match=r"no data files \(\.parquet, \.csv\) \(skipped 1 whose names start with '_' or '\.'\)$"):
+    with pytest.raises(
+        DataError, match=r"no data files \(\.parquet, \.csv\) \(skipped 1 whose names start with '_' or '\.'\)$"
+    ):
         fit_stream(tmp_path / "empty", "label")
 
 
@@ -266,7 +292,9 @@ def test_stream_target_errors_name_file_column_and_row(tmp_path):
     with pytest.raises(DataError, match=r"inf\.parquet: target column 'label' holds inf at row 2$"):
         fit_stream(tmp_path / "inf.parquet", "label")
     (tmp_path / "one.csv").write_text("x,label\n1,1\n")
-    with pytest.raises(DataError, match=r"one\.csv: target column 'label' has the single class 1 in its 1 row; training"):
+    with pytest.raises(
+        DataError, match=r"one\.csv: target column 'label' has the single class 1 in its 1 row; training"
+    ):
         fit_stream(tmp_path / "one.csv", "label")
     (tmp_path / "z.csv").write_bytes(gzip.compress(b"x,label\n1,0\n2,1\n"))
     with pytest.raises(DataError, match=r"z\.csv: is gzip-compressed but named \.csv"):

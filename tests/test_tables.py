@@ -20,7 +20,9 @@ def test_a_repeated_column_name_is_named(tmp_path):
     with pytest.raises(DataError, match=r"^.*dup\.csv: column 'a' appears 2 times; rename one of them$"):
         read_table(csv, "y")
     parquet = tmp_path / "dup.parquet"  # pq.read_table fails on selecting either one
-    pq.write_table(pa.table([pa.array([1.0, 2.0]), pa.array([3.0, 4.0]), pa.array([0, 1])], names=["a", "a", "y"]), parquet)
+    pq.write_table(
+        pa.table([pa.array([1.0, 2.0]), pa.array([3.0, 4.0]), pa.array([0, 1])], names=["a", "a", "y"]), parquet
+    )
     with pytest.raises(DataError, match=r"dup\.parquet: column 'a' appears 2 times"):
         read_table(parquet, "y")
 

@@ -146,4 +146,3 @@ def check_writable(path) -> None:
         os.unlink(probe)
     except OSError as exc:
         raise _write_error(path, exc) from exc
-

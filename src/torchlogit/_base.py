@@ -9,10 +9,9 @@ only a move to another device or a dtype change copies.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numbers
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse
@@ -147,8 +146,9 @@ def _tensor_input(X):
     becomes a scipy CSR (sharing its arrays on the CPU)."""
     if isinstance(X, torch.Tensor) and X.layout != torch.strided:
         csr = X.detach().to_sparse_csr().cpu()
-        return scipy.sparse.csr_matrix((csr.values().numpy(), csr.col_indices().numpy(), csr.crow_indices().numpy()),
-                                       shape=tuple(X.shape)), None  # fmt: skip
+        return scipy.sparse.csr_matrix(
+            (csr.values().numpy(), csr.col_indices().numpy(), csr.crow_indices().numpy()), shape=tuple(X.shape)
+        ), None
     if isinstance(X, torch.Tensor):
         X = X.detach()
         if X.device.type == "cpu":
@@ -190,8 +190,9 @@ class TorchLinearModel(CallbackSupportMixin, BaseEstimator):
         if y is None:
             X = validate_data(self, X, reset=reset, dtype=dtype, ensure_all_finite=False, **sparse)
         else:
-            X, y = validate_data(self, X, y, reset=reset, dtype=dtype, y_numeric=self._y_numeric,
-                                 ensure_all_finite=False, **sparse)  # fmt: skip
+            X, y = validate_data(
+                self, X, y, reset=reset, dtype=dtype, y_numeric=self._y_numeric, ensure_all_finite=False, **sparse
+            )
         if scipy.sparse.issparse(X):  # never densified: see torchlogit._sparse
             if not np.isfinite(X.data).all():
                 assert_all_finite(X.data, input_name="X")  # scikit-learn's own message
@@ -259,11 +260,17 @@ class TorchLinearModel(CallbackSupportMixin, BaseEstimator):
         """
         loss, X = problem.datafit, problem.X
         d1 = loss.n_features + int(loss.fit_intercept)
-        solver = choose(self.solver, loss.n_params, hessian_work=float(X.shape[0]) * loss.n_params * d1,
-                        fused_gradient=loss.reads_once(X), penalty_kind=problem.penalty.name)  # fmt: skip
+        solver = choose(
+            self.solver,
+            loss.n_params,
+            hessian_work=float(X.shape[0]) * loss.n_params * d1,
+            fused_gradient=loss.reads_once(X),
+            penalty_kind=problem.penalty.name,
+        )
         X_hooks = X.matrix if isinstance(X, SparseX) else (X.numpy() if X.device.type == "cpu" else X)
-        tasks = FitTasks.begin(self, X_hooks, labels, metadata, self.max_iter, solver,
-                               lambda theta: self._attributes(problem, theta))  # fmt: skip
+        tasks = FitTasks.begin(
+            self, X_hooks, labels, metadata, self.max_iter, solver, lambda theta: self._attributes(problem, theta)
+        )
         listeners = [c for c in (callback, self._print_progress if self.verbose else None, tasks) if c is not None]
 
         def every_callback(info):  # all of them see every iteration; any one can stop the fit
@@ -280,17 +287,28 @@ class TorchLinearModel(CallbackSupportMixin, BaseEstimator):
         }
         with _threads.for_work(float(X.shape[0]) * loss.n_params):
             res = fit_problem(
-                problem, solver=solver, w0=w0, tol=tol, max_iter=self.max_iter,
-                callback=every_callback if listeners else None, sgd_options=sgd_options,
-            )  # fmt: skip
+                problem,
+                solver=solver,
+                w0=w0,
+                tol=tol,
+                max_iter=self.max_iter,
+                callback=every_callback if listeners else None,
+                sgd_options=sgd_options,
+            )
         self._refuse_non_finite(res.x, loss, X.dtype)
         for name, value in self._attributes(problem, res.x).items():
             setattr(self, name, value)
         self.solver_ = solver
         self.convergence_ = ConvergenceReport(
-            solver, bool(res.converged), int(res.n_iter), res.message, float(res.grad_max),
-            None if tol is None else float(tol), float(res.fun), res.duality_gap,
-        )  # fmt: skip
+            solver,
+            bool(res.converged),
+            int(res.n_iter),
+            res.message,
+            float(res.grad_max),
+            None if tol is None else float(tol),
+            float(res.fun),
+            res.duality_gap,
+        )
         self.n_iter_ = np.array([res.n_iter], dtype=np.int32)
         self.objective_ = res.fun
         self.loss_curve_ = list(res.history)
@@ -336,8 +354,12 @@ class TorchLinearModel(CallbackSupportMixin, BaseEstimator):
             "liblinear": "Liblinear failed to converge, increase the number of iterations.",
             "sag": "The max_iter was reached which means the coef_ did not converge.",
             "saga": "The max_iter was reached which means the coef_ did not converge.",
-        }.get(self.solver, f"lbfgs failed to converge after {n} iteration(s)." if solver == "lbfgs"
-              else f"Newton solver did not converge after {n} iterations.")  # fmt: skip
+        }.get(
+            self.solver,
+            f"lbfgs failed to converge after {n} iteration(s)."
+            if solver == "lbfgs"
+            else f"Newton solver did not converge after {n} iterations.",
+        )
         return (
             f"{phrase} {name}(solver={solver!r}) stopped: {res.message}; max|gradient| = {res.grad_max:.3g} "
             f"against tol = {tol:.3g}. Increase the number of iterations to improve the convergence "
@@ -369,4 +391,12 @@ class TorchLinearModel(CallbackSupportMixin, BaseEstimator):
         return linear(X, W, b)
 
 
-__all__ = ["TorchLinearModel", "encode_labels", "label_indices", "resolve_device", "to_tensor", "StrOptions", "Interval"]
+__all__ = [
+    "TorchLinearModel",
+    "encode_labels",
+    "label_indices",
+    "resolve_device",
+    "to_tensor",
+    "StrOptions",
+    "Interval",
+]

@@ -72,7 +72,8 @@ def read_checkpoint(path) -> Checkpoint:
         data = path.read_bytes()
         header, meta, start = checked_metadata(data, FORMAT, FORMAT_VERSION, "checkpoint")
         if set(meta) != {"format", "format_version", "torchlogit_version", "kind", "run", "state"} or not (
-                isinstance(meta["run"], dict) and isinstance(meta["state"], dict)):  # fmt: skip
+            isinstance(meta["run"], dict) and isinstance(meta["state"], dict)
+        ):
             raise Invalid("malformed checkpoint metadata")
         names = [k for k in header if k != "__metadata__"]
         tensors = read_tensors(header, data, start, names, {"F32", "F64", "I64", "U8"})

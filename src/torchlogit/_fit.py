@@ -273,8 +273,9 @@ def _fit_exact(problem, solver, w0, tol, max_iter, callback):
         info.x = std.to_theta(info.x)
         return callback(info)
 
-    res = SOLVERS[solver](fun_and_grad, std.to_phi(w0), tol=tol, max_iter=max_iter,
-                          callback=None if callback is None else report, **extra)  # fmt: skip
+    res = SOLVERS[solver](
+        fun_and_grad, std.to_phi(w0), tol=tol, max_iter=max_iter, callback=None if callback is None else report, **extra
+    )
     res.x = std.to_theta(res.x)
     return res
 
@@ -362,13 +363,21 @@ def _fit_sgd(problem, w0, tol, max_iter, callback, options):
         f, g = problem.loss_gradient(theta)
         return float(f), g
 
-    batches = make_batches(n, min(int(options.get("batch_size", 32)), n),
-                           random_state=options.get("random_state"), device=X.device)  # fmt: skip
+    batches = make_batches(
+        n, min(int(options.get("batch_size", 32)), n), random_state=options.get("random_state"), device=X.device
+    )
     return SOLVERS["sgd"](
-        fun_and_grad, w0, tol=tol, max_iter=max_iter, callback=callback, params=model.parameters(),
-        forward_backward=forward_backward, batches=batches,
-        optimizer=options.get("optimizer", "sgd"), learning_rate=options.get("learning_rate", 0.01),
-    )  # fmt: skip
+        fun_and_grad,
+        w0,
+        tol=tol,
+        max_iter=max_iter,
+        callback=callback,
+        params=model.parameters(),
+        forward_backward=forward_backward,
+        batches=batches,
+        optimizer=options.get("optimizer", "sgd"),
+        learning_rate=options.get("learning_rate", 0.01),
+    )
 
 
 __all__ = ["fit_problem", "Standardizer", "Result"]

@@ -151,9 +151,13 @@ def singular_columns(A, k, d1, names):
 
 def _singular_message(columns):
     if len(columns) == 1:
-        what = f"column {columns[0]!r} has no variation the model can use (constant, all zero, or a copy of the intercept)"
+        what = (
+            f"column {columns[0]!r} has no variation the model can use (constant, all zero, or a copy of the intercept)"
+        )
     else:
-        what = f"columns {', '.join(repr(c) for c in columns)} are collinear (one is a linear combination of the others)"
+        what = (
+            f"columns {', '.join(repr(c) for c in columns)} are collinear (one is a linear combination of the others)"
+        )
     return (
         f"the information matrix is singular: {what}; drop or merge them, or fit with an L2 penalty "
         "(their standard errors would be infinite)"
@@ -164,5 +168,12 @@ def sandwich(bread, meat):
     return bread @ meat @ bread
 
 
-__all__ = ["InferenceError", "information_and_meat", "penalty_diagonal", "contrast_matrix", "symmetric_inverse",
-           "singular_columns", "sandwich"]  # fmt: skip
+__all__ = [
+    "InferenceError",
+    "information_and_meat",
+    "penalty_diagonal",
+    "contrast_matrix",
+    "symmetric_inverse",
+    "singular_columns",
+    "sandwich",
+]

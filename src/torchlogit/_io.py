@@ -24,7 +24,6 @@ is always either the old file or the complete new one.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -38,8 +37,10 @@ FORMAT_VERSION = 2
 _LABEL_TYPES = {"str": str, "int": int, "float": float, "bool": bool}
 _TENSORS = ("coef", "intercept")
 _TENSOR_DTYPES = {"F32", "F64"}
-_OLDER = ("model file format version {version} is no longer read: its checksum does not cover the metadata, "
-          "so an edited file cannot be told from a good one; train the model again and save it with this torchlogit")
+_OLDER = (
+    "model file format version {version} is no longer read: its checksum does not cover the metadata, "
+    "so an edited file cannot be told from a good one; train the model again and save it with this torchlogit"
+)
 
 
 class ModelFileError(ValueError):
@@ -52,7 +53,9 @@ def _jsonable_params(params: dict) -> dict:
 
     out = {}
     for key, value in params.items():
-        if isinstance(value, (torch.device, torch.dtype)) or (isinstance(value, type) and issubclass(value, np.generic)):
+        if isinstance(value, (torch.device, torch.dtype)) or (
+            isinstance(value, type) and issubclass(value, np.generic)
+        ):
             value = str(value).replace("torch.", "").replace("<class 'numpy.", "").rstrip("'>")
         elif isinstance(value, dict):  # class_weight: labels may be ints, so keep pairs
             value = {"__pairs__": [[_label_to_json(k), float(v)] for k, v in value.items()]}
@@ -66,7 +69,9 @@ def _label_to_json(label):
     if isinstance(label, (np.generic,)):
         label = label.item()
     if not isinstance(label, (str, int, float, bool)):
-        raise ModelFileError(f"class label {label!r} of type {type(label).__name__} cannot be stored; use str or int labels")
+        raise ModelFileError(
+            f"class label {label!r} of type {type(label).__name__} cannot be stored; use str or int labels"
+        )
     return label
 
 
@@ -185,9 +190,14 @@ def _params(cls, stored: dict, device) -> dict:
     for key, value in stored.items():
         if isinstance(value, dict):  # class_weight, stored as label/weight pairs
             pairs = value.get("__pairs__")
-            if set(value) != {"__pairs__"} or not isinstance(pairs, list) or not all(
+            if (
+                set(value) != {"__pairs__"}
+                or not isinstance(pairs, list)
+                or not all(
                     isinstance(p, list) and len(p) == 2 and type(p[0]) in (str, int, float, bool) and _is_number(p[1])
-                    for p in pairs):  # fmt: skip
+                    for p in pairs
+                )
+            ):
                 raise _Invalid(f"parameter {key!r} has an invalid value")
             value = {label: weight for label, weight in pairs}
         params[key] = value

@@ -123,7 +123,17 @@ class LinearRegression(Ridge):
         batch_size=32,
     ):
         super().__init__(
-            0.0, fit_intercept=fit_intercept, solver=solver, tol=tol, max_iter=max_iter,
-            warm_start=warm_start, random_state=random_state, verbose=verbose, device=device,
-            dtype=dtype, optimizer=optimizer, learning_rate=learning_rate, batch_size=batch_size,
-        )  # fmt: skip
+            0.0,
+            fit_intercept=fit_intercept,
+            solver=solver,
+            tol=tol,
+            max_iter=max_iter,
+            warm_start=warm_start,
+            random_state=random_state,
+            verbose=verbose,
+            device=device,
+            dtype=dtype,
+            optimizer=optimizer,
+            learning_rate=learning_rate,
+            batch_size=batch_size,
+        )

@@ -14,19 +14,19 @@ import numpy as np
 import scipy.sparse
 import torch
 from sklearn.base import ClassifierMixin
-from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils._available_if import available_if
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import TorchLinearModel, encode_labels, label_indices
 from ._callbacks import with_callbacks
+from ._fit import sgd_forward_backward
 from ._loss import POINTWISE, LinearModelLoss
 from ._problem import Problem
+from ._separation import SeparationWarning, separation_if_diverging
 from ._sparse import take_rows
 from .penalties import from_params
-from ._separation import SeparationWarning, separation_if_diverging
-from ._fit import sgd_forward_backward
 from .solvers import ALIASES, SOLVERS
 
 
@@ -171,23 +171,38 @@ class LogisticRegression(ClassifierMixin, TorchLinearModel):
     def _check_penalty_params(self):
         """The warnings and refusals of scikit-learn's penalty parameters, in its words (users grep for them)."""
         if self.l1_ratio is None:
-            warnings.warn("'l1_ratio=None' was deprecated in version 1.8 and will trigger an error in 1.10. "
-                          "Use 0<=l1_ratio<=1 instead.", FutureWarning, stacklevel=3)  # fmt: skip
+            warnings.warn(
+                "'l1_ratio=None' was deprecated in version 1.8 and will trigger an error in 1.10. "
+                "Use 0<=l1_ratio<=1 instead.",
+                FutureWarning,
+                stacklevel=3,
+            )
         if self.n_jobs is not None:
-            warnings.warn(f"'n_jobs' has no effect (torchlogit computes with torch's threads) and will be removed "
-                          f"as in scikit-learn 1.10. You provided 'n_jobs={self.n_jobs}', please leave it "
-                          "unspecified.", FutureWarning, stacklevel=3)  # fmt: skip
+            warnings.warn(
+                f"'n_jobs' has no effect (torchlogit computes with torch's threads) and will be removed "
+                f"as in scikit-learn 1.10. You provided 'n_jobs={self.n_jobs}', please leave it "
+                "unspecified.",
+                FutureWarning,
+                stacklevel=3,
+            )
         if self.dual:
             raise ValueError("dual=True is a liblinear formulation; torchlogit solves the primal: use dual=False")
         if self.penalty in (None, "none") and self.C != 1.0:
-            warnings.warn("Setting penalty=None will ignore the C and l1_ratio parameters", UserWarning)
+            warnings.warn("Setting penalty=None will ignore the C and l1_ratio parameters", UserWarning, stacklevel=3)
         r = self.l1_ratio
         if self.penalty in ("l1", "l2", None, "none") and r is not None and 0 < r < 1:
-            warnings.warn(f"l1_ratio parameter is only used when penalty is 'elasticnet'. Got (penalty={self.penalty})",
-                          UserWarning, stacklevel=3)  # fmt: skip
+            warnings.warn(
+                f"l1_ratio parameter is only used when penalty is 'elasticnet'. Got (penalty={self.penalty})",
+                UserWarning,
+                stacklevel=3,
+            )
         if (self.penalty == "l2" and r not in (0, None)) or (self.penalty == "l1" and r != 1):
-            warnings.warn(f"Inconsistent values: penalty={self.penalty} with l1_ratio={r}. penalty is deprecated. "
-                          "Please use l1_ratio only.", UserWarning, stacklevel=3)  # fmt: skip
+            warnings.warn(
+                f"Inconsistent values: penalty={self.penalty} with l1_ratio={r}. penalty is deprecated. "
+                "Please use l1_ratio only.",
+                UserWarning,
+                stacklevel=3,
+            )
         if self.penalty == "elasticnet" and r is None:
             raise ValueError("l1_ratio must be specified when penalty is elasticnet.")
 
@@ -300,7 +315,9 @@ class LogisticRegression(ClassifierMixin, TorchLinearModel):
             if len(self.classes_) < 2:
                 raise ValueError(f"partial_fit needs at least 2 classes, got {self.classes_.tolist()}")
         elif classes is not None and not np.array_equal(np.unique(np.asarray(classes)), self.classes_):
-            raise ValueError(f"classes {np.unique(classes).tolist()} differ from the first call's {self.classes_.tolist()}")
+            raise ValueError(
+                f"classes {np.unique(classes).tolist()} differ from the first call's {self.classes_.tolist()}"
+            )
         X, y = self._validate_X(X, reset=first, y=y)
         idx, unknown = label_indices(self.classes_, y)
         if unknown is not None:
@@ -342,8 +359,11 @@ class LogisticRegression(ClassifierMixin, TorchLinearModel):
         self.n_iter_ = self.n_iter_ + 1
         self.solver_ = "sgd"
         self.coef_ = model.linear.weight.detach().cpu().numpy().copy()
-        self.intercept_ = (model.linear.bias.detach().cpu().numpy().copy() if self.fit_intercept
-                           else np.zeros(k, dtype=self.coef_.dtype))  # fmt: skip
+        self.intercept_ = (
+            model.linear.bias.detach().cpu().numpy().copy()
+            if self.fit_intercept
+            else np.zeros(k, dtype=self.coef_.dtype)
+        )
         state["coef"] = self.coef_
         self.loss_curve_ = getattr(self, "loss_curve_", []) + [float(total) / max(1, -(-X.shape[0] // self.batch_size))]
         return self
@@ -358,8 +378,14 @@ class LogisticRegression(ClassifierMixin, TorchLinearModel):
         with torch.no_grad():
             row_loss = loss.pointwise.loss(loss.logits(theta.to(X.dtype), X), target)
         names = getattr(self, "feature_names_in_", None)
-        found = separation_if_diverging(row_loss, X, y_idx, self.classes_, fit_intercept=self.fit_intercept,
-                                        feature_names=None if names is None else list(names))  # fmt: skip
+        found = separation_if_diverging(
+            row_loss,
+            X,
+            y_idx,
+            self.classes_,
+            fit_intercept=self.fit_intercept,
+            feature_names=None if names is None else list(names),
+        )
         if found is not None:
             warnings.warn(found.message(), SeparationWarning, stacklevel=3)
         return found

@@ -323,7 +323,9 @@ class LinearModelLoss:
             # Block (k, l) = X1^T diag(s (p_k delta_kl - p_k p_l)) X1.
             p = state  # (m, K)
             for c in range(k):
-                H[c * d1 : (c + 1) * d1, c * d1 : (c + 1) * d1] += (Xb.T @ (Xb * (sb * p[:, c]).to(dt)[:, None])).to(f64)
+                H[c * d1 : (c + 1) * d1, c * d1 : (c + 1) * d1] += (Xb.T @ (Xb * (sb * p[:, c]).to(dt)[:, None])).to(
+                    f64
+                )
             Z = (p.to(dt)[:, :, None] * Xb[:, None, :]).reshape(len(Xb), k * d1)  # (m, K*d1)
             H -= (Z.T @ (Z * sb.to(dt)[:, None])).to(f64)
         if k > 1:  # class-block order (class, feature-or-intercept) -> theta order [W.ravel(), b]

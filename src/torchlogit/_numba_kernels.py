@@ -67,7 +67,9 @@ def binary_loss_gradient(X, w, b, y, s, rows, chunks):
             while i + 4 <= m:
                 r0, r1, r2, r3 = r[i], r[i + 1], r[i + 2], r[i + 3]
                 for j in range(d):
-                    g_acc[j] += r0 * X[t0 + i, j] + r1 * X[t0 + i + 1, j] + r2 * X[t0 + i + 2, j] + r3 * X[t0 + i + 3, j]
+                    g_acc[j] += (
+                        r0 * X[t0 + i, j] + r1 * X[t0 + i + 1, j] + r2 * X[t0 + i + 2, j] + r3 * X[t0 + i + 3, j]
+                    )
                 i += 4
             while i < m:
                 r0 = r[i]
@@ -169,4 +171,3 @@ def shifted_moments(X, s, shift, rows, chunks):
                     a1[j] = 0.0
                     a2[j] = 0.0
     return M1, M2  # per chunk; summed by the caller (see binary_loss_gradient)
-

@@ -41,7 +41,7 @@ class Problem:
         """W (k, d), a view of theta."""
         return self.datafit.unpack(theta)[0]
 
-    def smooth_part(self) -> "Problem":
+    def smooth_part(self) -> Problem:
         """The same problem with only the smooth (L2) part of the penalty: what a prox method differentiates."""
         return replace(self, penalty=self.penalty.split()[0])
 

@@ -104,8 +104,9 @@ def checked_metadata(data: bytes, fmt: str, version: int, noun: str, older=None)
     if type(found) is not int or found < 1:
         raise Invalid(f"not a torchlogit {noun}, or damaged (format version {found!r})")
     if found > version:
-        raise Invalid(f"{noun} file format version {found} is newer than this torchlogit reads ({version}); "
-                      "upgrade torchlogit")  # fmt: skip
+        raise Invalid(
+            f"{noun} file format version {found} is newer than this torchlogit reads ({version}); upgrade torchlogit"
+        )
     if found < version and older is not None:
         raise Invalid(older.format(version=found))
     stored = data[_DIGEST_AT : _DIGEST_AT + 64]

@@ -78,8 +78,14 @@ def separation_if_diverging(row_loss, X, y_idx, classes, *, fit_intercept=True, 
         if X.shape[0] * X.shape[1] > MAX_LP_ENTRIES:
             return None
         X = X.matrix.toarray()
-    return find_separation(X.cpu().numpy() if hasattr(X, "cpu") else X, y_idx, len(classes),
-                           fit_intercept=fit_intercept, feature_names=feature_names, class_labels=classes)  # fmt: skip
+    return find_separation(
+        X.cpu().numpy() if hasattr(X, "cpu") else X,
+        y_idx,
+        len(classes),
+        fit_intercept=fit_intercept,
+        feature_names=feature_names,
+        class_labels=classes,
+    )
 
 
 def find_separation(X, y_idx, n_classes, *, fit_intercept=True, feature_names=None, class_labels=None, tol=1e-7):
@@ -109,8 +115,9 @@ def find_separation(X, y_idx, n_classes, *, fit_intercept=True, feature_names=No
     if sum(b.shape[0] for _, _, b, _ in blocks) * blocks[0][2].shape[1] > MAX_LP_ENTRIES:
         return None
     A = sparse.vstack([b for _, _, b, _ in blocks]).tocsr()
-    res = optimize.linprog(-np.asarray(A.sum(0)).ravel(), A_ub=-A, b_ub=np.zeros(A.shape[0]), bounds=(-1, 1),
-                           method="highs")  # fmt: skip
+    res = optimize.linprog(
+        -np.asarray(A.sum(0)).ravel(), A_ub=-A, b_ub=np.zeros(A.shape[0]), bounds=(-1, 1), method="highs"
+    )
     if res.status != 0 or -res.fun <= tol * A.shape[0]:
         return None  # optimum 0: no separating direction
     strict = A @ res.x > 10 * tol
@@ -125,9 +132,12 @@ def find_separation(X, y_idx, n_classes, *, fit_intercept=True, feature_names=No
         if hit.any():
             pairs.append((labels[a], labels[b]))
     return Separation(
-        complete=complete, features=[names[j] for j in np.flatnonzero(used)],
-        class_pairs=pairs, n_separated=n if complete else int(separated_rows.sum()), n_rows=n,
-    )  # fmt: skip
+        complete=complete,
+        features=[names[j] for j in np.flatnonzero(used)],
+        class_pairs=pairs,
+        n_separated=n if complete else int(separated_rows.sum()),
+        n_rows=n,
+    )
 
 
 def _complete(A, tol):

@@ -114,9 +114,11 @@ class SparseX:
 
             def as_torch(m):
                 return torch.sparse_csr_tensor(
-                    torch.from_numpy(m.indptr.astype(np.int32)), torch.from_numpy(m.indices.astype(np.int32)),
-                    torch.from_numpy(m.data), size=m.shape,
-                ).to(self.device)  # fmt: skip
+                    torch.from_numpy(m.indptr.astype(np.int32)),
+                    torch.from_numpy(m.indices.astype(np.int32)),
+                    torch.from_numpy(m.data),
+                    size=m.shape,
+                ).to(self.device)
 
             self._torch = (as_torch(csr), as_torch(csr_t))
         return self._torch
@@ -128,7 +130,6 @@ class SparseX:
             Z = torch.from_numpy(np.asarray(self.matrix @ W.detach().to(device="cpu", dtype=f64).numpy().T))
         elif self._numba():
             V = np.ascontiguousarray(W.detach().to(device="cpu", dtype=f64).numpy().T)  # (d, k)
-            from . import _sparse_kernels as kern
 
             if self.matrix.format == "csr":
                 Z = self._dot(V)
@@ -147,7 +148,6 @@ class SparseX:
             return torch.from_numpy(np.ascontiguousarray(np.asarray(self.matrix.T @ Rn).T))
         if self._numba():
             Rn = np.ascontiguousarray(R.detach().to(device="cpu", dtype=f64).numpy())
-            from . import _sparse_kernels as kern
 
             if self.matrix.format == "csr":
                 G = self._scatter(Rn, self.shape[1])
@@ -194,8 +194,9 @@ def as_sparse_input(X, device, dtype):
         return SparseX.from_scipy(X, device, dtype)
     if isinstance(X, torch.Tensor) and X.layout in (torch.sparse_csr, torch.sparse_csc, torch.sparse_coo):
         csr = X.detach().to_sparse_csr().cpu()
-        matrix = sp.csr_matrix((csr.values().numpy(), csr.col_indices().numpy(), csr.crow_indices().numpy()),
-                               shape=tuple(X.shape))  # fmt: skip
+        matrix = sp.csr_matrix(
+            (csr.values().numpy(), csr.col_indices().numpy(), csr.crow_indices().numpy()), shape=tuple(X.shape)
+        )
         return SparseX.from_scipy(matrix, device if device is not None else X.device, dtype)
     return None
 

@@ -14,10 +14,10 @@ import torch
 from scipy import stats
 
 from ._base import label_indices
-from ._sparse import linear, rows
 from ._inference import InferenceError, contrast_matrix, information_and_meat, penalty_diagonal, symmetric_inverse
 from ._loss import POINTWISE
 from ._separation import separation_if_diverging
+from ._sparse import linear, rows
 
 COV_TYPES = ("nonrobust", "HC0", "HC1")
 
@@ -87,10 +87,16 @@ class SummaryResult:
         if self.params.ndim == 1:
             index = pd.Index(self.names, name="term")
         return pd.DataFrame(
-            {"coef": self.params.ravel(), "std err": self.bse.ravel(), "z": self.zvalues.ravel(),
-             "P>|z|": self.pvalues.ravel(), f"[{alpha / 2:g}": ci[:, 0], f"{1 - alpha / 2:g}]": ci[:, 1]},
+            {
+                "coef": self.params.ravel(),
+                "std err": self.bse.ravel(),
+                "z": self.zvalues.ravel(),
+                "P>|z|": self.pvalues.ravel(),
+                f"[{alpha / 2:g}": ci[:, 0],
+                f"{1 - alpha / 2:g}]": ci[:, 1],
+            },
             index=index,
-        )  # fmt: skip
+        )
 
     def predict_proba_ci(self, X, alpha=0.05, block_rows=1024):
         """(lower, upper), each (n, n_classes): pointwise confidence bands for predict_proba(X).
@@ -140,11 +146,20 @@ def format_summary(r: SummaryResult, alpha=0.05) -> str:
     binary = r.params.ndim == 1
     width = 78
     model = "Logit" if binary else "MNLogit"
-    left = [("Model:", model), ("No. Observations:", str(r.nobs)), ("Df Residuals:", str(r.df_resid)),
-            ("Df Model:", str(r.k_params - len(r.equations) if not binary else r.k_params - 1)),
-            ("Covariance Type:", r.cov_type)]  # fmt: skip
-    right = [("Pseudo R-squ.:", f"{r.prsquared:.4f}"), ("Log-Likelihood:", f"{r.llf:#.5g}"),
-             ("LL-Null:", f"{r.llnull:#.5g}"), ("AIC:", f"{r.aic:#.5g}"), ("BIC:", f"{r.bic:#.5g}")]  # fmt: skip
+    left = [
+        ("Model:", model),
+        ("No. Observations:", str(r.nobs)),
+        ("Df Residuals:", str(r.df_resid)),
+        ("Df Model:", str(r.k_params - len(r.equations) if not binary else r.k_params - 1)),
+        ("Covariance Type:", r.cov_type),
+    ]
+    right = [
+        ("Pseudo R-squ.:", f"{r.prsquared:.4f}"),
+        ("Log-Likelihood:", f"{r.llf:#.5g}"),
+        ("LL-Null:", f"{r.llnull:#.5g}"),
+        ("AIC:", f"{r.aic:#.5g}"),
+        ("BIC:", f"{r.bic:#.5g}"),
+    ]
     lines = [f"{model} Regression Results (torchlogit)".center(width), "=" * width]
     for (a, b), (c, d) in zip(left, right):
         lines.append(f"{a:<20}{b:>18}   {c:<20}{d:>17}")
@@ -196,19 +211,29 @@ def summarize(model, X, y, *, cov_type="nonrobust", baseline="first", block_rows
     names = (["const"] if fit_intercept else []) + [str(c) for c in _feature_names(model)]
     penalty = model._make_penalty(1.0)  # on the summed log-likelihood: alpha = 1 / C
     if penalty.l1:
-        raise InferenceError("standard errors of an L1 or elastic-net fit are not defined by Wald inference "
-                             "(the estimate sits on the penalty's kinks); refit with penalty=None for p-values")  # fmt: skip
+        raise InferenceError(
+            "standard errors of an L1 or elastic-net fit are not defined by Wald inference "
+            "(the estimate sits on the penalty's kinks); refit with penalty=None for p-values"
+        )
     l2 = penalty.l2
 
     pointwise = POINTWISE["binary" if binary else "multinomial"]
     row_loss = pointwise.loss(Z.to(torch.float64), target.to(torch.float64) if binary else target)  # (n,)
     if not l2:  # Wald inference on separable data is meaningless: say why, by name
-        found = separation_if_diverging(row_loss, Xt, idx, classes, fit_intercept=model.fit_intercept,
-                                        feature_names=_feature_names(model))  # fmt: skip
+        found = separation_if_diverging(
+            row_loss, Xt, idx, classes, fit_intercept=model.fit_intercept, feature_names=_feature_names(model)
+        )
         if found is not None:
             raise InferenceError(found.message())
-    I, M = information_and_meat(Z, Xt, target, multiclass=not binary, fit_intercept=fit_intercept,
-                                robust=cov_type != "nonrobust", block_rows=block_rows)  # fmt: skip
+    I, M = information_and_meat(
+        Z,
+        Xt,
+        target,
+        multiclass=not binary,
+        fit_intercept=fit_intercept,
+        robust=cov_type != "nonrobust",
+        block_rows=block_rows,
+    )
     if l2:
         I = I + torch.diag(penalty_diagonal(k, d1, l2, fit_intercept, I.device))
     bread = symmetric_inverse(I, k, d1, fit_intercept, penalized=bool(l2), names=names)
@@ -238,10 +263,23 @@ def summarize(model, X, y, *, cov_type="nonrobust", baseline="first", block_rows
     if cov_type != "nonrobust":
         notes.append(f"Standard errors are heteroscedasticity-robust ({cov_type}, sandwich).")
     return SummaryResult(
-        params.reshape(shape), bse.reshape(shape), cov, names, equations,
-        None if ref is None else classes[ref], llf, llnull, n, k_params, cov_type, bool(l2),
-        getattr(model, "C", math.inf), notes, model, cov_symmetric,
-    )  # fmt: skip
+        params.reshape(shape),
+        bse.reshape(shape),
+        cov,
+        names,
+        equations,
+        None if ref is None else classes[ref],
+        llf,
+        llnull,
+        n,
+        k_params,
+        cov_type,
+        bool(l2),
+        getattr(model, "C", math.inf),
+        notes,
+        model,
+        cov_symmetric,
+    )
 
 
 def _feature_names(model):

@@ -31,8 +31,13 @@ def evaluate(model, X, y) -> dict:
         "classes": [c.item() if hasattr(c, "item") else c for c in classes],
         "confusion_matrix": metrics.confusion_matrix(y, pred, labels=classes).tolist(),
         "per_class": [
-            {"class": c.item() if hasattr(c, "item") else c, "precision": float(p), "recall": float(r),
-             "f1": float(f), "support": int(s)}
+            {
+                "class": c.item() if hasattr(c, "item") else c,
+                "precision": float(p),
+                "recall": float(r),
+                "f1": float(f),
+                "support": int(s),
+            }
             for c, p, r, f, s in zip(classes, precision, recall, f1, support)
-        ],  # fmt: skip
+        ],
     }

@@ -156,8 +156,11 @@ def samples(X, y_true, y_pred, image_shape, class_names, n=32, columns=8):
         picture = _picture(row, image_shape)
         ax.imshow(picture, cmap="gray_r" if picture.ndim == 2 else None, vmin=0, vmax=picture.max() or 1)
         wrong = t != p
-        ax.set_title(f"{class_names[p]}" + (f" ({class_names[t]})" if wrong else ""),
-                     fontsize=8, color="red" if wrong else "black")  # fmt: skip
+        ax.set_title(
+            f"{class_names[p]}" + (f" ({class_names[t]})" if wrong else ""),
+            fontsize=8,
+            color="red" if wrong else "black",
+        )
         if wrong:
             ax.axis("on")
             ax.set_xticks([])

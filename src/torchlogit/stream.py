@@ -36,8 +36,15 @@ from ._fit import Standardizer, correlation_preconditioner, sgd_forward_backward
 from ._logistic import LogisticRegression, coefficients
 from ._loss import POINTWISE, LinearModelLoss
 from .data import (
-    DataError, arrow_message, check_unique, column_kind, csv_header, file_format, first_non_finite, first_non_number,
-)  # fmt: skip
+    DataError,
+    arrow_message,
+    check_unique,
+    column_kind,
+    csv_header,
+    file_format,
+    first_non_finite,
+    first_non_number,
+)
 from .solvers import SOLVERS, IterInfo, make_optimizer
 
 f64 = torch.float64
@@ -104,8 +111,9 @@ class StreamSource:
                 raise DataError(f"{file}: column {name!r} is not numeric ({kind}){_first_string(part, name)}")
         extra = [c for c in names if c != self.target and c not in self.features]
         if extra and not self._explicit:
-            raise DataError(f"{file}: column {extra[0]!r} is not in {self.files[0]}; "
-                            "choose the columns with features= (--features)")  # fmt: skip
+            raise DataError(
+                f"{file}: column {extra[0]!r} is not in {self.files[0]}; choose the columns with features= (--features)"
+            )
         arrow_type = schema.field(self.target).type
         kind = column_kind(arrow_type)
         if kind is None:
@@ -113,8 +121,10 @@ class StreamSource:
         if self.target_kind is None:
             self.target_kind = kind
         elif kind != self.target_kind:
-            raise DataError(f"{file}: target column {self.target!r} holds {kind} values, "
-                            f"but {self.files[0]} holds {self.target_kind} values")  # fmt: skip
+            raise DataError(
+                f"{file}: target column {self.target!r} holds {kind} values, "
+                f"but {self.files[0]} holds {self.target_kind} values"
+            )
 
     def schema(self):
         """What every rank must agree on: the feature columns in order, the target and its kind, a file."""
@@ -188,8 +198,10 @@ class StreamSource:
                         X[:, j] = col.to_numpy(zero_copy_only=False)
                 if not np.isfinite(X).all():  # inf, nan, or a float64 beyond float32's range
                     k, j = (int(v[0]) for v in np.nonzero(~np.isfinite(X)))
-                    raise DataError(f"{file}: column {self.features[j]!r} holds {batch.column(j)[k].as_py()} "
-                                    f"at row {row + k}; features must be finite float32 numbers")  # fmt: skip
+                    raise DataError(
+                        f"{file}: column {self.features[j]!r} holds {batch.column(j)[k].as_py()} "
+                        f"at row {row + k}; features must be finite float32 numbers"
+                    )
                 y = batch.column(len(self.features))
                 if y.null_count:
                     k = int(np.flatnonzero(y.is_null().to_numpy(zero_copy_only=False))[0])
@@ -220,12 +232,16 @@ def _list_data_files(path):
     for p in files:
         fmt = file_format(p)
         if fmt is None:
-            raise DataError(f"{p}: not a data file (.parquet, .csv, .csv.gz); move it out of the folder "
-                            "or start its name with '_' so that it is skipped")  # fmt: skip
+            raise DataError(
+                f"{p}: not a data file (.parquet, .csv, .csv.gz); move it out of the folder "
+                "or start its name with '_' so that it is skipped"
+            )
         formats.setdefault(fmt, p)
     if len(formats) > 1:
-        raise DataError(f"{path}: holds both CSV ({formats['csv'].name}) and Parquet ({formats['parquet'].name}) "
-                        "files; keep one format per folder")  # fmt: skip
+        raise DataError(
+            f"{path}: holds both CSV ({formats['csv'].name}) and Parquet ({formats['parquet'].name}) "
+            "files; keep one format per folder"
+        )
     return files, skipped, next(iter(formats))
 
 
@@ -283,8 +299,10 @@ def _first_pass(stream, classes, fit_intercept, sample_bytes=32 << 20, reduce=No
     if n == 0:
         raise DataError(f"{stream.source}: no rows")
     if classes is None and len(labels) == 1:
-        raise DataError(f"{stream.source}: target column {stream.target!r} has the single class {next(iter(labels))!r} "
-                        f"in its {n} row{'s' if n > 1 else ''}; training needs at least two classes")  # fmt: skip
+        raise DataError(
+            f"{stream.source}: target column {stream.target!r} has the single class {next(iter(labels))!r} "
+            f"in its {n} row{'s' if n > 1 else ''}; training needs at least two classes"
+        )
     classes = np.unique(np.asarray(sorted(labels) if classes is None else classes))
     mu = m1 / n if fit_intercept else torch.zeros(d, dtype=f64)
     var = (m2 / n - mu * (2 * m1 / n - mu)).clamp_min(0.0)  # E[(x - mu)^2]
@@ -299,11 +317,31 @@ def _targets(y, classes, binary, source):
 
 
 def fit_stream(
-    source, target, *, features=None, classes=None, penalty="l2", C=1.0, fit_intercept=True, solver="lbfgs",
-    tol=None, max_iter=1000, epochs=5, batch_size=256, learning_rate=0.01, optimizer="sgd",
-    batch_rows=65536, buffer_rows=65536, random_state=None, callback=None, shard=(0, 1), reduce=None,
-    checkpoint=None, checkpoint_every=60.0, resume=None,
-):  # fmt: skip
+    source,
+    target,
+    *,
+    features=None,
+    classes=None,
+    penalty="l2",
+    C=1.0,
+    fit_intercept=True,
+    solver="lbfgs",
+    tol=None,
+    max_iter=1000,
+    epochs=5,
+    batch_size=256,
+    learning_rate=0.01,
+    optimizer="sgd",
+    batch_rows=65536,
+    buffer_rows=65536,
+    random_state=None,
+    callback=None,
+    shard=(0, 1),
+    reduce=None,
+    checkpoint=None,
+    checkpoint_every=60.0,
+    resume=None,
+):
     """Fit a LogisticRegression on a stream; returns the fitted estimator.
 
     solver 'lbfgs' (default): the exact optimum, each function evaluation one
@@ -337,36 +375,76 @@ def fit_stream(
     template._check_penalty_params()
     pen = template._make_penalty(info.n)
     if not pen.smooth:  # refused, never quietly fitted as another model
-        raise ValueError(f"fit_stream fits penalty='l2' or None; penalty={pen.name!r} on streamed data is not "
-                         "implemented yet (fit in memory: LogisticRegression accepts scipy.sparse matrices)")  # fmt: skip
+        raise ValueError(
+            f"fit_stream fits penalty='l2' or None; penalty={pen.name!r} on streamed data is not "
+            "implemented yet (fit in memory: LogisticRegression accepts scipy.sparse matrices)"
+        )
     w0 = torch.zeros(loss.n_params, dtype=f64)
     if reduce is not None and (checkpoint is not None or resume is not None):
         raise ValueError("checkpoints are not supported with distributed training")
-    run = {"files": [[str(p), p.stat().st_size] for p in stream.files], "target": stream.target,
-           "features": list(stream.features), "classes": info.classes.tolist(), "penalty": penalty, "C": C,
-           "fit_intercept": fit_intercept, "batch_size": batch_size, "learning_rate": learning_rate,
-           "optimizer": str(optimizer), "random_state": random_state, "buffer_rows": buffer_rows,
-           "batch_rows": batch_rows}  # fmt: skip
+    run = {
+        "files": [[str(p), p.stat().st_size] for p in stream.files],
+        "target": stream.target,
+        "features": list(stream.features),
+        "classes": info.classes.tolist(),
+        "penalty": penalty,
+        "C": C,
+        "fit_intercept": fit_intercept,
+        "batch_size": batch_size,
+        "learning_rate": learning_rate,
+        "optimizer": str(optimizer),
+        "random_state": random_state,
+        "buffer_rows": buffer_rows,
+        "batch_rows": batch_rows,
+    }
     resumed = None if resume is None else load_checkpoint(resume, solver, run)
     if checkpoint is not None:
         output_ok(checkpoint)
     writer = Checkpointer(checkpoint, solver, run, checkpoint_every) if checkpoint is not None else None
     start = time.perf_counter()
     with writer or contextlib.nullcontext() as checkpoints:
-        res, rows_seen = _solve_stream(stream, loss, info, binary, pen, w0, solver, tol, max_iter, epochs, batch_size,
-                                       learning_rate, optimizer, buffer_rows, random_state, callback, reduce,
-                                       checkpoints, resumed)  # fmt: skip
-    model = LogisticRegression(penalty=penalty, C=C, fit_intercept=fit_intercept, solver=solver, tol=tol,
-                               max_iter=max_iter if solver == "lbfgs" else epochs, batch_size=batch_size,
-                               learning_rate=learning_rate, optimizer=optimizer, random_state=random_state)  # fmt: skip
+        res, rows_seen = _solve_stream(
+            stream,
+            loss,
+            info,
+            binary,
+            pen,
+            w0,
+            solver,
+            tol,
+            max_iter,
+            epochs,
+            batch_size,
+            learning_rate,
+            optimizer,
+            buffer_rows,
+            random_state,
+            callback,
+            reduce,
+            checkpoints,
+            resumed,
+        )
+    model = LogisticRegression(
+        penalty=penalty,
+        C=C,
+        fit_intercept=fit_intercept,
+        solver=solver,
+        tol=tol,
+        max_iter=max_iter if solver == "lbfgs" else epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        optimizer=optimizer,
+        random_state=random_state,
+    )
     model.feature_names_in_ = np.asarray(stream.features, dtype=object)
     model._refuse_non_finite(res.x, loss, torch.float32)  # sgd can overflow float32, as in fit
     model.coef_, model.intercept_ = coefficients(loss, res.x, np.float32)
     model.classes_, model.n_features_in_ = info.classes, d
     model.n_iter_ = np.array([res.n_iter], dtype=np.int32)
     model.solver_, model.objective_, model.loss_curve_ = solver, res.fun, list(res.history)
-    model.convergence_ = ConvergenceReport(solver, bool(res.converged), int(res.n_iter), res.message,
-                                           float(res.grad_max), tol, float(res.fun), None)  # fmt: skip
+    model.convergence_ = ConvergenceReport(
+        solver, bool(res.converged), int(res.n_iter), res.message, float(res.grad_max), tol, float(res.fun), None
+    )
     model.separation_ = None
     model.stream_files_ = [str(p) for p in stream.files]  # what was read: a folder's files, less the skipped ones
     model.stream_skipped_ = [str(p) for p in stream.skipped]  # names starting with '_' or '.' (_SUCCESS, .crc)
@@ -374,18 +452,69 @@ def fit_stream(
     if solver == "lbfgs" and not res.converged:
         from sklearn.exceptions import ConvergenceWarning
 
-        warnings.warn(f"fit_stream did not converge in {res.n_iter} iterations: {res.message}; "
-                      f"max|gradient| {res.grad_max:.3g}. Increase max_iter.", ConvergenceWarning, stacklevel=2)  # fmt: skip
+        warnings.warn(
+            f"fit_stream did not converge in {res.n_iter} iterations: {res.message}; "
+            f"max|gradient| {res.grad_max:.3g}. Increase max_iter.",
+            ConvergenceWarning,
+            stacklevel=2,
+        )
     return model
 
 
-def _solve_stream(stream, loss, info, binary, pen, w0, solver, tol, max_iter, epochs, batch_size, learning_rate,
-                  optimizer, buffer_rows, random_state, callback, reduce, checkpoints, resumed):  # fmt: skip
+def _solve_stream(
+    stream,
+    loss,
+    info,
+    binary,
+    pen,
+    w0,
+    solver,
+    tol,
+    max_iter,
+    epochs,
+    batch_size,
+    learning_rate,
+    optimizer,
+    buffer_rows,
+    random_state,
+    callback,
+    reduce,
+    checkpoints,
+    resumed,
+):
     if solver == "lbfgs":
-        return _exact(stream, loss, info, binary, pen, w0, 1e-6 if tol is None else tol, max_iter,
-                      callback, reduce, checkpoints, resumed)  # fmt: skip
-    return _sgd(stream, loss, info, binary, pen, w0, epochs, batch_size, learning_rate, optimizer, buffer_rows,
-                random_state, callback, reduce, checkpoints, resumed)  # fmt: skip
+        return _exact(
+            stream,
+            loss,
+            info,
+            binary,
+            pen,
+            w0,
+            1e-6 if tol is None else tol,
+            max_iter,
+            callback,
+            reduce,
+            checkpoints,
+            resumed,
+        )
+    return _sgd(
+        stream,
+        loss,
+        info,
+        binary,
+        pen,
+        w0,
+        epochs,
+        batch_size,
+        learning_rate,
+        optimizer,
+        buffer_rows,
+        random_state,
+        callback,
+        reduce,
+        checkpoints,
+        resumed,
+    )
 
 
 def _exact(stream, loss, info, binary, pen, w0, tol, max_iter, callback, reduce, checkpoints=None, resume=None):
@@ -436,8 +565,15 @@ def _exact(stream, loss, info, binary, pen, w0, tol, max_iter, callback, reduce,
     sample = info.sample
     weights = torch.full((len(sample),), 1.0 / max(len(sample), 1), dtype=torch.float32)
     precondition = correlation_preconditioner(std, sample, weights, pen.l2) if len(sample) > 1 else None
-    res = SOLVERS["lbfgs"](fun_and_grad, std.to_phi(w0), tol=tol, max_iter=max(0, max_iter - done), callback=report,
-                           f_rtol=10 * torch.finfo(torch.float32).eps, precondition=precondition)  # fmt: skip
+    res = SOLVERS["lbfgs"](
+        fun_and_grad,
+        std.to_phi(w0),
+        tol=tol,
+        max_iter=max(0, max_iter - done),
+        callback=report,
+        f_rtol=10 * torch.finfo(torch.float32).eps,
+        precondition=precondition,
+    )
     res.x = std.to_theta(res.x)
     res.n_iter, res.history = res.n_iter + done, history
     if checkpoints is not None:
@@ -445,8 +581,24 @@ def _exact(stream, loss, info, binary, pen, w0, tol, max_iter, callback, reduce,
     return res, rows[0]
 
 
-def _sgd(stream, loss, info, binary, pen, w0, epochs, batch_size, learning_rate, optimizer, buffer_rows,
-         random_state, callback, reduce, checkpoints=None, resume=None):  # fmt: skip
+def _sgd(
+    stream,
+    loss,
+    info,
+    binary,
+    pen,
+    w0,
+    epochs,
+    batch_size,
+    learning_rate,
+    optimizer,
+    buffer_rows,
+    random_state,
+    callback,
+    reduce,
+    checkpoints=None,
+    resume=None,
+):
     """Mini-batch SGD through a seeded shuffle buffer; the loop of :mod:`torchlogit.solvers.sgd`.
 
     An epoch is a seeded order of the fragments, read in chunks of about
@@ -485,9 +637,19 @@ def _sgd(stream, loss, info, binary, pen, w0, epochs, batch_size, learning_rate,
         plain, tensors = optimizer_state(opt)
         tensors["params"] = torch.nn.utils.parameters_to_vector(params).detach().numpy().copy()
         tensors["generator"] = before
-        state = {"epoch": epoch, "order": order, "chunk": chunk, "step": done_steps, "total": float(total),
-                 "count": count, "done": done, "history": history, "rows": rows, "finished": finished,
-                 "optimizer": plain}  # fmt: skip
+        state = {
+            "epoch": epoch,
+            "order": order,
+            "chunk": chunk,
+            "step": done_steps,
+            "total": float(total),
+            "count": count,
+            "done": done,
+            "history": history,
+            "rows": rows,
+            "finished": finished,
+            "optimizer": plain,
+        }
         return state, tensors
 
     for epoch in range(first_epoch, epochs + 1):
@@ -523,7 +685,9 @@ def _sgd(stream, loss, info, binary, pen, w0, epochs, batch_size, learning_rate,
         rows += count
         history.append(float(total) / max(count, 1))
         if callback is not None:
-            callback(IterInfo(epoch, history[-1], float("nan"), rows_per_s=count / max(time.perf_counter() - tick, 1e-9)))
+            callback(
+                IterInfo(epoch, history[-1], float("nan"), rows_per_s=count / max(time.perf_counter() - tick, 1e-9))
+            )
     if checkpoints is not None:  # the finished run: resuming it returns this model at once
         checkpoints.write(*snapshot(epochs, [], 0, 0, generator_state(gen), 0.0, 0, 0, finished=True))
     x = torch.nn.utils.parameters_to_vector(params).detach().to(f64)

@@ -123,11 +123,19 @@ class TorchlogitSGDClassifier(ClassifierMixin, BaseEstimator):
         """The torchlogit estimator these parameters translate to, for a call on ``n_rows`` rows."""
         self._refuse_unsupported()
         params = dict(
-            solver="sgd", batch_size=1, optimizer="sgd", learning_rate=self.eta0,
-            penalty=self.penalty, fit_intercept=self.fit_intercept, max_iter=self.max_iter, tol=self.tol,
-            random_state=self.random_state, class_weight=self.class_weight, warm_start=self.warm_start,
+            solver="sgd",
+            batch_size=1,
+            optimizer="sgd",
+            learning_rate=self.eta0,
+            penalty=self.penalty,
+            fit_intercept=self.fit_intercept,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            random_state=self.random_state,
+            class_weight=self.class_weight,
+            warm_start=self.warm_start,
             verbose=self.verbose,
-        )  # fmt: skip
+        )
         if self.penalty == "l2":
             params["C"] = np.inf if self.alpha == 0 else 1.0 / (self.alpha * n_rows)
         if not hasattr(self, "model_"):

@@ -6,9 +6,9 @@ with torchlogit's ``LogisticRegression`` in place of scikit-learn's (see
 their reason in ``conftest.py``.
 """
 
-from ._shim import load_with
-
 import torchlogit
+
+from ._shim import load_with
 
 upstream = load_with("sklearn.linear_model.tests.test_logistic", {"LogisticRegression": torchlogit.LogisticRegression})
 globals().update({k: v for k, v in vars(upstream).items() if k.startswith("test_") or k == "pytestmark"})

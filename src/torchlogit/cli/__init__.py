@@ -66,4 +66,3 @@ def _report(exc, code, hint=""):
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     _common.report_error(message + hint)
     return code
-

@@ -17,7 +17,9 @@ out = Console(soft_wrap=True)  # no hard line breaks: output stays greppable
 err = Console(stderr=True)
 
 # Exit codes (documented in the README and in `torchlogit --help`).
-EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_DATA, EXIT_MODEL, EXIT_INTERNAL, EXIT_NETWORK, EXIT_DISTRIBUTED, EXIT_OUTPUT = range(9)
+EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_DATA, EXIT_MODEL, EXIT_INTERNAL, EXIT_NETWORK, EXIT_DISTRIBUTED, EXIT_OUTPUT = (
+    range(9)
+)
 EXIT_INTERRUPTED = 130  # Ctrl-C, at any moment: nothing printed
 EXIT_CODES_HELP = (
     "Exit codes: 0 success; 1 invalid value or parameter; 2 usage error; "
@@ -94,8 +96,10 @@ def image_set(data: str, data_dir):
     except ValueError:
         return None  # a table, not an image data set
     if data_dir is None:
-        raise DataError(f"{spec.name} is an image data set: give --data-dir DIR (get it with "
-                        f"`torchlogit datasets download {spec.name} --dir DIR`)")  # fmt: skip
+        raise DataError(
+            f"{spec.name} is an image data set: give --data-dir DIR (get it with "
+            f"`torchlogit datasets download {spec.name} --dir DIR`)"
+        )
     return datasets.load(spec.name, data_dir)
 
 
@@ -114,8 +118,13 @@ def features_for_model(model, table):
 @contextlib.contextmanager
 def progress(total: int, description: str, enabled: bool = True):
     """A rich progress bar on stderr; yields callback(info) for ``fit(callback=...)``."""
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn()]  # fmt: skip
+    columns = [
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}"),
+        TimeElapsedColumn(),
+    ]
     with Progress(*columns, console=err, transient=False, disable=not (enabled and err.is_terminal)) as bar:
         task = bar.add_task(description, total=total, loss="-")
 
@@ -144,4 +153,3 @@ def convergence_record():
 
 def as_list(values):
     return [v.item() if isinstance(v, np.generic) else v for v in values]
-

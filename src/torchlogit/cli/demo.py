@@ -54,7 +54,8 @@ def demo(
     out.rule("Revision: linear regression, hours -> points (2, 4, 6)")
     reg = LinearRegression().fit(HOURS, POINTS)
     out.print(
-        f"points = {reg.coef_[0]:.4f} * hours {round(reg.intercept_, 4) + 0.0:+.4f};  prediction at 4 hours: {reg.predict([[4.0]])[0]:.1f}"
+        f"points = {reg.coef_[0]:.4f} * hours {round(reg.intercept_, 4) + 0.0:+.4f};  "
+        f"prediction at 4 hours: {reg.predict([[4.0]])[0]:.1f}"
     )
 
     path = out_dir / "probability_of_pass.png"

@@ -32,10 +32,19 @@ def evaluate(
         print(json.dumps(result, indent=2))
         return
     auc = "n/a" if result["roc_auc"] is None else f"{result['roc_auc']:.4f}"
-    out.print(f"n = {result['n_samples']}  accuracy {result['accuracy']:.4f}  log-loss {result['log_loss']:.4f}  ROC AUC {auc}")
+    out.print(
+        f"n = {result['n_samples']}  accuracy {result['accuracy']:.4f}  "
+        f"log-loss {result['log_loss']:.4f}  ROC AUC {auc}"
+    )
     per_class = Table("class", "precision", "recall", "f1", "support")
     for row in result["per_class"]:
-        per_class.add_row(str(row["class"]), f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}", str(row["support"]))
+        per_class.add_row(
+            str(row["class"]),
+            f"{row['precision']:.3f}",
+            f"{row['recall']:.3f}",
+            f"{row['f1']:.3f}",
+            str(row["support"]),
+        )
     out.print(per_class)
     cm = Table("true \\ predicted", *[str(c) for c in result["classes"]])
     for c, counts in zip(result["classes"], result["confusion_matrix"]):

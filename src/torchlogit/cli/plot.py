@@ -7,8 +7,7 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from .. import InferenceError
-from .. import plotting
+from .. import InferenceError, plotting
 from ..data import read_table
 from ._common import DATA_DIR_HELP, fail, features_for_model, frame, image_set, load_classifier, out, output_path
 
@@ -17,7 +16,9 @@ IMAGE_KINDS = ("weights", "samples")
 
 def plot(
     model_path: Path = typer.Argument(..., metavar="MODEL", help="A model saved by `torchlogit train`."),
-    data: str = typer.Argument(..., help="CSV/Parquet file, built-in table, or image data set (mnist, fashion-mnist, cifar10)."),
+    data: str = typer.Argument(
+        ..., help="CSV/Parquet file, built-in table, or image data set (mnist, fashion-mnist, cifar10)."
+    ),
     target: str = typer.Option(None, help="Target column."),
     kind: str = typer.Option("probability", help=", ".join(plotting.KINDS) + " (the last two for image data sets)."),
     out_file: Path = typer.Option(..., "--out", help="PNG file to write."),
@@ -55,10 +56,13 @@ def plot(
 
             band = _confidence_band(model, X, y, as_input)
             fig = plotting.probability_curve(
-                lambda grid: model.predict_proba(as_input(grid))[:, 1], x,
+                lambda grid: model.predict_proba(as_input(grid))[:, 1],
+                x,
                 (np.asarray(y) == model.classes_[1]).astype(int),
-                x_max=max(10.0, float(x.max()) * 1.1), xlabel=name.capitalize(), band=band,
-            )  # fmt: skip
+                x_max=max(10.0, float(x.max()) * 1.1),
+                xlabel=name.capitalize(),
+                band=band,
+            )
         else:
             fig = getattr(plotting, kind)(model, X, y)
     plotting.save_figure(fig, out_file)
@@ -93,5 +97,8 @@ def _image_plot(model, images, kind):
     if kind == "confusion":
         return plotting.confusion(model, images.X_test, images.y_test, class_names=names)
     if kind == "probability":  # the default --kind: a curve over one feature, which images do not have
-        fail(f"--kind probability needs one feature; for {images.name} use weights, samples, confusion, roc or calibration")
+        fail(
+            f"--kind probability needs one feature; for {images.name} "
+            "use weights, samples, confusion, roc or calibration"
+        )
     return getattr(plotting, kind)(model, images.X_test, images.y_test)

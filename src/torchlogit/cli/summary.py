@@ -14,10 +14,14 @@ from ._common import as_list, features_for_model, load_classifier, out
 
 def summary(
     model_path: Path = typer.Argument(..., metavar="MODEL", help="A model saved by `torchlogit train`."),
-    data: str = typer.Argument(..., help="The data for inference (normally the training data): CSV/Parquet or built-in."),
+    data: str = typer.Argument(
+        ..., help="The data for inference (normally the training data): CSV/Parquet or built-in."
+    ),
     target: str = typer.Option(None, help="Target column."),
     cov_type: str = typer.Option("nonrobust", "--cov-type", help="nonrobust, HC0 or HC1 (sandwich)."),
-    baseline: str = typer.Option("first", help="Multinomial: reference class ('first', a class label, or 'none' for all classes)."),
+    baseline: str = typer.Option(
+        "first", help="Multinomial: reference class ('first', a class label, or 'none' for all classes)."
+    ),
     alpha: float = typer.Option(0.05, help="1 - confidence level of the intervals."),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ):
@@ -35,15 +39,31 @@ def summary(
         out.print(str(result), highlight=False, markup=False)
         return
     ci = result.conf_int(alpha)
-    print(json.dumps({
-        "names": result.names, "equations": as_list(result.equations),
-        "baseline": as_list([result.baseline])[0], "params": result.params.tolist(), "bse": result.bse.tolist(),
-        "zvalues": result.zvalues.tolist(), "pvalues": result.pvalues.tolist(),
-        "conf_int": {"alpha": alpha, "lower": ci[..., 0].tolist(), "upper": ci[..., 1].tolist()},
-        "llf": result.llf, "llnull": result.llnull, "prsquared": result.prsquared, "aic": result.aic,
-        "bic": result.bic, "nobs": result.nobs, "df_resid": result.df_resid, "cov_type": result.cov_type,
-        "penalized": result.penalized, "notes": result.notes,
-    }, indent=2))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "names": result.names,
+                "equations": as_list(result.equations),
+                "baseline": as_list([result.baseline])[0],
+                "params": result.params.tolist(),
+                "bse": result.bse.tolist(),
+                "zvalues": result.zvalues.tolist(),
+                "pvalues": result.pvalues.tolist(),
+                "conf_int": {"alpha": alpha, "lower": ci[..., 0].tolist(), "upper": ci[..., 1].tolist()},
+                "llf": result.llf,
+                "llnull": result.llnull,
+                "prsquared": result.prsquared,
+                "aic": result.aic,
+                "bic": result.bic,
+                "nobs": result.nobs,
+                "df_resid": result.df_resid,
+                "cov_type": result.cov_type,
+                "penalized": result.penalized,
+                "notes": result.notes,
+            },
+            indent=2,
+        )
+    )
 
 
 def _label(text, classes):

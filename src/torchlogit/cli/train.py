@@ -8,17 +8,21 @@ from pathlib import Path
 import typer
 
 from .. import LogisticRegression
-from ..metrics import evaluate
 from ..data import DataError
+from ..metrics import evaluate
 from ._common import DATA_DIR_HELP, convergence_record, image_set, load_xy, out, output_path, progress
 
 SGD_IMAGE_EPOCHS = 10  # an image data set's epoch is thousands of mini-batch steps
 
 
 def train(
-    data: str = typer.Argument(..., help=(
-        "CSV or Parquet file, a built-in table (hours, breast-cancer, digits, iris), "
-        "or an image data set (mnist, fashion-mnist, cifar10) with --data-dir.")),
+    data: str = typer.Argument(
+        ...,
+        help=(
+            "CSV or Parquet file, a built-in table (hours, breast-cancer, digits, iris), "
+            "or an image data set (mnist, fashion-mnist, cifar10) with --data-dir."
+        ),
+    ),
     target: str = typer.Option(None, help="Target column (built-in data sets know theirs)."),
     features: str = typer.Option(None, help="Comma-separated feature columns (default: all but the target)."),
     data_dir: Path = typer.Option(None, "--data-dir", help=DATA_DIR_HELP),
@@ -30,18 +34,32 @@ def train(
     tol: float = typer.Option(None, help="Tolerance (default 1e-6 on the gradient; sgd: on the epoch loss)."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     batch_size: int = typer.Option(32, help="sgd: mini-batch size."),
-    epochs: int = typer.Option(None, help=f"sgd: epochs (default: --max-iter on tables, {SGD_IMAGE_EPOCHS} on image data sets)."),
+    epochs: int = typer.Option(
+        None, help=f"sgd: epochs (default: --max-iter on tables, {SGD_IMAGE_EPOCHS} on image data sets)."
+    ),
     learning_rate: float = typer.Option(0.01, help="sgd: step size."),
     optimizer: str = typer.Option("sgd", help="sgd: a torch.optim optimizer name (sgd, adam, ...)."),
     random_state: int = typer.Option(None, help="sgd: seed of the mini-batch order."),
     one_hot: bool = typer.Option(False, "--one-hot", help="Expand string feature columns into 0/1 columns."),
-    stream: bool = typer.Option(False, "--stream", help="Read DATA (Parquet file or folder, or CSV) in record batches: bounded memory."),
-    distributed: bool = typer.Option(False, "--distributed", help="Under torchrun: each rank streams its shard; implies --stream."),
-    checkpoint: Path = typer.Option(None, "--checkpoint", help="--stream: write the fit's state to this file every "
-                                    "--checkpoint-every seconds, on Ctrl-C/SIGTERM and at the end."),
+    stream: bool = typer.Option(
+        False, "--stream", help="Read DATA (Parquet file or folder, or CSV) in record batches: bounded memory."
+    ),
+    distributed: bool = typer.Option(
+        False, "--distributed", help="Under torchrun: each rank streams its shard; implies --stream."
+    ),
+    checkpoint: Path = typer.Option(
+        None,
+        "--checkpoint",
+        help="--stream: write the fit's state to this file every "
+        "--checkpoint-every seconds, on Ctrl-C/SIGTERM and at the end.",
+    ),
     checkpoint_every: float = typer.Option(60.0, "--checkpoint-every", help="Seconds between checkpoints."),
-    resume: Path = typer.Option(None, "--resume", help="--stream: continue the run saved in this checkpoint (same data "
-                                "and options); checkpoints go on to the same file unless --checkpoint is given."),
+    resume: Path = typer.Option(
+        None,
+        "--resume",
+        help="--stream: continue the run saved in this checkpoint (same data "
+        "and options); checkpoints go on to the same file unless --checkpoint is given.",
+    ),
 ):
     """Fit a logistic regression on DATA and save it.
 
@@ -52,9 +70,26 @@ def train(
     On an image data set: torchlogit train mnist --data-dir data --model-out mnist.safetensors
     """
     if stream or distributed:
-        return _train_stream(data, target, features, model_out, penalty, C, solver, max_iter, tol, epochs,
-                             batch_size, learning_rate, optimizer, random_state, distributed,
-                             checkpoint or resume, checkpoint_every, resume)  # fmt: skip
+        return _train_stream(
+            data,
+            target,
+            features,
+            model_out,
+            penalty,
+            C,
+            solver,
+            max_iter,
+            tol,
+            epochs,
+            batch_size,
+            learning_rate,
+            optimizer,
+            random_state,
+            distributed,
+            checkpoint or resume,
+            checkpoint_every,
+            resume,
+        )
     if checkpoint is not None or resume is not None:
         raise ValueError("--checkpoint and --resume work with --stream (give the data as a Parquet/CSV file or folder)")
     output_path(model_out)  # a fit of minutes must not end in "cannot write"
@@ -67,10 +102,17 @@ def train(
         X, y, _ = load_xy(data, target, names, one_hot=one_hot)
     max_iter = epochs if (solver == "sgd" and epochs is not None) else max_iter
     model = LogisticRegression(
-        penalty=None if penalty.lower() == "none" else penalty, C=C, solver=solver, max_iter=max_iter, tol=tol,
-        device=device, batch_size=batch_size, learning_rate=learning_rate, optimizer=optimizer,
+        penalty=None if penalty.lower() == "none" else penalty,
+        C=C,
+        solver=solver,
+        max_iter=max_iter,
+        tol=tol,
+        device=device,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        optimizer=optimizer,
         random_state=random_state,
-    )  # fmt: skip
+    )
     start = time.perf_counter()
     with convergence_record() as warnings_, progress(max_iter, f"training ({solver})") as callback:
         model.fit(X, y, callback=callback)
@@ -92,9 +134,26 @@ def train(
     out.print(f"saved {model_out}" if model_out is not None else "model not saved (no --model-out)")
 
 
-def _train_stream(data, target, features, model_out, penalty, C, solver, max_iter, tol, epochs, batch_size,
-                  learning_rate, optimizer, random_state, distributed=False, checkpoint=None, checkpoint_every=60.0,
-                  resume=None):  # fmt: skip
+def _train_stream(
+    data,
+    target,
+    features,
+    model_out,
+    penalty,
+    C,
+    solver,
+    max_iter,
+    tol,
+    epochs,
+    batch_size,
+    learning_rate,
+    optimizer,
+    random_state,
+    distributed=False,
+    checkpoint=None,
+    checkpoint_every=60.0,
+    resume=None,
+):
     """`train --stream [--distributed]`: a progress bar with rows/s and the objective; under
     torchrun only rank 0 draws, prints and writes the model."""
     from ..distributed import fit_distributed, is_rank_zero
@@ -114,12 +173,23 @@ def _train_stream(data, target, features, model_out, penalty, C, solver, max_ite
     start = time.perf_counter()
     with convergence_record() as warnings_, progress(total, f"streaming ({solver})", enabled=leader) as callback:
         model = fit(
-            data, target, features=names, penalty=None if penalty.lower() == "none" else penalty, C=C,
-            solver=solver, tol=tol, max_iter=max_iter, epochs=epochs or 5, batch_size=batch_size,
-            learning_rate=learning_rate, optimizer=optimizer, random_state=random_state, callback=callback,
+            data,
+            target,
+            features=names,
+            penalty=None if penalty.lower() == "none" else penalty,
+            C=C,
+            solver=solver,
+            tol=tol,
+            max_iter=max_iter,
+            epochs=epochs or 5,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            optimizer=optimizer,
+            random_state=random_state,
+            callback=callback,
             **({} if checkpoint is None else {"checkpoint": checkpoint, "checkpoint_every": checkpoint_every}),
             **({} if resume is None else {"resume": resume}),
-        )  # fmt: skip
+        )
     elapsed = time.perf_counter() - start
     if not leader:
         return
@@ -127,7 +197,10 @@ def _train_stream(data, target, features, model_out, penalty, C, solver, max_ite
         model.save(model_out)
     report = model.convergence_
     status = "converged" if report.converged else f"NOT converged: {report.message}"
-    out.print(f"solver {solver} (streaming): {report.n_iter} iterations, {status}" + (f" ({warnings_[0]})" if warnings_ else ""))
+    out.print(
+        f"solver {solver} (streaming): {report.n_iter} iterations, {status}"
+        + (f" ({warnings_[0]})" if warnings_ else "")
+    )
     out.print(f"objective {report.objective:.8g}, {model.stream_rows_per_s_:,.0f} rows/s, time {elapsed:.2f} s")
     out.print(_files_read(model.stream_files_, model.stream_skipped_))
     out.print(f"saved {model_out}" if model_out is not None else "model not saved (no --model-out)")

@@ -55,9 +55,14 @@ def load(name: str, path, *, as_uint8: bool = False) -> ImageDataset:
         X_test, y_test = read_split(folder, "t10k", len(spec.class_names), spec.image_shape)
         class_names = spec.class_names
     return ImageDataset(
-        spec.name, tuple(class_names), spec.image_shape,
-        _pixels(X_train, as_uint8), y_train, _pixels(X_test, as_uint8), y_test,
-    )  # fmt: skip
+        spec.name,
+        tuple(class_names),
+        spec.image_shape,
+        _pixels(X_train, as_uint8),
+        y_train,
+        _pixels(X_test, as_uint8),
+        y_test,
+    )
 
 
 def load_mnist(path, **kwargs) -> ImageDataset:
@@ -73,6 +78,18 @@ def load_cifar10(path, **kwargs) -> ImageDataset:
 
 
 __all__ = [
-    "load", "load_mnist", "load_fashion_mnist", "load_cifar10", "ImageDataset", "read_idx",
-    "download", "verify", "FileCheck", "SPECS", "Spec", "get_spec", "DatasetError", "DownloadError",
-]  # fmt: skip
+    "load",
+    "load_mnist",
+    "load_fashion_mnist",
+    "load_cifar10",
+    "ImageDataset",
+    "read_idx",
+    "download",
+    "verify",
+    "FileCheck",
+    "SPECS",
+    "Spec",
+    "get_spec",
+    "DatasetError",
+    "DownloadError",
+]

@@ -29,8 +29,9 @@ import pickle
 import struct
 import tarfile
 import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
@@ -186,7 +187,9 @@ class _Unpickler(pickle._Unpickler):
             trial = np.dtype(inst.str, False, True)
             trial.__setstate__(state)
             if not _is_plain(trial) or trial.itemsize != inst.itemsize:
-                raise _Refused(f"the pickle sets numpy dtype {inst!r} to {trial!r}; CIFAR-10 files hold plain numbers only")
+                raise _Refused(
+                    f"the pickle sets numpy dtype {inst!r} to {trial!r}; CIFAR-10 files hold plain numbers only"
+                )
         else:
             raise _Refused(f"the pickle sets the state of a {type(inst).__name__}, which no CIFAR-10 file does")
         self.stack.pop()
@@ -267,7 +270,9 @@ def _python_batch(raw, where):
 
 def _binary_batch(raw, where):
     if len(raw) == 0 or len(raw) % RECORD:
-        raise DatasetError(f"{where}: truncated or corrupt: {len(raw)} bytes is not a whole number of 3073-byte records")
+        raise DatasetError(
+            f"{where}: truncated or corrupt: {len(raw)} bytes is not a whole number of 3073-byte records"
+        )
     records = np.frombuffer(raw, np.uint8).reshape(-1, RECORD)
     return _checked(records[:, 1:], records[:, 0].astype(np.int64), where)
 
@@ -318,11 +323,25 @@ class Version(NamedTuple):
 
 
 VERSIONS = {
-    "binary": Version("cifar-10-batches-bin", "cifar-10-binary.tar.gz", ".bin", "batches.meta.txt",
-                      _binary_batch, _binary_names, BINARY_BATCH_BYTES),
-    "python": Version("cifar-10-batches-py", "cifar-10-python.tar.gz", "", "batches.meta",
-                      _python_batch, _python_names, PICKLE_BATCH_BYTES),
-}  # fmt: skip
+    "binary": Version(
+        "cifar-10-batches-bin",
+        "cifar-10-binary.tar.gz",
+        ".bin",
+        "batches.meta.txt",
+        _binary_batch,
+        _binary_names,
+        BINARY_BATCH_BYTES,
+    ),
+    "python": Version(
+        "cifar-10-batches-py",
+        "cifar-10-python.tar.gz",
+        "",
+        "batches.meta",
+        _python_batch,
+        _python_names,
+        PICKLE_BATCH_BYTES,
+    ),
+}
 
 
 def _too_large(where: str, size: int, limit: int) -> DatasetError:

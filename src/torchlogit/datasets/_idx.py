@@ -152,7 +152,9 @@ def read_split(folder: Path, prefix: str, n_classes: int, image_shape) -> tuple[
     labels_path = find_idx(folder, f"{prefix}-labels-idx1-ubyte")
     images, labels = read_idx(images_path), read_idx(labels_path)
     if images.dtype != np.uint8 or images.shape[1:] != tuple(image_shape):
-        raise DatasetError(f"{images_path}: expected uint8 images of {image_shape}, found {images.dtype} {images.shape}")
+        raise DatasetError(
+            f"{images_path}: expected uint8 images of {image_shape}, found {images.dtype} {images.shape}"
+        )
     if labels.dtype != np.uint8 or labels.ndim != 1:
         raise DatasetError(f"{labels_path}: expected a vector of uint8 labels, found {labels.dtype} {labels.shape}")
     if len(images) != len(labels):

@@ -58,7 +58,12 @@ _CIFAR_PY = "cifar-10-batches-py/"
 
 SPECS = {
     "mnist": Spec(
-        "mnist", "MNIST handwritten digits", tuple("0123456789"), (28, 28), 60000, 10000,
+        "mnist",
+        "MNIST handwritten digits",
+        tuple("0123456789"),
+        (28, 28),
+        60000,
+        10000,
         mirrors=(
             "https://ossci-datasets.s3.amazonaws.com/mnist/",
             "https://storage.googleapis.com/cvdf-datasets/mnist/",
@@ -67,9 +72,12 @@ SPECS = {
         downloads=_MNIST_FILES,
     ),
     "fashion-mnist": Spec(
-        "fashion-mnist", "Fashion-MNIST (Zalando article images)",
+        "fashion-mnist",
+        "Fashion-MNIST (Zalando article images)",
         ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
-        (28, 28), 60000, 10000,
+        (28, 28),
+        60000,
+        10000,
         mirrors=(
             "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
             "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
@@ -77,9 +85,12 @@ SPECS = {
         downloads=_FASHION_FILES,
     ),
     "cifar10": Spec(
-        "cifar10", "CIFAR-10 tiny images",
+        "cifar10",
+        "CIFAR-10 tiny images",
         ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
-        (3, 32, 32), 50000, 10000,
+        (3, 32, 32),
+        50000,
+        10000,
         mirrors=("https://www.cs.toronto.edu/~kriz/",),
         # The binary version: reading it involves no pickle at all.
         downloads=(KnownFile("cifar-10-binary.tar.gz", "c32a1d4ab5d03f1284b67883e8d87530", 170052171),),
@@ -94,7 +105,7 @@ SPECS = {
             KnownFile(_CIFAR_PY + "batches.meta", "5ff9c542aee3614f3951f8cda6e48888"),
         ),
     ),
-}  # fmt: skip
+}
 
 
 def get_spec(name: str) -> Spec:

@@ -87,6 +87,17 @@ def choose(name, n_params, hessian_work=0.0, fused_gradient=False, penalty_kind=
 
 
 __all__ = [
-    "SOLVERS", "ALIASES", "Solver", "Result", "IterInfo", "choose", "lbfgs", "newton", "prox_newton", "sgd",
-    "get_optimizer", "make_batches", "make_optimizer",
-]  # fmt: skip
+    "SOLVERS",
+    "ALIASES",
+    "Solver",
+    "Result",
+    "IterInfo",
+    "choose",
+    "lbfgs",
+    "newton",
+    "prox_newton",
+    "sgd",
+    "get_optimizer",
+    "make_batches",
+    "make_optimizer",
+]

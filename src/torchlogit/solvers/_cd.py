@@ -20,6 +20,7 @@ import numpy as np
 try:
     from numba import njit
 except ImportError:  # pragma: no cover - numba is a dependency, but the package must work without it
+
     def njit(*args, **kwargs):
         return (lambda f: f) if not (args and callable(args[0])) else args[0]
 
@@ -36,7 +37,7 @@ def weighted_lasso_cd(H, g, x, lam, d, max_sweeps, tol):
     Hd = H @ d
     change = 0.0
     sweep = 0
-    for sweep in range(1, max_sweeps + 1):
+    for sweep in range(1, max_sweeps + 1):  # noqa: B007 (the count is returned)
         change = 0.0
         for j in range(m):
             a = H[j, j]
@@ -66,7 +67,12 @@ def solve(H, g, x, lam, max_sweeps=1000, tol=1e-12):
     """d minimising q (numpy float64 arrays in, a new array out) and the sweeps it took."""
     d = np.zeros_like(g)
     sweeps, _ = weighted_lasso_cd(
-        np.ascontiguousarray(H), np.ascontiguousarray(g), np.ascontiguousarray(x), np.ascontiguousarray(lam),
-        d, max_sweeps, tol,
-    )  # fmt: skip
+        np.ascontiguousarray(H),
+        np.ascontiguousarray(g),
+        np.ascontiguousarray(x),
+        np.ascontiguousarray(lam),
+        d,
+        max_sweeps,
+        tol,
+    )
     return d, sweeps

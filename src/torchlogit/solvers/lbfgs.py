@@ -39,9 +39,17 @@ def _direction(g, s_hist, y_hist, precondition=None):
 
 
 def lbfgs(
-    fun_and_grad, w0, *, tol=1e-4, max_iter=100, callback=None, memory=10, ftol=64 * EPS, f_rtol=64 * EPS,
+    fun_and_grad,
+    w0,
+    *,
+    tol=1e-4,
+    max_iter=100,
+    callback=None,
+    memory=10,
+    ftol=64 * EPS,
+    f_rtol=64 * EPS,
     precondition=None,
-):  # fmt: skip
+):
     """Minimise a smooth function from ``w0``.
 
     fun_and_grad(w) -> (f: float, g: float64 tensor like w)

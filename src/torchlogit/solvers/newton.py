@@ -37,7 +37,7 @@ def _line_search(fun_and_grad, x, f, g, d, f_noise, max_steps=30):
     gd = float(g @ d)
     gmax = float(g.abs().max())
     t = 1.0
-    for i in range(max_steps):
+    for _ in range(max_steps):
         x_t = x + t * d
         f_t, g_t = fun_and_grad(x_t)
         if f_t <= f + 1e-4 * t * gd:

@@ -56,9 +56,18 @@ def working_set(x, score, groups, n_groups, size):
 
 
 def prox_newton(
-    fun_and_grad, w0, *, lam, groups, hessian_ws, tol=1e-6, max_iter=100, callback=None, f_rtol=64 * EPS,
+    fun_and_grad,
+    w0,
+    *,
+    lam,
+    groups,
+    hessian_ws,
+    tol=1e-6,
+    max_iter=100,
+    callback=None,
+    f_rtol=64 * EPS,
     ws_start=10,
-):  # fmt: skip
+):
     """Minimise F from ``w0``.
 
     fun_and_grad(x) -> (f: float, g: float64 tensor like x), the smooth part.
