@@ -59,6 +59,50 @@ def test_sparse_input_gives_the_dense_model(problems, penalty, kind, fmt, dtype)
     assert (sparse.predict(_as(fmt, X)) == dense.predict(X)).mean() > 0.99
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_the_fused_sparse_pass_equals_autograd(dtype, fit_intercept):
+    """CSR binary loss and gradient in one read of X (numba) against autograd on the dense float64 matrix."""
+    from torchlogit._loss import POINTWISE, LinearModelLoss
+    from torchlogit._sparse import SparseX
+
+    rng = np.random.default_rng(0)
+    n, d = 3000, 40
+    A = sp.random(n, d, density=0.1, format="csr", random_state=1, dtype=dtype) * 5
+    X = SparseX.from_scipy(A)
+    assert X.fuses_binary()
+    y = torch.from_numpy((rng.random(n) < 0.4).astype(dtype))
+    s = torch.from_numpy(rng.random(n).astype(dtype))
+    s /= s.sum()
+    loss = LinearModelLoss(POINTWISE["binary"], d, 1, fit_intercept)
+    theta = torch.from_numpy(rng.normal(size=loss.n_params) * 3)
+    f, g = loss.loss_gradient(theta, X, y, s)
+    t = theta.clone().requires_grad_(True)
+    Xd = torch.from_numpy(A.toarray().astype(np.float64))
+    ref = loss.objective(t, Xd, y.double(), s.double())
+    ref.backward()
+    assert abs(float(f) - float(ref)) <= 1e-12 * abs(float(ref))
+    torch.testing.assert_close(g, t.grad, rtol=1e-10, atol=1e-14)
+
+
+def test_wide_text_converges_in_few_lbfgs_iterations():
+    """Rare words have tiny sigma: the penalty's curvature l2 / sigma^2 spans decades; the diagonal
+    preconditioner takes it out (measured 51 iterations against 142 without it, 3,000 x 5,000)."""
+    rng = np.random.default_rng(0)
+    n, d, per_row = 3000, 5000, 30
+    p = 1.0 / np.arange(1, d + 1)  # Zipf word frequencies
+    cols = rng.choice(d, size=(n, per_row), p=p / p.sum())
+    X = sp.csr_matrix((rng.random(n * per_row) + 0.5, cols.ravel(), np.arange(0, n * per_row + 1, per_row)), (n, d))
+    X.sum_duplicates()
+    w = np.zeros(d)
+    w[:200] = rng.normal(size=200)
+    y = (rng.random(n) < 1 / (1 + np.exp(-(X @ w)))).astype(int)
+    model = LogisticRegression(solver="lbfgs", tol=1e-6, max_iter=2000).fit(X, y)
+    assert model.n_iter_[0] <= 90
+    reference = SkLogisticRegression(tol=1e-10, max_iter=10000).fit(X, y)
+    np.testing.assert_allclose(model.coef_, reference.coef_, atol=1e-4 * np.abs(reference.coef_).max())
+
+
 def test_sparse_matches_scikit_learn_on_tf_idf_text():
     """A TfidfVectorizer pipeline, as text users build it: the same optimum as scikit-learn's."""
     from sklearn.feature_extraction.text import TfidfVectorizer

@@ -99,6 +99,8 @@ def warm_up() -> bool:
                 S.linear(torch.zeros(k, 3, dtype=f64), None)
                 S.rmatmul(torch.zeros(8, k, dtype=f64))
             S.column_moments(torch.ones(8, dtype=f64))
+            if fmt == "csr":
+                S.binary_loss_gradient(torch.zeros(3, dtype=f64), 0.0, v, v)
     _cd.solve(np.eye(2), np.ones(2), np.zeros(2), np.zeros(2))  # prox-newton's inner solver
     return True
 

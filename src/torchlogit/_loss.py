@@ -204,8 +204,12 @@ class LinearModelLoss:
         return (self.pointwise.loss(z, y).to(f64) * sw.to(f64)).sum()
 
     def reads_once(self, X) -> bool:
-        """Whether ``loss_gradient`` on X is one read of X (the fused kernel), not two."""
-        return self.pointwise is BinaryCrossEntropy and not is_sparse(X) and _kernels.applies(X)
+        """Whether ``loss_gradient`` on X is one read of X (a fused kernel), not two."""
+        if self.pointwise is not BinaryCrossEntropy:
+            return False
+        if is_sparse(X):  # the kernel runs at every size; a pass counts as cheap from the same size as dense
+            return X.fuses_binary() and X.nnz >= _kernels.MIN_ELEMENTS
+        return _kernels.applies(X)
 
     def loss_gradient(self, theta, X, y, sw, block_bytes=16 << 20):
         """(f, grad): f a float64 scalar tensor, grad float64 of shape (p,).
@@ -220,7 +224,10 @@ class LinearModelLoss:
         """
         d = X.shape[1]
         W, b = self.unpack(theta)
-        if self.reads_once(X) and y.dtype == sw.dtype == X.dtype:
+        if is_sparse(X) and self.pointwise is BinaryCrossEntropy and X.fuses_binary():
+            f_value, g_w, g_b = X.binary_loss_gradient(W[0], 0.0 if b is None else float(b[0]), y, sw)
+            f, gW, gb = torch.tensor(f_value, dtype=f64), g_w.view(1, d), torch.tensor([g_b], dtype=f64)
+        elif self.reads_once(X) and y.dtype == sw.dtype == X.dtype:
             f_value, g = _kernels.binary_loss_gradient(X, W[0], 0.0 if b is None else float(b[0]), y, sw)
             f, gW, gb = torch.tensor(f_value, dtype=f64), g[:d].view(1, d), g[d:]
         elif is_sparse(X):  # the whole X W^T at once: (n, k) logits, then one X^T r

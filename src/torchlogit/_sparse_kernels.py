@@ -96,3 +96,36 @@ def squared_scatter(indptr, indices, data, w, minor):
             x = np.float64(data[e])
             out[indices[e]] += x * x * w[i]
     return out
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def binary_loss_gradient(indptr, indices, data, w, b, y, s, chunks):
+    """The binary logistic loss and its gradient in one read of a CSR matrix's rows.
+
+    Per row i: z = b + sum_e data[e] w[indices[e]], loss = softplus(z) - y z,
+    r = s_i (sigmoid(z) - y_i); the row's non-zeros are read again from cache
+    to scatter r x_i into the gradient. Returns per-chunk partial sums
+    (F (chunks,), G (chunks, d), GB (chunks,)), float64, added in chunk order
+    by the caller (the chunks depend on the shape only: any thread count, same sums).
+    """
+    n, d = len(indptr) - 1, len(w)
+    per = (n + chunks - 1) // chunks
+    F, G, GB = np.zeros(chunks), np.zeros((chunks, d)), np.zeros(chunks)
+    for c in prange(chunks):
+        g = G[c]
+        f, gb = 0.0, 0.0
+        for i in range(c * per, min(n, (c + 1) * per)):
+            z = b
+            for e in range(indptr[i], indptr[i + 1]):
+                z += np.float64(data[e]) * w[indices[e]]
+            t = np.exp(-abs(z))  # in (0, 1]: neither exp overflows
+            softplus = max(z, 0.0) + np.log1p(t)
+            p = 1.0 / (1.0 + t) if z >= 0 else t / (1.0 + t)
+            si, yi = np.float64(s[i]), np.float64(y[i])
+            f += si * (softplus - yi * z)
+            r = si * (p - yi)
+            gb += r
+            for e in range(indptr[i], indptr[i + 1]):
+                g[indices[e]] += np.float64(data[e]) * r
+        F[c], GB[c] = f, gb
+    return F, G, GB
