@@ -295,7 +295,7 @@ def test_cuda_requested_without_gpu_is_a_clear_error():
     ],
 )
 def test_encode_labels_matches_numpy_unique(y):
-    from torchlogit._base import encode_labels
+    from torchlogit._labels import encode_labels
 
     classes, idx = encode_labels(y)
     expected_classes, expected_idx = np.unique(y, return_inverse=True)
@@ -305,7 +305,7 @@ def test_encode_labels_matches_numpy_unique(y):
 
 
 def test_encode_labels_rejects_continuous_targets_as_scikit_learn_does():
-    from torchlogit._base import encode_labels
+    from torchlogit._labels import encode_labels
 
     with pytest.raises(ValueError, match="Unknown label type: continuous"):
         encode_labels(np.array([0.5, 1.5]))

@@ -48,7 +48,8 @@ from hypothesis import HealthCheck, Phase, event, example, given, settings
 from hypothesis import strategies as st
 
 from torchlogit import LinearRegression, LogisticRegression, Ridge
-from torchlogit._io import ModelFileError, load_model, read_metadata
+from torchlogit._io import ModelFileError, read_metadata
+from torchlogit._models import load as load_model
 from torchlogit.data import DataError, read_table
 from torchlogit.datasets import DatasetError, load, read_idx
 from torchlogit.datasets._cifar import _python_batch, _python_names, load_pickle

@@ -16,7 +16,7 @@ _EXPORTS = {
     "LinearRegression": "._linear",
     "Ridge": "._linear",
     "LinearModel": ".nn",
-    "load": "._io",
+    "load": "._models",
     "ModelFileError": "._io",
     "SummaryResult": "._summary",
     "InferenceError": "._inference",
@@ -28,7 +28,7 @@ def __getattr__(name):
     if name not in _EXPORTS:
         raise AttributeError(f"module 'torchlogit' has no attribute {name!r}")
     module = importlib.import_module(_EXPORTS[name], __name__)
-    value = getattr(module, "load_model" if name == "load" else name)
+    value = getattr(module, name)
     globals()[name] = value  # later lookups skip this function
     return value
 

@@ -122,7 +122,7 @@ def save_model(model, path) -> None:
     tensors = {"coef": _as_stored("coef_", model.coef_), "intercept": _as_stored("intercept_", model.intercept_)}
     data = encode(meta, tensors)
     try:  # never write a file that load_model would refuse (e.g. a coef_ set by hand with the wrong shape)
-        _decode(data)
+        _decode(data, {type(model).__name__: type(model)})
     except _Invalid as exc:
         raise ModelFileError(f"{path}: not saved: {exc}") from None
     atomic_write_bytes(path, data)
@@ -236,17 +236,17 @@ def _usable_here(dev) -> bool:
     return dev.index is None or dev.index < getattr(backend, "device_count", lambda: 1)()
 
 
-def _decode(data: bytes, device=None):
-    """The fitted estimator in a model file's bytes; raises _Invalid."""
-    from sklearn.base import ClassifierMixin
+def _decode(data: bytes, estimators, device=None):
+    """The fitted estimator in a model file's bytes; raises _Invalid.
 
-    from ._linear import LinearRegression, Ridge
-    from ._logistic import LogisticRegression
+    ``estimators``: class name -> class, the estimators a file may hold
+    (this module knows the format, not the estimators: see :mod:`torchlogit._models`).
+    """
+    from sklearn.base import ClassifierMixin
 
     header, meta, start = _checked(data)
     tensors = read_tensors(header, data, start, _TENSORS, _TENSOR_DTYPES)
     _check_fields(meta)
-    estimators = {cls.__name__: cls for cls in (LogisticRegression, LinearRegression, Ridge)}
     cls = estimators.get(meta["estimator"])
     if cls is None:
         raise _Invalid(f"unknown estimator {meta['estimator']!r}")
@@ -313,7 +313,7 @@ def read_metadata(path) -> dict:
         raise ModelFileError(f"{path}: {exc}") from None
 
 
-def load_model(path, device=None):
+def load_model(path, estimators, device=None):
     """Read a model saved by :func:`save_model`. Returns the fitted estimator.
 
     ``device``: where the loaded model computes; None keeps the saved setting,
@@ -323,6 +323,6 @@ def load_model(path, device=None):
     """
     path = Path(path)
     try:
-        return _decode(_read_file(path), device)
+        return _decode(_read_file(path), estimators, device)
     except _Invalid as exc:
         raise ModelFileError(f"{path}: {exc}") from None

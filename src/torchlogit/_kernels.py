@@ -46,6 +46,8 @@ import math
 
 import torch
 
+from ._threads import numba_follows_torch
+
 f64 = torch.float64
 MIN_ELEMENTS = 1 << 21  # below ~2M entries of X a pass takes ~1 ms and torch is as good
 
@@ -111,19 +113,13 @@ def _chunks(n):
     return rows, math.ceil(n / rows)
 
 
-def _set_threads():
-    import numba
-
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
-
-
 def binary_loss_gradient(X, w, b, y, s):
     """(f, g): f = sum_i s_i [softplus(z_i) - y_i z_i], g = (X^T r, sum_i r_i) with r = s (sigmoid(z) - y).
 
     X (n, d) C-contiguous; w (d,), y (n,) in {0, 1}, s (n,) tensors of X's
     dtype; b a float. f a Python float, g float64 (d + 1,).
     """
-    _set_threads()
+    numba_follows_torch()
     rows, chunks = _chunks(X.shape[0])
     Xn = X.numpy()
     F, G = _kernels().binary_loss_gradient(
@@ -139,7 +135,7 @@ def _chunk_total(F):
 
 def shifted_moments(X, s, c):
     """(sum_i s_i (x_i - c), sum_i s_i (x_i - c)^2), float64 (d,) each, in one read of X."""
-    _set_threads()
+    numba_follows_torch()
     rows, chunks = _chunks(X.shape[0])
     M1, M2 = _kernels().shifted_moments(X.numpy(), s.contiguous().numpy(), c.contiguous().numpy(), rows, chunks)
     # (chunks, d) -> (d,): numpy adds the rows one after another, in chunk order

@@ -19,9 +19,10 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import TorchLinearModel, encode_labels, label_indices
+from ._base import TorchLinearModel
 from ._callbacks import with_callbacks
 from ._fit import sgd_forward_backward
+from ._labels import encode_labels, label_indices
 from ._loss import POINTWISE, LinearModelLoss
 from ._problem import Problem
 from ._separation import SeparationWarning, separation_if_diverging

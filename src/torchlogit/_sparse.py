@@ -26,6 +26,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from ._threads import numba_follows_torch
+
 f64 = torch.float64
 _SCATTER_BYTES = 64 << 20  # the scatter's per-chunk accumulators stay under this
 
@@ -85,6 +87,8 @@ class SparseX:
         return self.device.type == "cpu" and _kernels() is not None
 
     def _arrays(self):
+        """The CSR/CSC arrays for a numba kernel, which is about to run with torch's thread count."""
+        numba_follows_torch()
         m = self.matrix
         return m.indptr, m.indices, m.data
 
@@ -169,9 +173,7 @@ class SparseX:
         float64 results whatever X's dtype; see ``_sparse_kernels.binary_loss_gradient``.
         """
         from . import _sparse_kernels as kern
-        from ._kernels import _set_threads
 
-        _set_threads()
         n, d = self.shape
         chunks = self._chunks(n, d, 1)
         F, G, GB = kern.binary_loss_gradient(

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from scipy import stats
 
-from ._base import label_indices
 from ._inference import InferenceError, contrast_matrix, information_and_meat, penalty_diagonal, symmetric_inverse
+from ._labels import label_indices
 from ._loss import POINTWISE
 from ._separation import separation_if_diverging
 from ._sparse import linear, rows

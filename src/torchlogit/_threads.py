@@ -36,3 +36,10 @@ def for_work(work: float):
         yield 1
     finally:
         torch.set_num_threads(before)
+
+
+def numba_follows_torch():
+    """Set numba's thread count for the next kernel to torch's (so ``for_work`` governs both)."""
+    import numba
+
+    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))

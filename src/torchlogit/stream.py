@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from ._atomic import check_writable as output_ok
-from ._base import ConvergenceReport, label_indices
+from ._base import ConvergenceReport
 from ._checkpoint import (
     Checkpointer,
     generator_state,
@@ -33,6 +33,7 @@ from ._checkpoint import (
     restore_optimizer,
 )
 from ._fit import Standardizer, correlation_preconditioner, sgd_forward_backward
+from ._labels import label_indices
 from ._logistic import LogisticRegression, coefficients
 from ._loss import POINTWISE, LinearModelLoss
 from .data import (
