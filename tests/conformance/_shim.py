@@ -36,16 +36,20 @@ def load_with(module: str, replacements: dict):
     return fresh
 
 
-def mark_expected_failures(items, module_file: str, expected: dict, not_run=()):
+def mark_expected_failures(items, module_file: str, expected: dict, not_run=(), too_slow=None):
     """Mark the collected cases of ``module_file`` listed in ``expected`` (name or name[params] -> reason).
 
     Strict: a listed case that passes fails the run, so the list cannot go stale.
     Cases in ``not_run`` are listed but not executed (too slow to run for a known failure).
+    ``too_slow`` (name -> reason): skipped, each with its reason; not counted as passing.
     """
     for item in items:
         if item.fspath.basename != module_file:
             continue
         name = item.name.split("[")[0]
+        if too_slow and name in too_slow:
+            item.add_marker(pytest.mark.skip(reason=too_slow[name]))
+            continue
         reason = expected.get(item.name, expected.get(name))
         if reason is not None:
             item.add_marker(pytest.mark.xfail(reason=reason, strict=True, run=item.name not in not_run))

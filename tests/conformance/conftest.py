@@ -5,6 +5,7 @@ pass fails the run, so this list only ever holds true expected failures.
 """
 
 import pytest
+
 from ._shim import mark_expected_failures
 
 
@@ -15,7 +16,6 @@ def global_random_seed():
 
 
 L1 = "L1 / elastic net with solver='sgd' (SGDClassifier's truncated-gradient penalty) is not implemented"
-SPARSE = "scipy.sparse input is not accepted yet (issue 13)"
 CV = "compares with scikit-learn's LogisticRegressionCV, which torchlogit does not have yet (issue 14)"
 LIBLINEAR = "liblinear-only behaviour: torchlogit maps solver='liblinear' to its exact solver"
 
@@ -28,17 +28,19 @@ LOGISTIC = {
     "test_check_solver_option[LogisticRegression]": "expects solver='liblinear' to refuse three classes; torchlogit's "
     "liblinear alias fits the multinomial model (the L1 refusal for lbfgs that follows is given)",
     "test_scores_attribute_layout_elasticnet": CV,
-    "test_logreg_l1": SPARSE,
-    "test_saga_vs_liblinear": SPARSE,
-    # sparse input
-    "test_predict_2_classes": SPARSE,
-    "test_predict_3_classes": SPARSE,
-    "test_sparsify": SPARSE + " (sparsify() turns coef_ into a sparse matrix)",
-    "test_logistic_regression_class_weights[csr_matrix]": SPARSE,
-    "test_logistic_regression_class_weights[csr_array]": SPARSE,
-    "test_large_sparse_matrix": SPARSE,
-    "test_dtype_match": SPARSE + "; the liblinear cases also expect float64 coefficients for float32 input, "
-    "where torchlogit keeps float32 for every solver name",
+    # sparse input: what still differs
+    **{
+        f"test_dtype_match[{c}-{fi}-liblinear]": LIBLINEAR + ", which computes in float64: the case expects "
+        "float64 coefficients for float32 input; torchlogit keeps float32 for every solver name"
+        for c in ("csr_matrix", "csr_array")
+        for fi in ("False", "True")
+    },
+    **{
+        f"test_large_sparse_matrix[{c}-{solver}]": f"expects solver={solver!r} to refuse a sparse matrix with 64-bit "
+        "indices ('Only sparse matrices with 32-bit integer indices'); torchlogit accepts it"
+        for c in ("csr_matrix", "csr_array")
+        for solver in ("liblinear", "sag", "saga")
+    },
     # LogisticRegressionCV and scikit-learn's private path functions
     "test_logistic_cv": CV + "; the reference is liblinear at its own tol",
     "test_logistic_cv_multinomial_score": "passes torchlogit's get_params() to scikit-learn's private "
@@ -70,11 +72,14 @@ HINGE = "loss='hinge' (scikit-learn's default; the case also runs other losses):
 SCHEDULE = "learning_rate 'optimal' / 'invscaling' / 'adaptive': torchlogit's sgd step is constant"
 AVERAGED = "averaged SGD (average=...): torchlogit does not average the iterates"
 EARLY = "early_stopping on a validation split: torchlogit's sgd has none"
-INIT = ("coef_init / intercept_init: torchlogit's fit takes no initial coefficients "
-        "(warm_start=True reuses the previous fit's)")  # fmt: skip
-HINGE_TUNED = ("the assertion holds for the hinge loss and the 'optimal' schedule only: scikit-learn's own "
-               "SGDClassifier(loss='log_loss', learning_rate='constant') fails it the same way")  # fmt: skip
-SPARSE_SGD = "scipy.sparse input is not accepted yet (issue 13)"
+INIT = (
+    "coef_init / intercept_init: torchlogit's fit takes no initial coefficients "
+    "(warm_start=True reuses the previous fit's)"
+)
+HINGE_TUNED = (
+    "the assertion holds for the hinge loss and the 'optimal' schedule only: scikit-learn's own "
+    "SGDClassifier(loss='log_loss', learning_rate='constant') fails it the same way"
+)
 SCHEDULES, SGD_CLASSES = ["optimal", "invscaling", "adaptive"], ["SGDClassifier", "SparseSGDClassifier"]
 
 SGD = {
@@ -99,11 +104,10 @@ SGD = {
     # learning-rate schedules, averaging, early stopping
     **{f"test_warm_start[{lr}-{klass}]": SCHEDULE for lr in SCHEDULES for klass in SGD_CLASSES},
     "test_warm_start[constant-SGDClassifier]": INIT,
-    "test_warm_start[constant-SparseSGDClassifier]": SPARSE_SGD,
+    "test_warm_start[constant-SparseSGDClassifier]": INIT,
     "test_warm_start_multiclass": SCHEDULE + " (the case uses 'optimal'); it also passes coef_init",
     "test_adaptive_longer_than_constant": SCHEDULE,
     **{f"test_partial_fit_equal_fit_classif[{lr}-{klass}]": SCHEDULE for lr in SCHEDULES for klass in SGD_CLASSES},
-    "test_partial_fit_equal_fit_classif[constant-SparseSGDClassifier]": SPARSE_SGD,
     "test_power_t_limits": "power_t belongs to the 'invscaling' schedule, which torchlogit does not have; "
     "the deprecation warning checked is scikit-learn's",
     "test_plain_has_no_average_attr": AVERAGED + "; it also checks scikit-learn's private _average_coef attributes",
@@ -126,7 +130,7 @@ SGD = {
     "test_set_intercept_offset": INIT,
     "test_set_intercept_offset_binary": INIT,
     "test_set_intercept_to_intercept": INIT,
-    "test_set_intercept_to_intercept[SparseSGDClassifier]": SPARSE_SGD,
+    "test_set_intercept_to_intercept[SparseSGDClassifier]": INIT,
     "test_sgd_multiclass_with_init_coef": INIT,
     "test_set_coef_multiclass": INIT,
     # assertions tuned to the hinge loss
@@ -136,30 +140,28 @@ SGD = {
     "test_balanced_weight[SGDClassifier]": HINGE_TUNED + " (the unweighted fit on imbalanced data still scores "
     "f1 >= 0.96)",
     "test_sgd_random_state": HINGE_TUNED + " (two seeds' coefficients differ by < 1 after one epoch at eta0=0.01)",
-    # sparse input
-    "test_SGDClassifier_fit_for_all_backends": SPARSE_SGD,
+    # sparse input: the same assertions as for dense input
     **{
-        f"{name}[SparseSGDClassifier]": SPARSE_SGD
-        for name in [
-            "test_input_format", "test_clone", "test_sgd_at_least_two_labels", "test_sgd_multiclass",
-            "test_sgd_multiclass_njobs", "test_class_weights", "test_equal_class_weight",
-            "test_wrong_class_weight_label", "test_weights_multiplied", "test_balanced_weight", "test_sample_weights",
-            "test_wrong_sample_weights", "test_partial_fit_binary", "test_partial_fit_multiclass",
-            "test_fit_then_partial_fit", "test_multiple_fit", "test_sgd_numerical_consistency",
-        ]
-    },  # fmt: skip
-    "test_sgd_dtype_match[float32-SparseSGDClassifier]": SPARSE_SGD,
-    "test_sgd_dtype_match[float64-SparseSGDClassifier]": SPARSE_SGD,
+        f"{name}[SparseSGDClassifier]": HINGE_TUNED
+        for name in ["test_class_weights", "test_equal_class_weight", "test_balanced_weight", "test_sample_weights"]
+    },
 }
 
 # Expected failures not executed: each takes tens of seconds (1000 epochs of one-row steps) to fail at an
 # assertion checked once by hand, against scikit-learn's own log-loss SGDClassifier, which fails it too.
-NOT_RUN = {"test_balanced_weight[SGDClassifier]"}
+NOT_RUN = {"test_balanced_weight[SGDClassifier]", "test_balanced_weight[SparseSGDClassifier]"}
+
+
+# Skipped: outcome unknown, far too slow for the suite; each counts against conformance in the notes.
+TOO_SLOW = {
+    "test_SGDClassifier_fit_for_all_backends": "six fits of up to 1000 epochs of 500 one-row steps on a 20-class "
+    "sparse problem: about 15 minutes each in torchlogit's Python step loop (scikit-learn's Cython loop: seconds)",
+}
 
 
 def pytest_collection_modifyitems(config, items):
     mark_expected_failures(items, "test_sklearn_logistic.py", LOGISTIC)
-    mark_expected_failures(items, "test_sklearn_sgd.py", SGD, not_run=NOT_RUN)
+    mark_expected_failures(items, "test_sklearn_sgd.py", SGD, not_run=NOT_RUN, too_slow=TOO_SLOW)
 
 
 def pytest_configure(config):
