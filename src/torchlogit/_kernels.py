@@ -103,6 +103,8 @@ def warm_up() -> bool:
             S.column_moments(torch.ones(8, dtype=f64))
             if fmt == "csr":
                 S.binary_loss_gradient(torch.zeros(3, dtype=f64), 0.0, v, v)
+                for logistic in (True, False):
+                    S.working_set_gram(torch.arange(2), torch.zeros(2, dtype=f64), 0.0, v, v, logistic)
     _cd.solve(np.eye(2), np.ones(2), np.zeros(2), np.zeros(2))  # prox-newton's inner solver
     return True
 

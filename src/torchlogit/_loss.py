@@ -351,14 +351,19 @@ class LinearModelLoss:
         (a sparse sandwich, nnz-bound), a = X^T D 1, c = 1^T D 1; Z^T D 1 =
         S^-1 (a - c mu). Only the working set's ``columns`` are taken.
         """
-        Xs = X.matrix if columns is None else X.columns_matrix(columns)
         W, b = self.unpack(theta)
-        z = (Xs @ W[0].detach().to("cpu", f64).numpy()) + (0.0 if b is None else float(b[0]))
-        _, h = self.pointwise.gradient_state(torch.from_numpy(z)[:, None], y.detach().cpu().to(f64))
-        w = sw.detach().to("cpu", f64).numpy() * h[:, 0].numpy()  # (n,) s_i times the loss's curvature at z_i
-        G = np.asarray((Xs.T @ Xs.multiply(w[:, None]).tocsc()).todense())  # (m, m)
-        a = np.asarray(Xs.T @ w).ravel()  # (m,)
-        c = float(w.sum())
+        b0 = 0.0 if b is None else float(b[0])
+        if X.fuses_binary() and self.pointwise in (BinaryCrossEntropy, HalfSquaredError):  # one read of X
+            cols = torch.arange(X.shape[1]) if columns is None else columns
+            G, a, c = X.working_set_gram(cols, W[0], b0, y, sw, logistic=self.pointwise is BinaryCrossEntropy)
+        else:  # scipy: the working set's columns copied, then a sparse sandwich
+            Xs = X.matrix if columns is None else X.columns_matrix(columns)
+            z = (Xs @ W[0].detach().to("cpu", f64).numpy()) + b0
+            _, h = self.pointwise.gradient_state(torch.from_numpy(z)[:, None], y.detach().cpu().to(f64))
+            w = sw.detach().to("cpu", f64).numpy() * h[:, 0].numpy()  # (n,) s_i times the loss's curvature at z_i
+            G = np.asarray((Xs.T @ Xs.multiply(w[:, None]).tocsc()).todense())  # (m, m)
+            a = np.asarray(Xs.T @ w).ravel()  # (m,)
+            c = float(w.sum())
         if std is not None and self.fit_intercept:
             mu, inv = std.mu.cpu().numpy(), 1.0 / std.sigma.cpu().numpy()
             G = (G - np.outer(a, mu) - np.outer(mu, a) + c * np.outer(mu, mu)) * np.outer(inv, inv)

@@ -187,6 +187,32 @@ class SparseX:
         # chunk after chunk, as the scatter: the same sums on any machine
         return math.fsum(F.tolist()), torch.from_numpy(G.sum(axis=0)), math.fsum(GB.tolist())
 
+    def working_set_gram(self, columns, v, b, y, s, logistic=True):
+        """(G (m, m), a (m,), c) float64 numpy: sum_i w_i x_iF x_iF^T, sum_i w_i x_iF, sum_i w_i.
+
+        F = ``columns`` (m,), v the coefficients on F (every other one is 0),
+        w_i = s_i p_i (1 - p_i) (``logistic``) or s_i. One read of X's rows, no
+        copy of its columns; needs :meth:`fuses_binary`.
+        """
+        from . import _sparse_kernels as kern
+
+        n, d = self.shape
+        m = len(columns)
+        pos = np.full(d, -1, dtype=np.int64)
+        pos[columns.cpu().numpy()] = np.arange(m)
+        chunks = int(max(1, min(8, n // 4096, (16 << 20) // max(1, m * m * 8))))
+        G, A, C = kern.working_set_gram(
+            *self._arrays(),
+            pos,
+            np.ascontiguousarray(v.detach().to(device="cpu", dtype=f64).numpy()),
+            float(b),
+            y.detach().cpu().numpy(),
+            s.detach().cpu().numpy(),
+            logistic,
+            chunks,
+        )
+        return G.sum(axis=0), A.sum(axis=0), math.fsum(C.tolist())  # chunk after chunk: the same on any machine
+
     def column_moments(self, s):
         """(sum_i s_i x_ij, sum_i s_i x_ij^2), float64 (d,) each; s (n,)."""
         m1 = self.rmatmul(s.to(f64)[:, None])[0]

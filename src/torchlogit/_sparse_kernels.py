@@ -129,3 +129,45 @@ def binary_loss_gradient(indptr, indices, data, w, b, y, s, chunks):
                 g[indices[e]] += np.float64(data[e]) * r
         F[c], GB[c] = f, gb
     return F, G, GB
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def working_set_gram(indptr, indices, data, pos, v, b, y, s, logistic, chunks):
+    """A binary Hessian's pieces on the columns F of a CSR matrix, in one read of its rows.
+
+    pos (d,) int64: a column's place in F, -1 outside it; v (m,) float64: the
+    coefficients on F (all others are 0, so z_i = b + x_iF . v exactly).
+    Per row the weight is w_i = s_i h(z_i), h = p (1 - p) for the logistic
+    loss (``logistic``) or 1 for squares. Returns per-chunk partial sums
+    G (chunks, m, m) = sum_i w_i x_iF x_iF^T, A (chunks, m) = sum_i w_i x_iF
+    and C (chunks,) = sum_i w_i, float64.
+    """
+    n, m = len(indptr) - 1, len(v)
+    per = (n + chunks - 1) // chunks
+    G, A, C = np.zeros((chunks, m, m)), np.zeros((chunks, m)), np.zeros(chunks)
+    for c in prange(chunks):
+        where = np.empty(m, dtype=np.int64)  # the row's entries in F: places and values
+        value = np.empty(m)
+        g, a = G[c], A[c]
+        total = 0.0
+        for i in range(c * per, min(n, (c + 1) * per)):
+            count, z = 0, b
+            for e in range(indptr[i], indptr[i + 1]):
+                q = pos[indices[e]]
+                if q >= 0:
+                    x = np.float64(data[e])
+                    where[count], value[count] = q, x
+                    count += 1
+                    z += x * v[q]
+            w = np.float64(s[i])
+            if logistic:
+                t = np.exp(-abs(z))
+                w *= t / ((1.0 + t) * (1.0 + t))  # p (1 - p), on either side of 0
+            total += w
+            for u in range(count):
+                wx = w * value[u]
+                a[where[u]] += wx
+                for r in range(count):
+                    g[where[u], where[r]] += wx * value[r]
+        C[c] = total
+    return G, A, C
