@@ -6,15 +6,15 @@ functions here and nowhere else.
 ``solver="auto"`` rule (see :func:`choose`): ``newton`` when the Hessian has at
 most ``NEWTON_MAX_PARAMS`` rows (p = k * (d + 1) parameters) and building it
 costs at most ``NEWTON_MAX_WORK`` multiply-adds (n p (d + 1) per iteration),
-else ``lbfgs``. Newton needs ~5 iterations whatever the conditioning, but each
-builds the p x p Hessian; L-BFGS (preconditioned, see ``_fit``) needs more
-iterations of one cheap pass each. Measured on 2 cores: 1,000,000 x 100
-binary, newton 1.9 s against lbfgs 0.75 s (work 1e10); breast cancer and
-digits (work <= 1e8), newton is faster and more robust. When the gradient
-pass reads X only once (the fused kernels of ``_kernels``: large float32
-binary problems on the CPU), a pass is so cheap that lbfgs wins at every
-size measured, 2-4x (50,000 x 40 to 1,000,000 x 100, scaled or not), and
-``auto`` picks it.
+else ``lbfgs``. Newton needs ~5 iterations whatever the conditioning, but
+each builds the p x p Hessian, about d times the work of a gradient pass;
+L-BFGS (preconditioned, see ``_fit``) needs more iterations of one pass
+each. When the gradient pass reads X only once (the fused kernels of
+``_kernels`` and ``_sparse_kernels``), a pass is cheaper still and ``auto``
+picks lbfgs. An L1 part needs a prox: ``prox-newton``. The crossover
+figures behind the constants come from ``make bench`` (its header names the
+CPU they were measured on); issue 15 replaces them by costs measured on the
+machine at first use.
 """
 
 from dataclasses import dataclass
@@ -41,7 +41,7 @@ class Solver:
 SOLVERS = {
     "lbfgs": Solver(lbfgs, frozenset({"smooth"})),
     "newton": Solver(newton, frozenset({"smooth", "hessian"})),
-    "sgd": Solver(sgd, frozenset({"smooth"})),
+    "sgd": Solver(sgd, frozenset({"prox"})),  # an L1 part by a proximal step after each update
     "prox-newton": Solver(prox_newton, frozenset({"prox"})),
 }
 
