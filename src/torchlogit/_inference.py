@@ -7,7 +7,9 @@ or, statsmodels MNLogit's convention, the K - 1 contrasts beta_k - beta_r
 against a baseline class r. Binary models have one equation.
 
 Observed information (Hessian of the negative log-likelihood, plus 1/C on the
-coefficients for a penalised fit), accumulated over row blocks in float64:
+coefficients for a penalised fit): the data term's own Hessian
+(``LinearModelLoss.hessian`` with unit weights, every product in float64),
+reordered to this layout by :func:`equation_major`:
 
     I = sum_i H_i (x) x1_i x1_i^T,   x1_i = [1, x_i],
     H_i = p_i (1 - p_i) (binary) or diag(p_i) - p_i p_i^T (multinomial).
@@ -39,40 +41,38 @@ class Covariance:
     d1: int
 
 
-def information_and_meat(Z, X, y, *, multiclass, fit_intercept, robust, block_rows=4096):
-    """(I, M): unpenalised information and score outer products, (K d1, K d1) float64 each.
+def equation_major(H, k, d, fit_intercept):
+    """A (p, p) matrix in the loss's parameter layout [W.ravel(), b] reordered to the equation-major [b_e, W_e] here."""
+    order = []
+    for e in range(k):
+        order += ([k * d + e] if fit_intercept else []) + list(range(e * d, (e + 1) * d))
+    order = torch.tensor(order, device=H.device)
+    return H[order][:, order]
+
+
+def score_outer_products(Z, X, y, *, multiclass, fit_intercept, block_rows=4096):
+    """M = sum_i u_i u_i^T, u_i = (p_i - y_i) (x) x1_i: the sandwich's meat, (K d1, K d1) float64, equation-major.
 
     Z: (n, k) fitted logits; X (n, d); y (n,) 0/1 (binary) or class indices.
-    M is None unless ``robust``. Without an intercept the column of ones is
-    left out (d1 = d).
+    Without an intercept the column of ones is left out (d1 = d).
     """
     n, d = X.shape
     k = Z.shape[1]
     d1 = d + int(fit_intercept)
-    I = torch.zeros(k * d1, k * d1, dtype=f64, device=X.device)
-    M = torch.zeros_like(I) if robust else None
+    M = torch.zeros(k * d1, k * d1, dtype=f64, device=X.device)
     for start in range(0, n, block_rows):
         Xb = rows(X, start, start + block_rows).to(f64)  # dense (m, d), also for a sparse X
         if fit_intercept:
             Xb = torch.cat([torch.ones(len(Xb), 1, dtype=f64, device=X.device), Xb], 1)
         zb, yb = Z[start : start + block_rows].to(f64), y[start : start + block_rows]
         if not multiclass:
-            p = torch.sigmoid(zb[:, 0])
-            I += Xb.T @ (Xb * (p * (1 - p))[:, None])
-            if robust:
-                r = p - yb.to(f64)
-                M += Xb.T @ (Xb * (r * r)[:, None])
+            r = torch.sigmoid(zb[:, 0]) - yb.to(f64)
+            M += Xb.T @ (Xb * (r * r)[:, None])
             continue
-        p = torch.softmax(zb, dim=1)  # (m, K)
-        for c in range(k):  # diagonal blocks: X1^T diag(p_c) X1
-            I[c * d1 : (c + 1) * d1, c * d1 : (c + 1) * d1] += Xb.T @ (Xb * p[:, c : c + 1])
-        P = (p[:, :, None] * Xb[:, None, :]).reshape(len(Xb), k * d1)  # (m, K d1): one block only
-        I -= P.T @ P
-        if robust:
-            r = p - torch.nn.functional.one_hot(yb.long(), k).to(f64)
-            U = (r[:, :, None] * Xb[:, None, :]).reshape(len(Xb), k * d1)
-            M += U.T @ U
-    return I, M
+        r = torch.softmax(zb, dim=1) - torch.nn.functional.one_hot(yb.long(), k).to(f64)
+        U = (r[:, :, None] * Xb[:, None, :]).reshape(len(Xb), k * d1)  # (m, K d1): one block only
+        M += U.T @ U
+    return M
 
 
 def penalty_diagonal(k, d1, l2, fit_intercept, device):
@@ -170,7 +170,8 @@ def sandwich(bread, meat):
 
 __all__ = [
     "InferenceError",
-    "information_and_meat",
+    "equation_major",
+    "score_outer_products",
     "penalty_diagonal",
     "contrast_matrix",
     "symmetric_inverse",

@@ -273,7 +273,7 @@ class LinearModelLoss:
 
         return grad, hessp
 
-    def hessian(self, theta, X, y, sw, block_bytes=4 << 20, std=None, columns=None):
+    def hessian(self, theta, X, y, sw, block_bytes=4 << 20, std=None, columns=None, exact=False):
         """The full (p, p) Hessian in float64, built over row blocks of X.
 
         Only for problems where p^2 fits in memory (the newton solver). Each
@@ -299,18 +299,22 @@ class LinearModelLoss:
         Softmax: H is singular along the directions that add one vector to
         every class (see :func:`fill_softmax_null_space`); the problem adds the
         penalty's curvature and then fills what is still singular.
+
+        ``exact``: every product in float64 (each block converted on its own):
+        the information matrix of Wald inference, where the Hessian is the
+        answer rather than a step direction.
         """
         k = self.n_outputs
         d = self.n_features if columns is None else len(columns)
         d1 = d + int(self.fit_intercept)
         H = torch.zeros(k * d1, k * d1, dtype=f64, device=X.device)
-        dt = X.dtype
+        dt = f64 if exact else X.dtype
         # row blocks of ~4 MB of (m, k d1) temporaries: few enough that small problems are one block
         block_rows = max(16, block_bytes // (k * d1 * X.element_size()))
         if is_sparse(X) and not self.pointwise.multiclass:
             return self._sparse_binary_hessian(theta, X, y, sw, std, columns)
         for start in range(0, X.shape[0], block_rows):
-            Xb = row_block(X, start, start + block_rows, columns)  # (m, d): this block (and the working set's columns)
+            Xb = row_block(X, start, start + block_rows, columns).to(dt)  # (m, d): the block (and working set)
             zb = self.logits(theta, Xb).to(f64)
             if std is not None:
                 Xb = std.standardize(Xb)  # (m, d) in the solver's coordinates

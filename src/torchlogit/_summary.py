@@ -13,9 +13,16 @@ import numpy as np
 import torch
 from scipy import stats
 
-from ._inference import InferenceError, contrast_matrix, information_and_meat, penalty_diagonal, symmetric_inverse
+from ._inference import (
+    InferenceError,
+    contrast_matrix,
+    equation_major,
+    penalty_diagonal,
+    score_outer_products,
+    symmetric_inverse,
+)
 from ._labels import label_indices
-from ._loss import POINTWISE
+from ._loss import POINTWISE, LinearModelLoss
 from ._separation import separation_if_diverging
 from ._sparse import linear, rows
 
@@ -225,15 +232,17 @@ def summarize(model, X, y, *, cov_type="nonrobust", baseline="first", block_rows
         )
         if found is not None:
             raise InferenceError(found.message())
-    I, M = information_and_meat(
-        Z,
-        Xt,
-        target,
-        multiclass=not binary,
-        fit_intercept=fit_intercept,
-        robust=cov_type != "nonrobust",
-        block_rows=block_rows,
-    )
+    # the information: the data term's Hessian on the summed log-likelihood (unit weights), in float64
+    datafit = LinearModelLoss(pointwise, Xt.shape[1], k, fit_intercept)
+    theta = torch.cat([W.reshape(-1), b.reshape(-1)] if fit_intercept else [W.reshape(-1)]).to(torch.float64)
+    units = torch.ones(n, dtype=Xt.dtype, device=Xt.device)
+    y_loss = target.to(torch.float64) if binary else target
+    I = equation_major(datafit.hessian(theta, Xt, y_loss, units, exact=True), k, Xt.shape[1], fit_intercept)
+    M = None
+    if cov_type != "nonrobust":
+        M = score_outer_products(
+            Z, Xt, target, multiclass=not binary, fit_intercept=fit_intercept, block_rows=block_rows
+        )
     if l2:
         I = I + torch.diag(penalty_diagonal(k, d1, l2, fit_intercept, I.device))
     bread = symmetric_inverse(I, k, d1, fit_intercept, penalized=bool(l2), names=names)
