@@ -1,5 +1,6 @@
 """L1 and elastic net (prox-newton) against scikit-learn run to tol 1e-10: coefficients, support, certificate."""
 
+import importlib
 import warnings
 
 import numpy as np
@@ -98,3 +99,39 @@ def test_solver_names_that_take_l1_all_give_the_same_model(cancer, solver):
     reference = LogisticRegression(solver="prox-newton", l1_ratio=1.0, C=0.2, tol=1e-10).fit(X, y)
     assert model.solver_ == "prox-newton"
     np.testing.assert_array_equal(model.coef_, reference.coef_)
+
+
+@pytest.mark.parametrize(
+    "data, l1_ratio, C", [("cancer", 0.5, 0.2), ("digits", 1.0, 0.1)], ids=["binary-en", "multi-l1"]
+)
+def test_the_inner_solver_for_a_gpu_gives_the_cpu_fit(request, monkeypatch, data, l1_ratio, C):
+    """On a GPU the working-set model is solved by FISTA in torch on the device; here it runs on the CPU
+    against coordinate descent (which the tests above check against scikit-learn)."""
+    prox_newton = importlib.import_module("torchlogit.solvers.prox_newton")  # the module, not the function
+
+    X, y = request.getfixturevalue(data)
+    params = {"l1_ratio": l1_ratio, "C": C, "tol": 1e-10}
+    monkeypatch.setattr(prox_newton, "INNER", "cd")
+    cd = LogisticRegression(**params).fit(X, y)
+    monkeypatch.setattr(prox_newton, "INNER", "fista")
+    fista = LogisticRegression(**params).fit(X, y)
+    assert cd.convergence_.converged and fista.convergence_.converged
+    _assert_same_fit(fista, cd)
+    assert fista.convergence_.duality_gap < 1e-8
+
+
+def test_fista_solves_the_weighted_lasso_model():
+    import torch
+
+    from torchlogit.solvers import _cd
+
+    prox_newton = importlib.import_module("torchlogit.solvers.prox_newton")
+    rng = np.random.default_rng(0)
+    A = rng.normal(size=(40, 12))
+    H = torch.from_numpy(A.T @ A / 40 + 0.01 * np.eye(12))
+    g, x = torch.from_numpy(rng.normal(size=12)), torch.from_numpy(rng.normal(size=12) * (rng.random(12) < 0.5))
+    lam = torch.from_numpy(np.r_[np.full(11, 1.0), 0.0])  # the last coordinate unpenalised, as an intercept
+    d = prox_newton.fista_direction(H, g, x, lam, tol=1e-12)
+    d_cd, _ = _cd.solve(H.numpy(), g.numpy(), x.numpy(), lam.numpy(), tol=1e-14)
+    np.testing.assert_allclose(d.numpy(), d_cd, atol=1e-9)
+    assert 0 < int(((x + d) == 0).sum()) < 11  # the solution has exact zeros: the prox did its work
