@@ -217,6 +217,7 @@ def test_real_mnist():
     assert data.X_train.min() == 0.0 and data.X_train.max() == 1.0
 
 
+@pytest.mark.slow  # a full MNIST fit: tens of seconds on 2 cores; `pytest -m "not slow"` leaves it out
 @pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason="the real MNIST copy ../shared/datasets/mnist is not present")
 def test_real_mnist_accuracy_target_without_convergence_warning():
     """The issue's target: >= 92.5 % test accuracy with C=1, default exact solver, no ConvergenceWarning."""
