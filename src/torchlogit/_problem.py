@@ -11,11 +11,13 @@ solvers); the exact solvers see it through the standardised coordinates of
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import torch
 
 from ._loss import LinearModelLoss
+from ._sparse import SparseX
 from .penalties import Penalty
 
 f64 = torch.float64
@@ -25,7 +27,7 @@ f64 = torch.float64
 class Problem:
     datafit: LinearModelLoss
     penalty: Penalty
-    X: torch.Tensor  # (n, d)
+    X: torch.Tensor | SparseX  # (n, d): dense, or sparse (never densified)
     y: torch.Tensor  # (n,) float 0/1 (binary), int64 classes (multinomial), float (squared)
     s: torch.Tensor  # (n,) weights summing to 1, X's dtype
 
@@ -37,7 +39,7 @@ class Problem:
             mask[: self.datafit.n_outputs * self.datafit.n_features] = True
         return mask
 
-    def weights(self, theta):
+    def weights(self, theta: torch.Tensor) -> torch.Tensor:
         """W (k, d), a view of theta."""
         return self.datafit.unpack(theta)[0]
 
@@ -45,12 +47,12 @@ class Problem:
         """The same problem with only the smooth (L2) part of the penalty: what a prox method differentiates."""
         return replace(self, penalty=self.penalty.split()[0])
 
-    def objective(self, theta) -> float:
+    def objective(self, theta: torch.Tensor) -> float:
         """f(theta) in float64: data term plus the whole penalty."""
         f, _ = self.datafit.loss_gradient(theta.to(self.X.dtype), self.X, self.y, self.s)
         return float(f) + float(self.penalty.value(self.weights(theta)))
 
-    def loss_gradient(self, theta):
+    def loss_gradient(self, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(f, grad) of a smooth problem, float64; grad of shape (p,)."""
         f, g = self.datafit.loss_gradient(theta.to(self.X.dtype), self.X, self.y, self.s)
         if self.penalty.alpha:
@@ -61,7 +63,7 @@ class Problem:
             g[:k_d] += self.penalty.gradient(W).reshape(-1)
         return f, g
 
-    def gradient_hessp(self, theta):
+    def gradient_hessp(self, theta: torch.Tensor) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
         """(grad, hessp) of a smooth problem: hessp(v) = H v, float64 (p,)."""
         g, data_hessp = self.datafit.gradient_hessp(theta.to(self.X.dtype), self.X, self.y, self.s)
         if not self.penalty.alpha:
@@ -79,7 +81,7 @@ class Problem:
 
         return g, hessp
 
-    def hessian(self, theta, std=None, block_bytes=4 << 20):
+    def hessian(self, theta: torch.Tensor, std=None, block_bytes: int = 4 << 20) -> torch.Tensor:
         """The (p, p) Hessian of the smooth problem, float64 (in phi coordinates with ``std``).
 
         Data term (:meth:`LinearModelLoss.hessian`), plus the penalty's

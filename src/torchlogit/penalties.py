@@ -42,6 +42,7 @@ import math
 from dataclasses import dataclass, fields
 
 import torch
+from torch import Tensor
 
 f64 = torch.float64
 
@@ -74,7 +75,7 @@ class Penalty:
     def smooth(self) -> bool:
         return self.l1 == 0.0
 
-    def _w(self, W):
+    def _w(self, W: Tensor) -> Tensor | float:
         return torch.ones((), dtype=f64, device=W.device) if self.weights is None else self.weights.to(W.device, f64)
 
     def _replaced(self, **changes):
@@ -84,22 +85,22 @@ class Penalty:
             object.__setattr__(new, f.name, changes.get(f.name, getattr(self, f.name)))
         return new
 
-    def rescaled(self, scale):
+    def rescaled(self, scale: Tensor) -> Penalty:
         """The same penalty on V = W * scale (W_j = V_j / scale_j): weights multiplied by 1 / scale."""
         inv = 1.0 / scale.to(f64)
         return self._replaced(weights=inv if self.weights is None else self.weights.to(f64) * inv)
 
-    def with_alpha(self, alpha):
+    def with_alpha(self, alpha: float) -> Penalty:
         return self._replaced(alpha=float(alpha))
 
-    def split(self):
+    def split(self) -> tuple[Penalty, Penalty]:
         """(smooth part, L1 part): the L2 term, which a solver adds to its smooth function, and the rest, its prox."""
         smooth = Penalty(self.l2, 0.0, self.weights) if self.l2 else NoPenalty(self.weights)
         rough = Penalty(self.l1, 1.0, self.weights) if self.l1 else NoPenalty(self.weights)
         return smooth, rough
 
     # ---------------------------------------------------------------- value, derivatives
-    def value(self, W) -> torch.Tensor:
+    def value(self, W: Tensor) -> Tensor:
         W, w = W.to(f64), self._w(W)
         total = torch.zeros((), dtype=f64, device=W.device)
         if self.l1:
@@ -108,16 +109,16 @@ class Penalty:
             total = total + 0.5 * self.l2 * ((w * W) ** 2).sum()
         return total
 
-    def gradient(self, W) -> torch.Tensor:
+    def gradient(self, W: Tensor) -> Tensor:
         if not self.smooth:
             raise TypeError(f"{type(self).__name__} is not differentiable: use its prox")
         return self.l2 * self._w(W) ** 2 * W.to(f64)
 
-    def curvature(self, W) -> torch.Tensor:
+    def curvature(self, W: Tensor) -> Tensor:
         """The diagonal of d2P/dW2 (smooth part only): l2 w^2, shaped like W."""
         return (self.l2 * self._w(W) ** 2) * torch.ones_like(W, dtype=f64)
 
-    def prox(self, W, step) -> torch.Tensor:
+    def prox(self, W: Tensor, step: float | Tensor) -> Tensor:
         """Soft-thresholding at step * l1 w, then the L2 shrinkage 1 / (1 + step * l2 w^2)."""
         W, w = W.to(f64), self._w(W)
         if self.l1:
@@ -126,7 +127,7 @@ class Penalty:
             W = W / (1.0 + step * self.l2 * w**2)
         return W
 
-    def subdiff_distance(self, W, G) -> torch.Tensor:
+    def subdiff_distance(self, W: Tensor, G: Tensor) -> Tensor:
         """Per coordinate: dist(-G, dP(W)), 0 exactly where (W, G) satisfy the optimality conditions."""
         W, G, w = W.to(f64), G.to(f64), self._w(W)
         smooth_grad = G + self.l2 * w**2 * W  # data term + smooth part of P
@@ -137,7 +138,7 @@ class Penalty:
         off_zero = (smooth_grad + threshold * torch.sign(W)).abs()  # -G must equal l1 w sign(W)
         return torch.where(W == 0, at_zero, off_zero)
 
-    def alpha_max(self, G0) -> float:
+    def alpha_max(self, G0: Tensor) -> float:
         """Smallest alpha with W = 0 optimal: max_j |G0_j| / (r w_j); inf without an L1 part (r = 0)."""
         if self.l1_ratio == 0.0:
             return math.inf
@@ -146,7 +147,7 @@ class Penalty:
         ratio = torch.where(G0 == 0, torch.zeros_like(ratio), ratio)
         return float(ratio.max()) if ratio.numel() else 0.0
 
-    def fenchel_young_gap(self, W, B) -> torch.Tensor:
+    def fenchel_young_gap(self, W: Tensor, B: Tensor) -> Tensor:
         """P(W) + P*(B) - <W, B> >= 0 (inf where P*(B) is), summed, in a form without cancellation.
 
         Per coordinate, with s = sign(B): where |B| <= l1 w it is
@@ -167,7 +168,7 @@ class Penalty:
             far = torch.full_like(W, math.inf)
         return torch.where(inside, near.clamp_min(0.0), far).sum()
 
-    def conjugate(self, A) -> torch.Tensor:
+    def conjugate(self, A: Tensor) -> Tensor:
         """P*(A) = sup_U <A, U> - P(U), coordinate-wise; inf where it is unbounded (pure L1, |A| > l1 w).
 
         Elastic net: (max(|A| - l1 w, 0))^2 / (2 l2 w^2). Pure L1: 0 if |A| <= l1 w.
@@ -221,7 +222,7 @@ def make_penalty(alpha: float, l1_ratio: float) -> Penalty:
     return ElasticNet(alpha, l1_ratio)
 
 
-def from_params(penalty, C, l1_ratio, total_weight) -> Penalty:
+def from_params(penalty: str | None, C: float, l1_ratio: float | None, total_weight: float) -> Penalty:
     """scikit-learn's parameters, both generations, as a penalty on the objective divided by sum(sw).
 
     ``penalty``: 'l2', 'l1', 'elasticnet', None/'none', or 'deprecated' (scikit-learn
