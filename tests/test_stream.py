@@ -98,7 +98,7 @@ def test_stream_errors_name_file_and_column(tmp_path):
         fit_stream(tmp_path / "h.parquet", "label")
     with pytest.raises(ValueError, match="solver 'lbfgs' \\(exact\\) or 'sgd'"):
         fit_stream(tmp_path / "d.parquet", "label", solver="newton")
-    with pytest.raises(ValueError, match="penalty='l1' on streamed data is not implemented"):  # once fitted L2
+    with pytest.raises(ValueError, match="exact penalty='l1' on streamed data is not implemented"):  # once fitted L2
         fit_stream(tmp_path / "d.parquet", "label", penalty="l1")
 
 

@@ -27,6 +27,7 @@ from ._loss import LinearModelLoss
 from ._sparse import is_sparse, take_rows
 from .nn import LinearModel
 from .solvers import SOLVERS, Result, make_batches
+from .solvers.sgd import row_batches
 
 f64 = torch.float64
 
@@ -366,26 +367,24 @@ def sgd_forward_backward(pointwise, W, b, l2s):
 
 
 def _fit_sgd(problem, w0, tol, max_iter, callback, options):
-    """The lecture's loop over mini-batches; see :mod:`torchlogit.solvers.sgd`."""
+    """The lecture's loop over mini-batches, L1 by a proximal step; see :mod:`torchlogit.solvers.sgd`."""
     loss, X, y, s = problem.datafit, problem.X, problem.y, problem.s
-    if not problem.penalty.smooth:
-        raise NotImplementedError("solver='sgd' takes smooth penalties only (l1_ratio = 0); use the exact solver")
     n = X.shape[0]
     model = LinearModel(loss.n_features, loss.n_outputs, bias=loss.fit_intercept).to(X.device, X.dtype)
-    step = sgd_forward_backward(loss.pointwise, model.linear.weight, model.linear.bias, problem.penalty.l2)
-    uniform = float(s[0]) if bool((s == s[0]).all()) else 0.0  # equal weights: skip one gather per batch
+    smooth, rough = problem.penalty.split()
+    step = sgd_forward_backward(loss.pointwise, model.linear.weight, model.linear.bias, smooth.l2)
+    # equal weights: scale 1 / B and no gather per batch; else weights relative to their mean, s n
+    weights = None if bool((s == s[0]).all()) else s * n
 
-    def forward_backward(idx):
-        scale = uniform * (n / len(idx)) if uniform else s[idx][:, None] * (n / len(idx))
-        return step(take_rows(X, idx), y[idx], scale)
-
-    def fun_and_grad(theta):
-        f, g = problem.loss_gradient(theta)
+    def fun_and_grad(theta):  # the report: f with the whole penalty; for an L1 part the KKT violation
+        f, g = problem.smooth_part().loss_gradient(theta)
+        if rough.alpha:
+            W = problem.weights(theta.to(f64))
+            f = f + rough.value(W)
+            g = g.clone()
+            g[: W.numel()] = rough.subdiff_distance(W, g[: W.numel()].view_as(W)).reshape(-1)
         return float(f), g
 
-    batches = make_batches(
-        n, min(int(options.get("batch_size", 32)), n), random_state=options.get("random_state"), device=X.device
-    )
     return SOLVERS["sgd"](
         fun_and_grad,
         w0,
@@ -393,11 +392,14 @@ def _fit_sgd(problem, w0, tol, max_iter, callback, options):
         max_iter=max_iter,
         callback=callback,
         params=model.parameters(),
-        forward_backward=forward_backward,
-        batches=batches,
+        forward_backward=row_batches(step, X, y, weights),
+        batches=make_batches(
+            n, min(int(options.get("batch_size", 32)), n), random_state=options.get("random_state"), device=X.device
+        ),
         optimizer=options.get("optimizer", "sgd"),
         learning_rate=options.get("learning_rate", 0.01),
     )
 
 
 __all__ = ["fit_problem", "Standardizer", "Result"]
+        penalty=problem.penalty,

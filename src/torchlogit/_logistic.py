@@ -26,9 +26,10 @@ from ._labels import encode_labels, label_indices
 from ._loss import POINTWISE, LinearModelLoss
 from ._problem import Problem
 from ._separation import SeparationWarning, separation_if_diverging
-from ._sparse import take_rows
+from .nn import LinearModel
 from .penalties import from_params
 from .solvers import ALIASES, SOLVERS
+from .solvers.sgd import make_batches, make_optimizer, proximal_step, row_batches, seed, sgd_epoch
 
 
 def coefficients(loss, theta, np_dtype, center_weights=True):
@@ -298,7 +299,10 @@ class LogisticRegression(ClassifierMixin, TorchLinearModel):
         see). The penalty is 0.5 ||W||^2 / (C N) with N the rows seen so far:
         one pass over a data set, in any number of calls, ends with ``fit``'s
         penalty on it; later passes count their rows again, so k passes over
-        the same rows aim at the optimum of ``C * k``.
+        the same rows aim at the optimum of ``C * k``. An L1 part (``penalty='l1'``,
+        elastic net) is applied by a proximal step after each update, which
+        needs ``optimizer='sgd'``. One call takes the same steps as one epoch
+        of ``fit(solver='sgd')`` on the same rows, seed and batch size (equal sample weights).
         """
         if self.class_weight == "balanced":  # scikit-learn's words: users search for them
             raise ValueError(
@@ -329,18 +333,7 @@ class LogisticRegression(ClassifierMixin, TorchLinearModel):
         state = getattr(self, "_partial", None)
         # new state on the first call, and when coef_ is no longer what the last call left (fit, or a loaded model)
         if first or state is None or state["coef"] is not self.coef_:
-            from .nn import LinearModel
-            from .solvers import make_optimizer
-            from .solvers.sgd import seed
-
-            model = LinearModel(X.shape[1], k, bias=self.fit_intercept).to(X.device, X.dtype)
-            with torch.no_grad():
-                model.linear.weight.copy_(torch.as_tensor(0.0 if first else self.coef_))
-                if self.fit_intercept:
-                    model.linear.bias.copy_(torch.as_tensor(0.0 if first else self.intercept_))
-            opt = make_optimizer(self.optimizer, model.parameters(), self.learning_rate)
-            gen = torch.Generator().manual_seed(seed(self.random_state))
-            state = self._partial = {"model": model, "opt": opt, "rows": 0, "gen": gen}
+            state = self._partial = self._new_partial_state(X, k, first)
             if first or not hasattr(self, "n_iter_"):
                 self.n_iter_ = np.zeros(1, dtype=np.int32)
         model, opt = state["model"], state["opt"]
@@ -350,24 +343,32 @@ class LogisticRegression(ClassifierMixin, TorchLinearModel):
             cw = compute_class_weight(self.class_weight, classes=self.classes_, y=y)
             sw = sw * torch.as_tensor(cw[idx], dtype=sw.dtype, device=sw.device)
         target = torch.as_tensor(idx, device=X.device, dtype=X.dtype if binary else torch.long)
+        W, b = model.linear.weight, model.linear.bias
+        penalty = self._make_penalty(state["rows"] + X.shape[0])  # on the rows seen so far (see the docstring)
+        prox = proximal_step(penalty, W, opt)  # refuses an L1 part with an adaptive optimizer, before any change
         state["rows"] += X.shape[0]
-        l2s = self._make_penalty(state["rows"]).l2
-        step = sgd_forward_backward(loss.pointwise, model.linear.weight, model.linear.bias, l2s)
-        total = torch.zeros((), dtype=torch.float64)
-        for batch in torch.randperm(X.shape[0], generator=state["gen"]).to(X.device).split(self.batch_size):
-            total += step(take_rows(X, batch), target[batch], sw[batch][:, None] / len(batch)).detach().cpu()
-            opt.step()
+        step = sgd_forward_backward(loss.pointwise, W, b, penalty.l2)
+        weights = None if bool((sw == 1).all()) else sw  # the data term is (1 / rows) sum sw_i loss_i
+        batches = make_batches(X.shape[0], self.batch_size, generator=state["gen"], device=X.device)
+        sums = sgd_epoch(batches(), row_batches(step, X, target, weights), opt, prox=prox)
         self.n_iter_ = self.n_iter_ + 1
         self.solver_ = "sgd"
-        self.coef_ = model.linear.weight.detach().cpu().numpy().copy()
-        self.intercept_ = (
-            model.linear.bias.detach().cpu().numpy().copy()
-            if self.fit_intercept
-            else np.zeros(k, dtype=self.coef_.dtype)
-        )
+        self.coef_ = W.detach().cpu().numpy().copy()
+        self.intercept_ = b.detach().cpu().numpy().copy() if self.fit_intercept else np.zeros(k, dtype=self.coef_.dtype)
         state["coef"] = self.coef_
-        self.loss_curve_ = getattr(self, "loss_curve_", []) + [float(total) / max(1, -(-X.shape[0] // self.batch_size))]
+        self.loss_curve_ = getattr(self, "loss_curve_", []) + [sums.mean]
         return self
+
+    def _new_partial_state(self, X, k, first):
+        """partial_fit's state: the model (from zeros, or from coef_/intercept_), its optimizer, the seeded order."""
+        model = LinearModel(X.shape[1], k, bias=self.fit_intercept).to(X.device, X.dtype)
+        with torch.no_grad():
+            model.linear.weight.copy_(torch.as_tensor(0.0 if first else self.coef_))
+            if self.fit_intercept:
+                model.linear.bias.copy_(torch.as_tensor(0.0 if first else self.intercept_))
+        opt = make_optimizer(self.optimizer, model.parameters(), self.learning_rate)
+        gen = torch.Generator().manual_seed(seed(self.random_state))
+        return {"model": model, "opt": opt, "rows": 0, "gen": gen}
 
     def _check_separation(self, loss, theta, X, target, y_idx):
         """Without a penalty, rows fitted with probability ~1 may mean that no optimum exists.

@@ -47,6 +47,7 @@ from .data import (
     first_non_number,
 )
 from .solvers import SOLVERS, IterInfo, make_optimizer
+from .solvers.sgd import EpochSums, Rows, proximal_step, sgd_epoch
 
 f64 = torch.float64
 
@@ -375,10 +376,11 @@ def fit_stream(
     template._validate_params()
     template._check_penalty_params()
     pen = template._make_penalty(info.n)
-    if not pen.smooth:  # refused, never quietly fitted as another model
+    if not pen.smooth and solver != "sgd":  # refused, never quietly fitted as another model
         raise ValueError(
-            f"fit_stream fits penalty='l2' or None; penalty={pen.name!r} on streamed data is not "
-            "implemented yet (fit in memory: LogisticRegression accepts scipy.sparse matrices)"
+            f"fit_stream(solver={solver!r}) fits penalty='l2' or None; exact penalty={pen.name!r} on streamed "
+            "data is not implemented yet: use solver='sgd' (proximal SGD, approximate) or fit in memory "
+            "(LogisticRegression accepts scipy.sparse matrices)"
         )
     w0 = torch.zeros(loss.n_params, dtype=f64)
     if reduce is not None and (checkpoint is not None or resume is not None):
@@ -439,7 +441,7 @@ def fit_stream(
     )
     model.feature_names_in_ = np.asarray(stream.features, dtype=object)
     model._refuse_non_finite(res.x, loss, torch.float32)  # sgd can overflow float32, as in fit
-    model.coef_, model.intercept_ = coefficients(loss, res.x, np.float32)
+    model.coef_, model.intercept_ = coefficients(loss, res.x, np.float32, center_weights=not pen.l1)  # as fit's
     model.classes_, model.n_features_in_ = info.classes, d
     model.n_iter_ = np.array([res.n_iter], dtype=np.int32)
     model.solver_, model.objective_, model.loss_curve_ = solver, res.fun, list(res.history)
@@ -600,30 +602,35 @@ def _sgd(
     checkpoints=None,
     resume=None,
 ):
-    """Mini-batch SGD through a seeded shuffle buffer; the loop of :mod:`torchlogit.solvers.sgd`.
+    """Mini-batch SGD through a seeded shuffle buffer: the engine of :mod:`torchlogit.solvers.sgd` over a stream.
 
     An epoch is a seeded order of the fragments, read in chunks of about
-    ``buffer_rows`` rows, each shuffled by one ``randperm`` of the generator.
-    So a position in the run is (epoch, fragment order, chunk, step) plus the
-    generator's state before that chunk's ``randperm``: what a checkpoint
-    stores, with the parameters, the optimizer's state and the running sums.
-    ``checkpoints`` (a :class:`torchlogit._checkpoint.Checkpointer`) writes
-    them; ``resume`` (a Checkpoint) continues one, bit for bit.
+    ``buffer_rows`` rows, each shuffled by one ``randperm`` of the generator
+    (see :func:`_minibatches`). So a position in the run is (epoch, fragment
+    order, chunk, step) plus the generator's state before that chunk's
+    ``randperm``: what a checkpoint stores, with the parameters, the
+    optimizer's state and the epoch's running sums. ``checkpoints`` (a
+    :class:`torchlogit._checkpoint.Checkpointer`) writes them; ``resume`` (a
+    Checkpoint) continues one, bit for bit. An L1 part of ``pen`` is applied
+    by a proximal step after each update (plain SGD only).
     """
     from .nn import LinearModel
     from .solvers import Result
 
     model = LinearModel(loss.n_features, loss.n_outputs, bias=loss.fit_intercept)
     params = list(model.parameters())
+    W, b = model.linear.weight, model.linear.bias
     with torch.no_grad():
         torch.nn.utils.vector_to_parameters(w0.to(torch.float32), params)
     opt = make_optimizer(optimizer, params, learning_rate)
-    step = sgd_forward_backward(loss.pointwise, model.linear.weight, model.linear.bias, pen.l2)
+    prox = proximal_step(pen, W, opt)
+    step = sgd_forward_backward(loss.pointwise, W, b, pen.l2)
     gen = torch.Generator().manual_seed(int(random_state) if random_state is not None else 0)
     n_frags = len(stream.fragments())
     # Distributed: every rank takes the same number of steps (each one an all-reduce), the most the
     # smallest shard allows; a rank's leftover rows wait for the next epoch's shuffle.
     steps = None if reduce is None else reduce.min_int(info.local_n // batch_size)
+    sync_grads = None if reduce is None else (lambda: reduce.average_grads(params))
     history, rows, first_epoch, at = [], 0, 1, None
     if resume is not None:
         at = resume.state
@@ -634,18 +641,18 @@ def _sgd(
         if at["finished"]:
             first_epoch, at = epochs + 1, None
 
-    def snapshot(epoch, order, chunk, done_steps, before, total, count, done, finished=False):
+    def snapshot(epoch, order, position, sums, finished=False):
         plain, tensors = optimizer_state(opt)
         tensors["params"] = torch.nn.utils.parameters_to_vector(params).detach().numpy().copy()
-        tensors["generator"] = before
+        tensors["generator"] = position["before"]
         state = {
             "epoch": epoch,
             "order": order,
-            "chunk": chunk,
-            "step": done_steps,
-            "total": float(total),
-            "count": count,
-            "done": done,
+            "chunk": position["chunk"],
+            "step": position["step"],
+            "total": float(sums.total),
+            "count": sums.rows,
+            "done": sums.steps,
             "history": history,
             "rows": rows,
             "finished": finished,
@@ -653,46 +660,74 @@ def _sgd(
         }
         return state, tensors
 
+    def forward_backward(batch):  # a Rows of the shuffle buffer, each row weighing 1 / B
+        return step(batch.X, batch.y, 1.0 / len(batch))
+
     for epoch in range(first_epoch, epochs + 1):
         if at is not None:  # the epoch a checkpoint stopped in
-            order, total = at["order"], torch.tensor(at["total"], dtype=f64)
-            count, done, resume_chunk, resume_step = at["count"], at["done"], at["chunk"], at["step"]
+            order, restart = at["order"], (at["chunk"], at["step"], resume.tensors["generator"])
+            sums = EpochSums(torch.tensor(at["total"], dtype=f64), at["count"], at["done"])
+            at = None
         else:
-            order = torch.randperm(n_frags, generator=gen).tolist()
-            total, count, done, resume_chunk, resume_step = torch.zeros((), dtype=f64), 0, 0, -1, 0
+            order, restart = torch.randperm(n_frags, generator=gen).tolist(), None
+            sums = EpochSums.zeros()
+        position = {}  # the batch being trained on: chunk, step + 1, generator state before the chunk's shuffle
+        batches = _minibatches(
+            stream, order, info, binary, buffer_rows, batch_size, gen, sums, steps, restart, position, checkpoints
+        )
+
+        def after_step(sums, epoch=epoch, order=order, position=position):
+            if checkpoints.due():
+                checkpoints.write(*snapshot(epoch, order, position, sums))
+
         tick = time.perf_counter()
-        for chunk, (Xb, yb) in enumerate(_shuffled(stream, order, info, binary, buffer_rows, gen)):
-            if chunk < resume_chunk:
-                continue  # done before the checkpoint: read again, not trained on
-            first_step = 0
-            if chunk == resume_chunk:
-                restore_generator(gen, resume.tensors["generator"])
-                first_step, at = resume_step, None
-            before = generator_state(gen) if checkpoints is not None else None
-            for s, idx in enumerate(torch.randperm(len(Xb), generator=gen).split(batch_size)):
-                if s < first_step:
-                    continue
-                if steps is not None and done >= steps:
-                    break
-                value = step(Xb[idx], yb[idx], 1.0 / len(idx))
-                if reduce is not None:
-                    reduce.average_grads(params)
-                opt.step()
-                total += value.detach() * len(idx)
-                count += len(idx)
-                done += 1
-                if checkpoints is not None and checkpoints.due():
-                    checkpoints.write(*snapshot(epoch, order, chunk, s + 1, before, total, count, done))
-        rows += count
-        history.append(float(total) / max(count, 1))
+        sgd_epoch(
+            batches,
+            forward_backward,
+            opt,
+            prox=prox,
+            sync_grads=sync_grads,
+            after_step=None if checkpoints is None else after_step,
+            sums=sums,
+        )
+        rows += sums.rows
+        history.append(sums.mean)
         if callback is not None:
-            callback(
-                IterInfo(epoch, history[-1], float("nan"), rows_per_s=count / max(time.perf_counter() - tick, 1e-9))
-            )
+            rate = sums.rows / max(time.perf_counter() - tick, 1e-9)
+            callback(IterInfo(epoch, history[-1], float("nan"), rows_per_s=rate))
     if checkpoints is not None:  # the finished run: resuming it returns this model at once
-        checkpoints.write(*snapshot(epochs, [], 0, 0, generator_state(gen), 0.0, 0, 0, finished=True))
+        last = {"chunk": 0, "step": 0, "before": generator_state(gen)}
+        checkpoints.write(*snapshot(epochs, [], last, EpochSums.zeros(), finished=True))
     x = torch.nn.utils.parameters_to_vector(params).detach().to(f64)
     return Result(x, history[-1], float("nan"), epochs, True, f"{epochs} epochs done", history), rows
+
+
+def _minibatches(stream, order, info, binary, buffer_rows, batch_size, gen, sums, steps, restart, position, states):
+    """One epoch's mini-batches (:class:`Rows`): each chunk of :func:`_shuffled` cut by one ``randperm`` of ``gen``.
+
+    ``restart`` = (chunk, step, generator state) of a checkpoint: chunks
+    before it are read again but not trained on, and its chunk's shuffle is
+    drawn again from the saved state. ``steps``: stop once ``sums.steps``
+    reaches it (distributed training; the remaining chunks' shuffles are still
+    drawn). ``position`` is kept at the batch last yielded, for a checkpoint;
+    ``states`` (the checkpointer, or None): whether to record generator states.
+    """
+    resume_chunk, resume_step, resume_state = restart if restart is not None else (-1, 0, None)
+    for chunk, (Xb, yb) in enumerate(_shuffled(stream, order, info, binary, buffer_rows, gen)):
+        if chunk < resume_chunk:
+            continue  # done before the checkpoint: read again, not trained on
+        first_step = 0
+        if chunk == resume_chunk:
+            restore_generator(gen, resume_state)
+            first_step = resume_step
+        before = generator_state(gen) if states is not None else None
+        for s, idx in enumerate(torch.randperm(len(Xb), generator=gen).split(batch_size)):
+            if s < first_step:
+                continue
+            if steps is not None and sums.steps >= steps:
+                break
+            position.update(chunk=chunk, step=s + 1, before=before)
+            yield Rows(Xb[idx], yb[idx])
 
 
 def _shuffled(stream, order, info, binary, buffer_rows, gen):
