@@ -398,8 +398,8 @@ def _fit_sgd(problem, w0, tol, max_iter, callback, options):
         ),
         optimizer=options.get("optimizer", "sgd"),
         learning_rate=options.get("learning_rate", 0.01),
+        penalty=problem.penalty,
     )
 
 
 __all__ = ["fit_problem", "Standardizer", "Result"]
-        penalty=problem.penalty,
