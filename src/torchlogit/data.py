@@ -1,5 +1,7 @@
 """Tables for the command line: CSV or Parquet files (read by pyarrow) and the
-built-in data sets, turned into a float feature matrix and a target column.
+built-in data sets, turned into a float feature matrix and a target column;
+svmlight/libsvm text files (:mod:`torchlogit._svmlight`), read into a scipy
+CSR matrix and their labels (:class:`SparseTable`), never densified.
 
 Every problem is reported as a :class:`DataError` of one line that names the
 file, the column and, where known, the row. Rows are counted from 1, the
@@ -9,11 +11,14 @@ first row under the header.
 from __future__ import annotations
 
 import re
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from . import _svmlight
 
 BUILTIN = ("hours", "breast-cancer", "digits", "iris")
 GZIP_MAGIC, PARQUET_MAGIC = b"\x1f\x8b", b"PAR1"
@@ -95,6 +100,67 @@ class Table:
                 f"{self.source}: column {name!r} holds {bad[1]} at row {bad[0] + 1}; features must be finite"
             )
         return values.astype(np.float64) if values.dtype == bool else values
+
+
+@dataclass
+class SparseTable:
+    """An svmlight/libsvm file: the labels and a scipy CSR matrix (n, d), d from the largest index."""
+
+    source: str
+    X: object  # scipy.sparse.csr_matrix (n, d)
+    labels: np.ndarray  # (n,): integers when every label is a whole number, else float64
+    zero_based: bool = False
+
+    def target_values(self, min_classes=1):
+        """The labels; ``min_classes=2`` also refuses a single label (training needs two)."""
+        if min_classes > 1:
+            classes = np.unique(self.labels)
+            if len(classes) < min_classes:
+                n = len(self.labels)
+                which = "its one example has" if n == 1 else f"all {n} of its examples have"
+                raise DataError(
+                    f"{self.source}: {which} the label {classes.tolist()[0]!r}; training needs at least two classes"
+                )
+        return self.labels
+
+    def matrix(self, n_features=None):
+        """X with ``n_features`` columns (a model's): a file whose largest index is lower is padded
+        with empty columns (the same arrays, no copy); a higher index is a DataError naming it."""
+        n, d = self.X.shape
+        if n_features is None or n_features == d:
+            return self.X
+        first = 0 if self.zero_based else 1
+        if d > n_features:
+            row, _ = _svmlight.where_column(self.X, d - 1)
+            raise DataError(
+                f"{self.source}: line {_svmlight.line_of_row(self.source, row)} has feature index {d - 1 + first}, "
+                f"but the model has {n_features} features (indices {first} to {n_features - 1 + first})"
+            )
+        import scipy.sparse as sp
+
+        return sp.csr_matrix((self.X.data, self.X.indices, self.X.indptr), shape=(n, n_features))
+
+
+def read_svmlight(source, dtype=np.float64) -> SparseTable:
+    """Read an svmlight/libsvm file (.svm, .svmlight, .libsvm, each also .gz or .bz2).
+
+    Every problem is a one-line DataError naming the file and, where known, the line.
+    """
+    source = str(source)
+    path = Path(source)
+    if not path.exists():
+        raise DataError(f"{source}: no such file")
+    if path.is_dir():
+        raise DataError(f"{source}: is a folder; an svmlight/libsvm file is one text file")
+    try:
+        X, y, base0 = _svmlight.read(path, dtype=dtype)
+    except _svmlight.SvmlightError as exc:
+        raise DataError(f"{source}: {exc}") from None
+    except (OSError, EOFError, zlib.error) as exc:  # unreadable, or a damaged .gz/.bz2
+        raise DataError(f"{source}: cannot be read: {getattr(exc, 'strerror', None) or exc}") from None
+    if np.all(y == np.round(y)) and np.abs(y).max() < 2**53:  # 1.0/-1.0 are the classes 1/-1, as written
+        y = y.astype(np.int64)
+    return SparseTable(source, X, y, base0)
 
 
 def column_list(names) -> str:
@@ -260,12 +326,22 @@ def _read_arrow(path, source):
     except Exception as exc:  # pyarrow raises several types; keep its first line
         raise DataError(f"{source}: cannot be read: {arrow_message(exc, names)}") from None
     suffix = path.suffix.lower() or path.name
-    raise DataError(f"{source}: unsupported file type {suffix!r}; use .csv, .csv.gz or .parquet")
+    raise DataError(
+        f"{source}: unsupported file type {suffix!r}; use .csv, .csv.gz, .parquet or an svmlight file (.svm, .libsvm)"
+    )
 
 
-def read_table(source, target=None) -> Table:
-    """Read a CSV/Parquet file or a built-in data set ("hours", "breast-cancer", "digits", "iris")."""
+def read_table(source, target=None) -> Table | SparseTable:
+    """Read a CSV/Parquet file or a built-in data set ("hours", "breast-cancer", "digits", "iris");
+    an svmlight/libsvm file (by its name) is a :class:`SparseTable`, whose target is its labels."""
     source = str(source)
+    if _svmlight.is_svmlight(source) and source not in BUILTIN:
+        if target is not None:
+            raise DataError(
+                f"{source}: an svmlight/libsvm file has no named columns; its target is the label "
+                f"that starts each line (drop --target {target})"
+            )
+        return read_svmlight(source)
     if source in BUILTIN:
         table = _builtin(source)
         target = target or default_target(source)
