@@ -11,7 +11,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ..data import DataError, read_table
+from .._svmlight import is_svmlight
+from ..data import DataError, SparseTable, read_table
 
 out = Console(soft_wrap=True)  # no hard line breaks: output stays greppable
 err = Console(stderr=True)
@@ -80,8 +81,16 @@ def frame(X, names):
 
 
 def load_xy(data, target, features=None, one_hot=False):
-    """(X frame, y, table) from a file or a built-in data set; the target is required."""
+    """(X, y, table) from a file or a built-in data set; the target is required.
+
+    X is a DataFrame (named columns) for a table, the CSR matrix of an svmlight file.
+    """
+    given = "--features" if features is not None else "--one-hot" if one_hot else None
+    if given and is_svmlight(data):  # refused before a long read
+        raise DataError(f"{data}: an svmlight/libsvm file has numbered features only; drop {given}")
     table = read_table(data, target)
+    if isinstance(table, SparseTable):
+        return table.X, table.target_values(min_classes=2), table
     y = table.target_values(min_classes=2)  # DataError: no target column, or a single class
     X, names = table.features(features, one_hot=one_hot)
     return frame(X, names), y, table
@@ -104,7 +113,10 @@ def image_set(data: str, data_dir):
 
 
 def features_for_model(model, table):
-    """The columns a fitted model expects, taken from ``table`` by name."""
+    """The columns a fitted model expects, taken from ``table`` by name (an svmlight file: by
+    index, padded to the model's feature count)."""
+    if isinstance(table, SparseTable):
+        return table.matrix(model.n_features_in_)
     names = getattr(model, "feature_names_in_", None)
     if names is not None:
         X, names = table.features(list(names))

@@ -14,7 +14,10 @@ from ._common import features_for_model, load_classifier, out
 
 def evaluate(
     model_path: Path = typer.Argument(..., metavar="MODEL", help="A model saved by `torchlogit train`."),
-    data: str = typer.Argument(..., help="CSV/Parquet file or built-in data set."),
+    data: str = typer.Argument(
+        ...,
+        help="CSV/Parquet file, svmlight/libsvm file (.svm, .libsvm: its labels are the target), or built-in data set.",
+    ),
     target: str = typer.Option(None, help="Target column."),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ):

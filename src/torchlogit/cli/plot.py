@@ -17,7 +17,9 @@ IMAGE_KINDS = ("weights", "samples")
 def plot(
     model_path: Path = typer.Argument(..., metavar="MODEL", help="A model saved by `torchlogit train`."),
     data: str = typer.Argument(
-        ..., help="CSV/Parquet file, built-in table, or image data set (mnist, fashion-mnist, cifar10)."
+        ...,
+        help="CSV/Parquet file, svmlight/libsvm file (.svm, .libsvm), built-in table, "
+        "or image data set (mnist, fashion-mnist, cifar10).",
     ),
     target: str = typer.Option(None, help="Target column."),
     kind: str = typer.Option("probability", help=", ".join(plotting.KINDS) + " (the last two for image data sets)."),
@@ -48,7 +50,7 @@ def plot(
             if model.n_features_in_ != 1 or len(model.classes_) != 2:
                 fail("--kind probability needs a binary model with one feature; try --kind roc or calibration")
             name = str(getattr(model, "feature_names_in_", ["x"])[0])
-            x = np.asarray(X, dtype=float).ravel()
+            x = X.toarray().ravel() if hasattr(X, "toarray") else np.asarray(X, dtype=float).ravel()  # one column
 
             def as_input(grid):  # a one-column input, named when the model knows its feature name
                 column = np.asarray(grid, dtype=float)[:, None]

@@ -17,7 +17,10 @@ from ._common import as_list, features_for_model, load_classifier, out, output_p
 
 def predict(
     model_path: Path = typer.Argument(..., metavar="MODEL", help="A model saved by `torchlogit train`."),
-    data: str = typer.Argument(..., help="CSV/Parquet file or built-in data set (extra columns are ignored)."),
+    data: str = typer.Argument(
+        ...,
+        help="CSV/Parquet file (extra columns are ignored), svmlight/libsvm file (.svm, .libsvm) or built-in data set.",
+    ),
     out_file: Path = typer.Option(None, "--out", help="CSV file to write (default: standard output)."),
     proba: bool = typer.Option(False, "--proba", help="Write one probability column per class instead of labels."),
 ):

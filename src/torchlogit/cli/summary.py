@@ -15,7 +15,8 @@ from ._common import as_list, features_for_model, load_classifier, out
 def summary(
     model_path: Path = typer.Argument(..., metavar="MODEL", help="A model saved by `torchlogit train`."),
     data: str = typer.Argument(
-        ..., help="The data for inference (normally the training data): CSV/Parquet or built-in."
+        ...,
+        help="The data for inference (normally the training data): CSV/Parquet, svmlight/libsvm (.svm) or built-in.",
     ),
     target: str = typer.Option(None, help="Target column."),
     cov_type: str = typer.Option("nonrobust", "--cov-type", help="nonrobust, HC0 or HC1 (sandwich)."),
