@@ -100,6 +100,11 @@ def test_stream_errors_name_file_and_column(tmp_path):
         fit_stream(tmp_path / "d.parquet", "label", solver="newton")
     with pytest.raises(ValueError, match="exact penalty='l1' on streamed data is not implemented"):  # once fitted L2
         fit_stream(tmp_path / "d.parquet", "label", penalty="l1")
+    with pytest.raises(ValueError, match="exact penalty='elasticnet' on streamed"):
+        fit_stream(tmp_path / "d.parquet", "label", penalty="elasticnet", l1_ratio=0.5)
+    with pytest.raises(ValueError, match="l1_ratio must be specified when penalty is elasticnet"):  # once fitted L2
+        with pytest.warns(FutureWarning, match="l1_ratio=None"):
+            fit_stream(tmp_path / "d.parquet", "label", penalty="elasticnet", solver="sgd")
 
 
 def test_partial_fit_follows_sklearns_contract():

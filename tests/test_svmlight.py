@@ -234,7 +234,20 @@ def test_stream_with_an_l1_part_is_one_error_line(tmp_path, capsys, options):
     csv.write_text("x,y\n1,0\n2,0\n3,1\n4,1\n2.5,0\n1.5,1\n")
     code, _, err = run(capsys, "train", csv, "--target", "y", "--stream", *options)
     assert code == 1
-    one_error_line(err, "l1" if "--penalty" in options else "elastic net")
+    one_error_line(err, "'l1'" if "--penalty" in options else "'elasticnet'")
+
+
+def test_stream_elastic_net_with_sgd(tmp_path, capsys):
+    csv = tmp_path / "d.csv"
+    csv.write_text("x,z,y\n1,0,0\n2,1,0\n3,0,1\n4,1,1\n2.5,0,0\n1.5,1,1\n")
+    model = tmp_path / "m.safetensors"
+    code, _, err = run(
+        capsys, "train", csv, "--target", "y", "--stream", "--l1-ratio", "0.5", "--solver", "sgd", "--model-out", model
+    )
+    assert code == 0, err
+    from torchlogit import load
+
+    assert load(model).get_params()["l1_ratio"] == 0.5
 
 
 def test_predict_pads_fewer_columns_and_refuses_more(tmp_path, capsys, svm_file):

@@ -326,6 +326,7 @@ def fit_stream(
     classes=None,
     penalty="l2",
     C=1.0,
+    l1_ratio=None,
     fit_intercept=True,
     solver="lbfgs",
     tol=None,
@@ -346,7 +347,9 @@ def fit_stream(
 ):
     """Fit a LogisticRegression on a stream; returns the fitted estimator.
 
-    solver 'lbfgs' (default): the exact optimum, each function evaluation one
+    ``penalty`` 'l2', 'l1', 'elasticnet' (with ``l1_ratio``, the L1 share) or
+    None, strength 1 / ``C``, as in :class:`LogisticRegression`; an L1 part
+    needs solver='sgd'. solver 'lbfgs' (default): the exact optimum, each function evaluation one
     pass over the stream. solver 'sgd': ``epochs`` passes of mini-batch SGD
     (``batch_size`` rows, ``learning_rate``, a ``torch.optim`` ``optimizer``)
     through a shuffle buffer of ``buffer_rows`` rows; fragment order and
@@ -371,8 +374,11 @@ def fit_stream(
     k = 1 if binary else K
     d = len(stream.features)
     loss = LinearModelLoss(POINTWISE["binary" if binary else "multinomial"], d, k, fit_intercept)
-    # the estimator's own checks: penalty='l1' must not quietly fit another model
-    template = LogisticRegression(penalty=penalty, C=C, fit_intercept=fit_intercept)
+    # the estimator's own checks: penalty='l1' must not quietly fit another model; a named penalty
+    # implies its l1_ratio (elastic net needs one), so no 'inconsistent values' warning for the plain names
+    if l1_ratio is None and penalty != "elasticnet":
+        l1_ratio = 1.0 if penalty == "l1" else 0.0
+    template = LogisticRegression(penalty=penalty, C=C, l1_ratio=l1_ratio, fit_intercept=fit_intercept)
     template._validate_params()
     template._check_penalty_params()
     pen = template._make_penalty(info.n)
@@ -392,6 +398,7 @@ def fit_stream(
         "classes": info.classes.tolist(),
         "penalty": penalty,
         "C": C,
+        "l1_ratio": l1_ratio,
         "fit_intercept": fit_intercept,
         "batch_size": batch_size,
         "learning_rate": learning_rate,
@@ -430,6 +437,7 @@ def fit_stream(
     model = LogisticRegression(
         penalty=penalty,
         C=C,
+        l1_ratio=l1_ratio,
         fit_intercept=fit_intercept,
         solver=solver,
         tol=tol,

@@ -87,19 +87,13 @@ def train(
     if stream or distributed:
         if is_svmlight(data):
             raise DataError(f"{data}: --stream reads CSV or Parquet; an svmlight file is read whole (drop --stream)")
-        if penalty == "elasticnet":  # fit_stream takes no l1_ratio: its end points are l2 and l1, a mix is refused
-            if l1_ratio not in (0.0, 1.0):
-                raise ValueError(
-                    "--stream fits no elastic net (a mix of l1 and l2) yet; "
-                    "train without --stream: svmlight files and CSV/Parquet tables are read whole"
-                )
-            penalty = "l2" if l1_ratio == 0.0 else "l1"
         return _train_stream(
             data,
             target,
             features,
             model_out,
             penalty,
+            l1_ratio,
             C,
             solver,
             max_iter,
@@ -171,6 +165,7 @@ def _train_stream(
     features,
     model_out,
     penalty,
+    l1_ratio,
     C,
     solver,
     max_iter,
@@ -208,6 +203,7 @@ def _train_stream(
             target,
             features=names,
             penalty=penalty,
+            l1_ratio=l1_ratio,
             C=C,
             solver=solver,
             tol=tol,
