@@ -56,61 +56,92 @@ def coefficients(loss, theta, np_dtype, center_weights=True):
 class LogisticRegression(ClassifierMixin, TorchLinearModel):
     """Logistic regression (binary and multinomial) with scikit-learn's API and optimum.
 
+    Minimises ``sum_i sample_weight_i * loss_i + (1 / C) * (r * ||coef_||_1 +
+    (1 - r) / 2 * ||coef_||^2)`` with r = ``l1_ratio``; the intercept is not
+    penalised. Dense arrays, pandas frames, torch tensors and scipy/torch
+    sparse matrices are accepted (sparse input is never densified).
+
     Parameters
     ----------
     penalty : {'deprecated', 'l2', 'l1', 'elasticnet', None}, default='deprecated'
         scikit-learn >= 1.8's default 'deprecated': the kind of penalty follows
-        ``l1_ratio`` (0: L2, 1: L1, in between: elastic net) and ``C=np.inf``
-        fits without one. The explicit spellings of scikit-learn < 1.8 are
-        accepted too ('l2', 'l1', 'elasticnet', None), with scikit-learn's
-        warnings where they contradict ``l1_ratio``. L1 and elastic net raise
-        NotImplementedError for now.
-    C : float > 0, default=1.0
-        Inverse penalty strength: the penalty is ``0.5 * ||coef_||^2 / C``; the
-        intercept is not penalised.
-    l1_ratio : float, default=0.0
-        Accepted for scikit-learn >= 1.8 code; only 0 (pure L2) is implemented.
+        ``l1_ratio`` and ``C=np.inf`` fits without one. The explicit spellings
+        of scikit-learn < 1.8 are accepted, with scikit-learn's warnings where
+        they contradict ``l1_ratio``.
+    C : float > 0 or np.inf, default=1.0
+        Inverse penalty strength.
+    l1_ratio : float in [0, 1], default=0.0
+        The L1 share r of the penalty: 0 is L2, 1 is the lasso, in between the
+        elastic net.
     fit_intercept : bool, default=True
+        Fit an unpenalised intercept per class.
     solver : str, default='auto'
-        'newton' (Newton/IRLS with Cholesky), 'lbfgs', 'sgd' (the lecture's
-        mini-batch loop), or 'auto': newton when p = k * (d + 1) <= 1000 and
-        n * p * (d + 1) <= 2e9 (the Hessian's cost), else
-        lbfgs. scikit-learn's names are aliases: 'newton-cg' and
-        'newton-cholesky' -> newton; 'sag', 'saga', 'liblinear' -> auto (same
-        optimum; liblinear's penalised intercept is not reproduced).
+        'newton' (Newton/IRLS, Cholesky), 'lbfgs', 'prox-newton' (L1 and
+        elastic net: working sets, coordinate descent on the working set's
+        model), 'sgd' (the lecture's mini-batch loop, proximal for an L1 part)
+        or 'auto': prox-newton for an L1 part, else lbfgs when a gradient pass
+        reads X once (fused kernels), else newton when the Hessian is small
+        (p = k (d + 1) <= 1000 and n p (d + 1) <= 2e9), else lbfgs.
+        scikit-learn's names are aliases: 'newton-cg', 'newton-cholesky' ->
+        newton; 'sag' -> auto (L2 only); 'saga', 'liblinear' -> auto (any
+        penalty; liblinear's penalised intercept is not reproduced).
     tol : float or None, default=None
-        Exact solvers: stop when max|gradient| <= tol, gradient of the objective
-        divided by sum(sample_weight), with respect to the coefficients of
-        standardised features; None means 1e-6. sgd: minimum improvement of the
-        epoch loss; None runs all ``max_iter`` epochs.
+        Exact solvers: stop when the largest gradient entry (L1: KKT violation)
+        of the objective divided by sum(sample_weight), with respect to the
+        coefficients of standardised features, is <= tol; None means 1e-6;
+        0 runs to ``max_iter``. sgd: minimum improvement of the epoch loss;
+        None runs all ``max_iter`` epochs.
     max_iter : int, default=1000
         Iterations (epochs for sgd). 0 fits nothing.
-    class_weight : dict, 'balanced' or None
+    class_weight : dict, 'balanced' or None, default=None
+        Weights per class, multiplied into the sample weights.
     warm_start : bool, default=False
         Start from the previous ``coef_``/``intercept_``.
-    random_state : int or None
-        Seeds the mini-batch order of solver='sgd' (the exact solvers are deterministic).
+    random_state : int or None, default=None
+        Seeds the mini-batch order of solver='sgd' (the exact solvers are
+        deterministic).
     verbose : int, default=0
         > 0 prints one line per iteration.
-    device : 'auto', 'cpu', 'cuda', ... default='auto' (a GPU when there is one)
-    dtype : None, 'float32' or 'float64'
-        None follows the input like scikit-learn: float32 stays float32, float64
-        and integers compute in float64.
-    optimizer, learning_rate, batch_size :
-        solver='sgd' only: a ``torch.optim`` optimizer name, its step size, the
-        mini-batch size.
-    dual, intercept_scaling, n_jobs :
+    device : str, default='auto'
+        'auto' (a CUDA GPU when there is one), 'cpu', 'cuda' or 'cuda:N'.
+    dtype : {None, 'float32', 'float64'}, default=None
+        None follows the input like scikit-learn: float32 stays float32,
+        float64 and integers compute in float64.
+    optimizer : str, default='sgd'
+        solver='sgd': a ``torch.optim`` optimizer name (an L1 part needs plain 'sgd').
+    learning_rate : float, default=0.01
+        solver='sgd': the step size.
+    batch_size : int, default=32
+        solver='sgd': rows per mini-batch.
+    dual, intercept_scaling, n_jobs
         Accepted for compatibility and ignored (dual=True is refused).
 
     Attributes
     ----------
-    coef_ (1, d) binary or (K, d); intercept_ (1,) or (K,); classes_;
-    n_iter_ (1,) int32; n_features_in_; feature_names_in_ (pandas input);
-    solver_ (the solver actually used); objective_ (final objective divided by
-    sum(sample_weight)); loss_curve_ (objective after each iteration);
-    convergence_ (a ConvergenceReport: iterations, final gradient against tol,
-    objective, and for L2 fits a duality gap bounding the distance to the
-    optimum); separation_ (penalty=None: the Separation found, else None).
+    classes_ : ndarray of shape (K,)
+        The class labels, sorted.
+    coef_ : ndarray of shape (1, d) for two classes, else (K, d)
+        Coefficients (a scipy sparse matrix after :meth:`sparsify`).
+        Multinomial L2 fits report coefficients centred across classes.
+    intercept_ : ndarray of shape (1,) or (K,)
+    n_iter_ : ndarray of shape (1,), int32
+        Iterations (epochs for sgd) run.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (d,)
+        Only for input with string column names (pandas, pyarrow).
+    solver_ : str
+        The solver actually used.
+    objective_ : float
+        The final objective divided by sum(sample_weight).
+    loss_curve_ : list of float
+        The objective after each iteration.
+    convergence_ : ConvergenceReport
+        Iterations, the final gradient (or KKT violation) against tol, the
+        objective and, for a penalised fit, the duality gap bounding its
+        distance to the optimum.
+    separation_ : Separation or None
+        penalty=None: the (quasi-)separation found, which makes the unpenalised
+        optimum not exist; else None.
     """
 
     _y_numeric = False
