@@ -45,3 +45,17 @@ class IterInfo:
     grad_max: float
     rows_per_s: float | None = None  # streaming fits: throughput of the last epoch or pass
     x: torch.Tensor | None = None  # the iterate, float64 flat theta (in the caller's coordinates)
+
+
+class RoundingStall:
+    """Three decreases in a row below the objective's own rounding (``f_rtol`` relative): converged as far
+    as the data's precision allows (float32 data with a tol below what it can show)."""
+
+    MESSAGE = "the objective no longer decreases beyond its rounding"
+
+    def __init__(self, f_rtol):
+        self.f_rtol, self.count = f_rtol, 0
+
+    def stalled(self, f_old, f) -> bool:
+        self.count = self.count + 1 if f_old - f <= self.f_rtol * max(abs(f), 1e-300) else 0
+        return self.count >= 3

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from ._result import STOPPED, IterInfo, Result
+from ._result import STOPPED, IterInfo, Result, RoundingStall
 
 EPS = torch.finfo(torch.float64).eps
 
@@ -58,7 +58,7 @@ def newton(fun_and_grad, w0, *, tol=1e-4, max_iter=100, callback=None, hessian, 
     history = []
     msg, converged = f"max_iter={max_iter} reached", False
     gmax = float(g.abs().max()) if g.numel() else 0.0
-    it = stalls = 0
+    it, stall = 0, RoundingStall(f_rtol)
     while True:
         if gmax <= tol:
             msg, converged = f"max|gradient| {gmax:.3g} <= tol {tol:.3g}", True
@@ -75,10 +75,8 @@ def newton(fun_and_grad, w0, *, tol=1e-4, max_iter=100, callback=None, hessian, 
         it += 1
         gmax = float(g.abs().max())
         history.append(f)
-        # three steps in a row that decrease f by less than its rounding (float32 data, tiny tol): done
-        stalls = stalls + 1 if f_old - f <= f_rtol * max(abs(f), 1e-300) else 0
-        if stalls >= 3:
-            msg, converged = "the objective no longer decreases beyond its rounding", True
+        if stall.stalled(f_old, f):
+            msg, converged = stall.MESSAGE, True
             break
         if callback is not None and callback(IterInfo(it, f, gmax, x=x)):
             msg = STOPPED

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from . import _cd
-from ._result import STOPPED, IterInfo, Result
+from ._result import STOPPED, IterInfo, Result, RoundingStall
 
 EPS = torch.finfo(torch.float64).eps
 
@@ -128,7 +128,7 @@ def prox_newton(
 
     f, g = fun_and_grad(x)
     F = composite(f, x)
-    history, size, stalls = [], ws_start, 0
+    history, size, stall = [], ws_start, RoundingStall(f_rtol)
     msg, converged, it = f"max_iter={max_iter} reached", False, 0
     kkt = float(kkt_violation(x, g, lam).max()) if x.numel() else 0.0
     while True:
@@ -170,10 +170,8 @@ def prox_newton(
         it += 1
         kkt = float(kkt_violation(x, g, lam).max())
         history.append(F)
-        # three decreases in a row below F's own rounding (float32 data: ~1e-7): nothing left to gain
-        stalls = stalls + 1 if F_old - F <= f_rtol * max(abs(F), 1e-300) else 0
-        if stalls >= 3:
-            msg, converged = "the objective no longer decreases beyond its rounding", True
+        if stall.stalled(F_old, F):
+            msg, converged = stall.MESSAGE, True
             break
         if callback is not None and callback(IterInfo(it, F, kkt, x=x)):
             msg = STOPPED
