@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "LogisticRegression": "._logistic",
+    "LogisticRegressionCV": "._cv",
     "LinearRegression": "._linear",
     "Ridge": "._linear",
     "LinearModel": ".nn",

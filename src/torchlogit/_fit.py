@@ -247,26 +247,31 @@ def diagonal_preconditioner(std, l2s, curvature=0.02):
     return apply
 
 
-def fit_problem(problem, *, solver, w0, tol, max_iter, callback=None, sgd_options=None):
+def fit_problem(problem, *, solver, w0, tol, max_iter, callback=None, sgd_options=None, std=None):
     """Minimise ``problem`` from ``w0`` (float64 flat theta) with the named solver.
 
     Returns a ``Result`` whose ``x`` is theta (float64), whose ``fun`` is the
     objective f and whose ``duality_gap`` bounds f - f* (None without a penalty).
+    ``std``: a precomputed :class:`Standardizer` for the exact solvers (a
+    regularisation path shares one across its fits); None computes it from
+    the problem's data. Any (mu, sigma) gives the same optimum: they only
+    choose the coordinates the solver works in.
     """
     if solver == "sgd":
         res = _fit_sgd(problem, w0, tol, max_iter, callback, sgd_options or {})
     else:
-        res = _fit_exact(problem, solver, w0, tol, max_iter, callback)
+        res = _fit_exact(problem, solver, w0, tol, max_iter, callback, std)
     res.duality_gap = duality_gap(problem, res.x, res.fun)
     return res
 
 
-def _fit_exact(problem, solver, w0, tol, max_iter, callback):
+def _fit_exact(problem, solver, w0, tol, max_iter, callback, std=None):
     """newton or lbfgs in standardised coordinates (see the module docstring)."""
     datafit, X, y, s = problem.datafit, problem.X, problem.y, problem.s
     dtype, k_d = X.dtype, datafit.n_outputs * datafit.n_features
 
-    std = Standardizer.from_data(X, s, datafit.n_outputs, datafit.fit_intercept)
+    if std is None:
+        std = Standardizer.from_data(X, s, datafit.n_outputs, datafit.fit_intercept)
     # P(W) = penalty(V) with V = W sigma; its L2 part joins the smooth function, its L1 part a prox
     smooth, rough = problem.penalty.rescaled(std.sigma).split()
 

@@ -10,5 +10,8 @@ import torchlogit
 
 from ._shim import load_with
 
-upstream = load_with("sklearn.linear_model.tests.test_logistic", {"LogisticRegression": torchlogit.LogisticRegression})
+upstream = load_with(
+    "sklearn.linear_model.tests.test_logistic",
+    {"LogisticRegression": torchlogit.LogisticRegression, "LogisticRegressionCV": torchlogit.LogisticRegressionCV},
+)
 globals().update({k: v for k, v in vars(upstream).items() if k.startswith("test_") or k == "pytestmark"})

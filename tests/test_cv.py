@@ -1,0 +1,197 @@
+"""torchlogit.path and LogisticRegressionCV against scikit-learn's LogisticRegressionCV at tight tolerances."""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_breast_cancer, load_iris, make_classification
+from sklearn.linear_model import LogisticRegression as SkLogisticRegression
+from sklearn.linear_model import LogisticRegressionCV as SkLogisticRegressionCV
+from sklearn.preprocessing import StandardScaler
+
+from torchlogit import LogisticRegressionCV
+from torchlogit.path import regularization_path
+
+COMMON = {"cv": 3, "use_legacy_attributes": False, "scoring": "neg_log_loss"}
+
+
+@pytest.fixture(scope="module")
+def binary():
+    X, y = load_breast_cancer(return_X_y=True)
+    return StandardScaler().fit_transform(X)[::2], y[::2]  # 285 rows: quick
+
+
+@pytest.fixture(scope="module")
+def multiclass():
+    X, y = load_iris(return_X_y=True)
+    return StandardScaler().fit_transform(X), y
+
+
+def _sklearn(X, y, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # saga's convergence notes at max_iter
+        return SkLogisticRegressionCV(**COMMON, tol=1e-10, max_iter=100000, **kw).fit(X, y)
+
+
+def _ours(X, y, **kw):
+    return LogisticRegressionCV(**COMMON, tol=1e-9, **kw).fit(X, y)
+
+
+@pytest.mark.parametrize("data", ["binary", "multiclass"])
+@pytest.mark.parametrize("l1_ratios, solver", [((0.0,), "lbfgs"), ((0.5,), "saga")])
+def test_matches_sklearn(request, data, l1_ratios, solver):
+    X, y = request.getfixturevalue(data)
+    Cs = [0.01, 0.1, 1.0, 10.0]  # well separated: a decade apart
+    if solver == "saga":
+        # saga at tol 1e-10 is slow on the binary set: two C keep it short. At C=0.01 every weight of iris is 0
+        # and saga leaves the intercepts short of their optimum (objective 109.897 against 109.851 on fold 0)
+        Cs = [0.1, 1.0] if data == "binary" else [0.1, 1.0, 10.0]
+    ref = _sklearn(X, y, Cs=Cs, l1_ratios=l1_ratios, solver=solver)
+    got = _ours(X, y, Cs=Cs, l1_ratios=l1_ratios)
+    assert got.C_ == ref.C_ and got.l1_ratio_ == ref.l1_ratio_
+    np.testing.assert_array_equal(got.Cs_, ref.Cs_)
+    assert got.scores_.shape == ref.scores_.shape and got.coefs_paths_.shape == ref.coefs_paths_.shape
+    np.testing.assert_allclose(got.scores_, ref.scores_, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(got.coef_, ref.coef_, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(got.intercept_, ref.intercept_, rtol=0, atol=1e-5)
+    assert got.n_iter_.shape == ref.n_iter_.shape
+    assert np.nanmax(got.duality_gaps_) < 1e-8  # every path point certified
+
+
+def test_default_grid_is_sklearns(binary):
+    X, y = binary
+    got = LogisticRegressionCV(Cs=7, l1_ratios=(0,), scoring="accuracy", use_legacy_attributes=True).fit(X, y)
+    np.testing.assert_array_equal(got.Cs_, np.logspace(-4, 4, 7))
+    ref = _sklearn(X, y, Cs=7, l1_ratios=(0,))
+    # l1_ratios given (not None): the legacy layout keeps its l1_ratios axis
+    assert got.C_.shape == (1,) and got.scores_[1].shape == (5, 7, 1) and got.coefs_paths_[1].shape == (5, 7, 1, 31)
+    np.testing.assert_array_equal(got.Cs_, ref.Cs_)
+
+
+def test_legacy_attributes_multiclass(multiclass):
+    X, y = multiclass
+    kw = {"Cs": [0.1, 1.0], "l1_ratios": [0.0, 1.0], "cv": 3, "scoring": "neg_log_loss"}
+    got = LogisticRegressionCV(use_legacy_attributes=True, tol=1e-9, **kw).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = SkLogisticRegressionCV(use_legacy_attributes=True, solver="saga", tol=1e-3, **kw).fit(X, y)
+    for name in ("C_", "l1_ratio_", "l1_ratios_", "n_iter_"):
+        assert np.shape(getattr(got, name)) == np.shape(getattr(ref, name)), name
+    assert set(got.coefs_paths_) == set(ref.coefs_paths_) == {0, 1, 2}
+    assert got.coefs_paths_[0].shape == ref.coefs_paths_[0].shape == (3, 2, 2, 5)
+    assert got.scores_[2].shape == ref.scores_[2].shape
+
+
+@pytest.mark.parametrize("data", ["binary", "multiclass"])
+def test_refit_false(request, data):
+    """scikit-learn's refit=False: each fold's best C, C_ their mean, coef_ the mean of those fold coefficients."""
+    X, y = request.getfixturevalue(data)
+    Cs = [0.01, 0.1, 1.0, 10.0]
+    ref = _sklearn(X, y, Cs=Cs, l1_ratios=(0,), refit=False)
+    got = _ours(X, y, Cs=Cs, l1_ratios=(0,), refit=False)
+    assert got.C_ == pytest.approx(ref.C_)
+    np.testing.assert_allclose(got.coef_, ref.coef_, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(got.intercept_, ref.intercept_, rtol=0, atol=1e-5)
+    best = got.scores_[:, 0].argmax(axis=1)  # (n_folds,) each fold's own best
+    mean = np.mean([got.coefs_paths_[f, 0, best[f]] for f in range(3)], axis=0)
+    np.testing.assert_allclose(got.coef_, np.atleast_2d(mean)[:, :-1], rtol=1e-12)
+
+
+def test_one_standard_error_rule(binary):
+    X, y = binary
+    kw = {"Cs": 12, "l1_ratios": (0,), "cv": 5, "scoring": "neg_log_loss", "use_legacy_attributes": False}
+    best = LogisticRegressionCV(**kw).fit(X, y)
+    simple = LogisticRegressionCV(selection="1se", **kw).fit(X, y)
+    assert simple.C_ <= best.C_
+    res = simple.cv_results_
+    i = int(np.argmax(res["mean_test_score"]))
+    j = simple.best_index_
+    assert res["mean_test_score"][j] >= res["mean_test_score"][i] - res["sem_test_score"][i]
+    smaller = res["C"] < res["C"][j]
+    assert not (res["mean_test_score"][smaller] >= res["mean_test_score"][i] - res["sem_test_score"][i]).any()
+    assert res["C"][j] == simple.C_
+
+
+def test_cv_results_table(binary):
+    X, y = binary
+    m = LogisticRegressionCV(Cs=[0.1, 1.0, 10.0], l1_ratios=[0.2, 0.8], cv=4, scoring="accuracy").fit(X, y)
+    res = m.cv_results_
+    assert {"C", "l1_ratio", "mean_test_score", "sem_test_score", "split3_test_score"} <= set(res)
+    assert all(len(v) == 6 for v in res.values())
+    np.testing.assert_array_equal(res["l1_ratio"], [0.2, 0.2, 0.2, 0.8, 0.8, 0.8])
+    folds = np.stack([res[f"split{f}_test_score"] for f in range(4)], axis=1)
+    np.testing.assert_allclose(res["mean_test_score"], folds.mean(axis=1))
+    scores = m.scores_[1]  # legacy layout (n_folds, n_cs, n_l1)
+    np.testing.assert_allclose(folds[:3, :], scores[:, :, 0].T)
+    assert (res["max_duality_gap"] < 1e-6).all()
+
+
+def test_accuracy_matches_sklearn_scoring(binary):
+    """The default scoring (accuracy, computed for a whole path at once) equals scikit-learn's scorer on each point."""
+    X, y = binary
+    sw = np.random.default_rng(0).uniform(0.5, 2.0, len(y))
+    fast = LogisticRegressionCV(Cs=[0.01, 1.0], l1_ratios=(0,), cv=3, scoring=None).fit(X, y, sample_weight=sw)
+    slow = LogisticRegressionCV(Cs=[0.01, 1.0], l1_ratios=(0,), cv=3, scoring="accuracy").fit(X, y, sample_weight=sw)
+    np.testing.assert_allclose(fast.scores_[1], slow.scores_[1], rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("l1_ratio", [0.0, 0.5, 1.0])
+def test_path_matches_sklearn_and_is_certified(binary, l1_ratio):
+    X, y = binary
+    path = regularization_path(X, y, Cs=8, l1_ratio=l1_ratio, tol=1e-9)
+    assert np.all(np.diff(path.Cs) > 0) and path.Cs[-1] / path.Cs[0] == pytest.approx(1e4)
+    assert np.nanmax(path.duality_gaps) < 1e-7
+    assert path.coefs.shape == (8, 31)
+    if l1_ratio > 0:  # the grid starts where every coefficient is zero, and only there
+        assert not path.coef[0].any()
+        assert path.coef[1].any()
+    else:  # ridge: alpha_max of the L1 part over 1e-3 (glmnet), coefficients about 1e-3 of the L1 entry scale
+        assert np.abs(path.coef[0]).max() < 1e-2
+    C = path.Cs[5]
+    solver = "saga" if l1_ratio else "lbfgs"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = SkLogisticRegression(C=C, l1_ratio=l1_ratio, solver=solver, tol=1e-10, max_iter=100000).fit(X, y)
+    if l1_ratio < 1:
+        np.testing.assert_allclose(path.coef[5], ref.coef_, rtol=0, atol=1e-5)
+    else:  # pure L1 on breast cancer's collinear columns: saga stops short; compare objectives instead
+        assert _objective(X, y, path.coef[5], path.intercept[5], C) <= _objective(X, y, ref.coef_, ref.intercept_, C)
+
+
+def _objective(X, y, coef, intercept, C):
+    """scikit-learn's binary L1 objective: sum_i log-loss_i + ||w||_1 / C."""
+    z = X @ coef.ravel() + intercept[0]
+    return float(np.sum(np.logaddexp(0, z) - y * z) + np.abs(coef).sum() / C)
+
+
+def test_path_multiclass_layout_and_order(multiclass):
+    X, y = multiclass
+    path = regularization_path(X, y, Cs=[10.0, 0.1, 1.0])  # any order; solved from the largest penalty
+    assert path.coefs.shape == (3, 3, 5)
+    np.testing.assert_array_equal(path.Cs, [10.0, 0.1, 1.0])
+    ref = SkLogisticRegression(C=0.1, tol=1e-10, max_iter=10000).fit(X, y)
+    np.testing.assert_allclose(path.coef[1], ref.coef_, atol=1e-5)
+    np.testing.assert_allclose(path.intercept[1], ref.intercept_, atol=1e-5)
+
+
+def test_data_grid_option(binary):
+    X, y = binary
+    m = LogisticRegressionCV(Cs=5, l1_ratios=(1.0,), grid="data", cv=3, scoring="accuracy").fit(X, y)
+    path = regularization_path(X, y, Cs=5, l1_ratio=1.0)
+    np.testing.assert_allclose(m.Cs_, path.Cs)  # the grid comes from all rows, shared by the folds
+    assert m.Cs_[-1] / m.Cs_[0] == pytest.approx(1e4)
+
+
+def test_sample_and_class_weights_like_sklearn():
+    X, y = make_classification(n_samples=300, n_features=6, n_informative=4, n_classes=3, random_state=0)
+    sw = np.random.default_rng(1).uniform(0.2, 3.0, len(y))
+    kw = {"Cs": [0.01, 0.1, 1.0, 10.0], "l1_ratios": (0,), "class_weight": "balanced"}
+    ref = _sklearn(X, y, **kw)
+    got = _ours(X, y, **kw)
+    assert got.C_ == ref.C_
+    np.testing.assert_allclose(got.scores_, ref.scores_, atol=1e-6)
+    ref = SkLogisticRegressionCV(**COMMON, tol=1e-10, max_iter=10000, **kw).fit(X, y, sample_weight=sw)
+    got = _ours(X, y, **kw)
+    got.fit(X, y, sample_weight=sw)
+    np.testing.assert_allclose(got.scores_, ref.scores_, atol=1e-6)
+    np.testing.assert_allclose(got.coef_, ref.coef_, atol=1e-5)
