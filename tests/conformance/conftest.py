@@ -32,10 +32,6 @@ LOGISTIC = {
     "relative against the 1e-3 asserted (2e-8 at tol=1e-8)",
     "test_check_solver_option[LogisticRegressionCV]": "as for LogisticRegression: expects solver='liblinear' to "
     "refuse three classes; torchlogit's liblinear alias fits the multinomial model",
-    "test_multinomial_cv_iris": "its last part fits folds that lack a class (KFold on sorted iris): the absent "
-    "class's intercept has no finite optimum, and at C=1292 the duality gap's intercept Newton step "
-    "(_certificate._intercept_newton) meets an exactly singular Hessian (torch.linalg.solve raises); the certificate "
-    "needs a pseudo-inverse step there",
     # sparse input: what still differs
     **{
         f"test_dtype_match[{c}-{fi}-liblinear]": LIBLINEAR + ", which computes in float64: the case expects "
