@@ -87,6 +87,7 @@ def warm_up() -> bool:
     import numpy as np
     import scipy.sparse as sp
 
+    from . import _sparse_kernels
     from ._sparse import SparseX
     from .solvers import _cd
 
@@ -105,6 +106,11 @@ def warm_up() -> bool:
                 S.binary_loss_gradient(torch.zeros(3, dtype=f64), 0.0, v, v)
                 for logistic in (True, False):
                     S.working_set_gram(torch.arange(2), torch.zeros(2, dtype=f64), 0.0, v, v, logistic)
+            csc = S.matrix.tocsc()  # prox-newton's column model (large sparse working sets)
+            z, one = np.zeros(3), np.ones(3)
+            _sparse_kernels.working_set_cd(
+                csc.indptr, csc.indices, csc.data, z, one, np.ones(8), z, z, z, z, 0.0, True, 1e-6, 2
+            )
     _cd.solve(np.eye(2), np.ones(2), np.zeros(2), np.zeros(2))  # prox-newton's inner solver
     return True
 

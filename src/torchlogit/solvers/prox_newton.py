@@ -116,7 +116,9 @@ def prox_newton(
     lam (p,) float64: L1 weights, 0 for unpenalised coordinates.
     groups (p,) int64: the group of each coordinate, -1 for those always in the working set.
     hessian_ws(x, chosen) -> (idx (m,) int64, H (m, m) float64): the smooth part's
-    Hessian on the coordinates of the ``chosen`` groups and the ungrouped ones.
+    Hessian on the coordinates of the ``chosen`` groups and the ungrouped ones;
+    or, in place of H, a model whose ``solve(g, x, lam, kkt)`` returns the step
+    (a large sparse working set, whose Hessian is never formed: ``_fit.ColumnModel``).
     ``f_rtol``: relative accuracy of the f values (float32 data: ~10 eps32).
     """
     x = w0.detach().to(torch.float64).clone()
@@ -140,10 +142,13 @@ def prox_newton(
         # 1-2. scores and the working set
         score = kkt_violation(x, g, lam)
         chosen = working_set(x, score, groups, n_groups, size)
-        idx, H = hessian_ws(x, chosen)
+        idx, H = hessian_ws(x, chosen)  # H: the (m, m) Hessian, or a model with solve(g, x, lam, kkt)
         # 3. direction: the weighted lasso on the working set, to an accuracy that follows the KKT violation
         d = torch.zeros_like(x)
-        d[idx] = _direction(H.to(x.device), g[idx], x[idx], lam[idx], kkt)
+        if isinstance(H, torch.Tensor):
+            d[idx] = _direction(H.to(x.device), g[idx], x[idx], lam[idx], kkt)
+        else:
+            d[idx] = H.solve(g[idx], x[idx], lam[idx], kkt)
         delta = float(g @ d) + float((lam * ((x + d).abs() - x.abs())).sum())
         if not delta < 0.0:
             size = 2 * max(size, len(chosen))  # the model sees no descent here: look at more groups
