@@ -207,3 +207,24 @@ def test_a_fold_without_a_class_is_certified():
     model = LogisticRegressionCV(Cs=[1e-2, 1.0, 1292.0], cv=KFold(3)).fit(X, y)
     gaps = np.asarray(model.duality_gaps_)  # (folds, l1_ratios, Cs)
     assert gaps.shape == (3, 1, 3) and np.isfinite(gaps).all() and gaps.max() < 1e-6
+
+
+@pytest.mark.parametrize("l1_ratio", [0.0, 0.5])
+def test_every_point_gap_certified_at_a_loose_tol(binary, l1_ratio):
+    """tol=1e-4 alone leaves weak-penalty points short of 1e-6 (relative); gap_tol continues them until certified."""
+    X, y = binary
+    Cs = np.logspace(-2, 4, 7)
+    loose = regularization_path(X, y, Cs=Cs, l1_ratio=l1_ratio, tol=1e-4, gap_tol=None)
+    assert (loose.duality_gaps / np.abs(loose.objectives)).max() > 1e-6  # the case the refinement is for
+    path = regularization_path(X, y, Cs=Cs, l1_ratio=l1_ratio, tol=1e-4)
+    assert (path.duality_gaps / np.abs(path.objectives)).max() <= 1e-6
+    assert (path.n_iter >= loose.n_iter).all() and path.n_iter.sum() > loose.n_iter.sum()  # refinement counted
+
+
+def test_cv_gap_tol_certifies_every_fit(binary):
+    X, y = binary
+    kw = {**COMMON, "Cs": [0.1, 10.0, 1000.0], "l1_ratios": (0.5,), "tol": 1e-4}
+    model = LogisticRegressionCV(**kw).fit(X, y)
+    assert np.nanmax(model.duality_gaps_) <= 1e-6 * 0.7  # objectives are below 0.7 (log 2 at most)
+    assert model.refit_duality_gap_ <= 1e-6 * 0.7
+    assert np.nanmax(LogisticRegressionCV(**kw, gap_tol=None).fit(X, y).duality_gaps_) > 1e-6

@@ -39,7 +39,7 @@ from sklearn.utils.validation import _check_method_params
 
 from ._logistic import LogisticRegression, coefficients
 from ._sparse import SparseX, is_sparse, linear
-from .path import data_grid, default_eps, fit_path, path_coefs, prepare, warn_unconverged
+from .path import GAP_TOL, data_grid, default_eps, fit_path, path_coefs, prepare, warn_unconverged
 from .solvers import ALIASES, SOLVERS
 
 _EXACT = (set(SOLVERS) - {"sgd"}) | set(ALIASES) | {"auto"}
@@ -78,6 +78,12 @@ class LogisticRegressionCV(LogisticRegression):
     eps : float or None, default=None
         ``grid='data'`` only: the ratio of the smallest to the largest penalty;
         None: 1e-4 when n > d, else 1e-2 (glmnet's).
+    gap_tol : float or None, default=1e-6
+        Every fit (each fold's path points and the refit) is continued with a
+        tighter tol until its duality gap is at most ``gap_tol`` times its
+        objective: a certificate that it is that close to its optimum, which
+        the gradient test of ``tol`` alone does not give at weak penalties.
+        None: ``tol`` alone. The gaps reached are in ``duality_gaps_``.
     device, dtype : as for :class:`LogisticRegression`.
 
     Attributes added: ``cv_results_`` (dict of (n_l1_ratios * n_cs,) arrays:
@@ -101,6 +107,7 @@ class LogisticRegressionCV(LogisticRegression):
         "selection": [StrOptions({"min", "1se"})],
         "grid": [StrOptions({"logspace", "data"})],
         "eps": [Interval(numbers.Real, 0, 1, closed="neither"), None],
+        "gap_tol": [Interval(numbers.Real, 0, None, closed="neither"), None],
     }
 
     def __init__(
@@ -126,6 +133,7 @@ class LogisticRegressionCV(LogisticRegression):
         selection="min",
         grid="logspace",
         eps=None,
+        gap_tol=GAP_TOL,
         device="auto",
         dtype=None,
     ):
@@ -149,6 +157,7 @@ class LogisticRegressionCV(LogisticRegression):
         self.selection = selection
         self.grid = grid
         self.eps = eps
+        self.gap_tol = gap_tol
         self.device = device
         self.dtype = dtype
 
@@ -283,7 +292,15 @@ class LogisticRegressionCV(LogisticRegression):
             for j, r in enumerate(l1_ratios_):
                 ratio = self._ratio(penalty, r)
                 results, names = fit_path(
-                    data, Cs, ratio, penalty=penalty, mask=mask, solver=self.solver, tol=tol, max_iter=self.max_iter
+                    data,
+                    Cs,
+                    ratio,
+                    penalty=penalty,
+                    mask=mask,
+                    solver=self.solver,
+                    tol=tol,
+                    max_iter=self.max_iter,
+                    gap_tol=self.gap_tol,
                 )
                 warn_unconverged(results, Cs, names, where=f" of fold {f}")
                 thetas[f, j] = [res.x for res in results]
@@ -342,7 +359,15 @@ class LogisticRegressionCV(LogisticRegression):
             ratio = self._ratio(penalty, l1_ratio_)
             w0 = torch.stack([thetas[f, i_l1][i_c] for f in range(n_folds)]).mean(0)  # scikit-learn's warm start
             results, names = fit_path(
-                data, [C_], ratio, penalty=penalty, solver=self.solver, tol=tol, max_iter=self.max_iter, w0=w0
+                data,
+                [C_],
+                ratio,
+                penalty=penalty,
+                solver=self.solver,
+                tol=tol,
+                max_iter=self.max_iter,
+                w0=w0,
+                gap_tol=self.gap_tol,
             )
             warn_unconverged(results, [C_], names, where=" refitted on all rows")
             self.solver_ = names[0]
