@@ -308,6 +308,7 @@ def _fit_exact(problem, solver, w0, tol, max_iter, callback, std=None):
 
 
 COLUMN_MODEL_MIN_FEATURES = 256  # below, the dense working-set Hessian is cheap and CD on it fastest
+COLUMN_CD_SWEEPS = 50  # an inexact inner solve (skglm caps its CD too): outer steps are cheaper than sweeps
 
 
 class ColumnModel:
@@ -351,7 +352,7 @@ class ColumnModel:
             float(gn[m]) if self.fit_intercept else 0.0,
             self.fit_intercept,
             1e-2 * kkt,
-            1000,
+            COLUMN_CD_SWEEPS,
         )
         step = torch.from_numpy(np.append(d, d_b) if self.fit_intercept else d)
         return step.to(g.device)
