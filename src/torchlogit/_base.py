@@ -256,7 +256,21 @@ class TorchLinearModel(CallbackSupportMixin, BaseEstimator):
                 sgd_options=sgd_options,
             )
         self._refuse_non_finite(res.x, loss, X.dtype)
-        for name, value in self._attributes(problem, res.x).items():
+        self._record_fit(solver, res, tol, self._attributes(problem, res.x))
+        if tasks is not None:
+            tasks.end()
+        # sgd with tol=None runs a fixed number of epochs; a fit stopped by a callback was asked to stop
+        if not res.converged and tol is not None and not res.stopped:
+            warnings.warn(self._convergence_message(solver, res, tol), ConvergenceWarning, stacklevel=3)
+        return res
+
+    def _record_fit(self, solver, res, tol, attributes):
+        """Write a finished fit's state: ``attributes`` (coef_, intercept_, ...) and what the solver reports.
+
+        The one writer of fitted state for ``fit`` and ``fit_stream`` (a loaded
+        model's state comes from its file, :mod:`torchlogit._io`).
+        """
+        for name, value in attributes.items():
             setattr(self, name, value)
         self.solver_ = solver
         self.convergence_ = ConvergenceReport(
@@ -267,17 +281,11 @@ class TorchLinearModel(CallbackSupportMixin, BaseEstimator):
             float(res.grad_max),
             None if tol is None else float(tol),
             float(res.fun),
-            res.duality_gap,
+            getattr(res, "duality_gap", None),
         )
         self.n_iter_ = np.array([res.n_iter], dtype=np.int32)
         self.objective_ = res.fun
         self.loss_curve_ = list(res.history)
-        if tasks is not None:
-            tasks.end()
-        # sgd with tol=None runs a fixed number of epochs; a fit stopped by a callback was asked to stop
-        if not res.converged and tol is not None and not res.stopped:
-            warnings.warn(self._convergence_message(solver, res, tol), ConvergenceWarning, stacklevel=3)
-        return res
 
     def _refuse_non_finite(self, theta, loss, dtype):
         """The last guard: a fit that produced NaN or inf parameters is an error naming the columns, not a model."""

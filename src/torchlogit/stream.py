@@ -23,7 +23,6 @@ import numpy as np
 import torch
 
 from ._atomic import check_writable as output_ok
-from ._base import ConvergenceReport
 from ._checkpoint import (
     Checkpointer,
     generator_state,
@@ -449,12 +448,10 @@ def fit_stream(
     )
     model.feature_names_in_ = np.asarray(stream.features, dtype=object)
     model._refuse_non_finite(res.x, loss, torch.float32)  # sgd can overflow float32, as in fit
-    model.coef_, model.intercept_ = coefficients(loss, res.x, np.float32, center_weights=not pen.l1)  # as fit's
-    model.classes_, model.n_features_in_ = info.classes, d
-    model.n_iter_ = np.array([res.n_iter], dtype=np.int32)
-    model.solver_, model.objective_, model.loss_curve_ = solver, res.fun, list(res.history)
-    model.convergence_ = ConvergenceReport(
-        solver, bool(res.converged), int(res.n_iter), res.message, float(res.grad_max), tol, float(res.fun), None
+    coef, intercept = coefficients(loss, res.x, np.float32, center_weights=not pen.l1)  # as fit's
+    res.duality_gap = None  # not computed on a stream (it would take another pass)
+    model._record_fit(
+        solver, res, tol, {"coef_": coef, "intercept_": intercept, "classes_": info.classes, "n_features_in_": d}
     )
     model.separation_ = None
     model.stream_files_ = [str(p) for p in stream.files]  # what was read: a folder's files, less the skipped ones
