@@ -228,3 +228,45 @@ def test_cv_gap_tol_certifies_every_fit(binary):
     assert np.nanmax(model.duality_gaps_) <= 1e-6 * 0.7  # objectives are below 0.7 (log 2 at most)
     assert model.refit_duality_gap_ <= 1e-6 * 0.7
     assert np.nanmax(LogisticRegressionCV(**kw, gap_tol=None).fit(X, y).duality_gaps_) > 1e-6
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_folds_solved_together_equal_one_by_one(dtype):
+    """batch_folds (every fold's L-BFGS in lockstep, one pass over X for all) gives the per-fold fits."""
+    X, y = make_classification(3000, 12, n_informative=6, random_state=0)
+    X = X.astype(dtype)
+    kw = {**COMMON, "cv": 4, "Cs": [0.001, 0.1, 10.0, 1000.0], "l1_ratios": (0.0,), "solver": "lbfgs"}
+    together = LogisticRegressionCV(**kw).fit(X, y)
+    apart = LogisticRegressionCV(**kw, batch_folds=False).fit(X, y)
+    atol = 1e-6 if dtype == np.float64 else 1e-4
+    assert together.C_ == apart.C_
+    np.testing.assert_allclose(together.scores_, apart.scores_, rtol=0, atol=atol)
+    # float32 logits leave the flat optimum of C=1000 known to ~1e-2 in its coefficients (both are certified)
+    upto = None if dtype == np.float64 else 3
+    np.testing.assert_allclose(
+        together.coefs_paths_[:, :, :upto], apart.coefs_paths_[:, :, :upto], rtol=0, atol=10 * atol
+    )
+    if dtype == np.float64:
+        assert np.nanmax(together.duality_gaps_) <= 1e-6 * 0.7  # certified, as the per-fold paths are
+
+
+def test_fold_pass_kernel_equals_blocked_products(monkeypatch):
+    """The fused numba pass over m folds gives the blocked torch products (float64 data: to rounding)."""
+    import torch
+
+    from torchlogit import _folds, _kernels
+    from torchlogit.path import prepare
+
+    X, y = make_classification(80_000, 30, random_state=1)  # 2.4M entries: the kernels apply
+    data, _ = prepare(LogisticRegressionCV(), X, y, None, None)
+    rng = np.random.default_rng(0)
+    masks = [torch.as_tensor(rng.random(len(y)) < 0.75) for _ in range(3)]
+    passes = _folds.FoldPasses(data, masks)
+    W = torch.as_tensor(rng.standard_normal((2, 30)) * 0.2)
+    b = torch.as_tensor(rng.standard_normal(2))
+    assert _kernels.applies(data.X)
+    fused = passes.loss_gradient(W, b, [2, 0])
+    monkeypatch.setattr(_kernels, "applies", lambda X: False)
+    blocked = passes.loss_gradient(W, b, [2, 0])
+    for a, c in zip(fused, blocked):
+        np.testing.assert_allclose(a.numpy(), c.numpy(), rtol=1e-10, atol=1e-13)

@@ -23,7 +23,7 @@ import warnings
 
 import numpy as np
 import torch
-from sklearn.metrics import get_scorer, get_scorer_names, make_scorer
+from sklearn.metrics import get_scorer, get_scorer_names, log_loss, make_scorer
 from sklearn.model_selection import check_cv
 from sklearn.utils import metadata_routing
 from sklearn.utils._param_validation import Hidden, Interval, StrOptions
@@ -37,6 +37,7 @@ from sklearn.utils.metadata_routing import (
 )
 from sklearn.utils.validation import _check_method_params
 
+from . import _folds
 from ._logistic import LogisticRegression, coefficients
 from ._sparse import SparseX, is_sparse, linear
 from .path import GAP_TOL, data_grid, default_eps, fit_path, path_coefs, prepare, warn_unconverged
@@ -84,6 +85,11 @@ class LogisticRegressionCV(LogisticRegression):
         objective: a certificate that it is that close to its optimum, which
         the gradient test of ``tol`` alone does not give at weak penalties.
         None: ``tol`` alone. The gaps reached are in ``duality_gaps_``.
+    batch_folds : bool, default=True
+        Solve the folds together where it applies (two classes, an L2
+        penalty, dense X, solver 'auto' or 'lbfgs'): every fold's L-BFGS in
+        lockstep, each pass over X serving all folds (:mod:`torchlogit._folds`).
+        False, or elsewhere: one fold's path after another.
     device, dtype : as for :class:`LogisticRegression`.
 
     Attributes added: ``cv_results_`` (dict of (n_l1_ratios * n_cs,) arrays:
@@ -108,6 +114,7 @@ class LogisticRegressionCV(LogisticRegression):
         "grid": [StrOptions({"logspace", "data"})],
         "eps": [Interval(numbers.Real, 0, 1, closed="neither"), None],
         "gap_tol": [Interval(numbers.Real, 0, None, closed="neither"), None],
+        "batch_folds": ["boolean"],
     }
 
     def __init__(
@@ -134,6 +141,7 @@ class LogisticRegressionCV(LogisticRegression):
         grid="logspace",
         eps=None,
         gap_tol=GAP_TOL,
+        batch_folds=True,
         device="auto",
         dtype=None,
     ):
@@ -158,6 +166,7 @@ class LogisticRegressionCV(LogisticRegression):
         self.grid = grid
         self.eps = eps
         self.gap_tol = gap_tol
+        self.batch_folds = batch_folds
         self.device = device
         self.dtype = dtype
 
@@ -284,14 +293,50 @@ class LogisticRegressionCV(LogisticRegression):
         reg.classes_, reg.n_features_in_ = classes, data.X.shape[1]
 
         # per fold and l1_ratio: coefficients (n_cs, [K,] n_dof), scores (n_cs,), n_iter (n_cs,), gaps (n_cs,)
-        fold_coefs, gaps, thetas = [], np.empty((n_folds, n_l1, n_cs)), {}
-        for f, (train, test) in enumerate(folds):
+        masks = []
+        for train, _ in folds:
             mask = torch.zeros(data.X.shape[0], dtype=torch.bool, device=data.y.device)
             mask[torch.as_tensor(train, device=mask.device)] = True
+            masks.append(mask)
+        paths = self._paths(data, Cs, masks, l1_ratios_, penalty, tol)
+        fold_coefs, gaps, thetas = [], np.empty((n_folds, n_l1, n_cs)), {}
+        for f, (_, test) in enumerate(folds):
             score_params = _check_method_params(X_rows, params=routed.scorer.score, indices=test)
             for j, r in enumerate(l1_ratios_):
                 ratio = self._ratio(penalty, r)
-                results, names = fit_path(
+                results, names = paths[f, j]
+                warn_unconverged(results, Cs, names, where=f" of fold {f}")
+                thetas[f, j] = [res.x for res in results]
+                gaps[f, j] = [np.nan if res.duality_gap is None else res.duality_gap for res in results]
+                coefs = path_coefs(data, results, penalty_l1=ratio > 0)
+                fast = _FAST_SCORES.get(scoring) if isinstance(scoring, str) or scoring is None else None
+                if fast is not None and set(score_params) <= {"sample_weight"}:  # every C from one product
+                    scores = fast(data, results, test, score_params.get("sample_weight"))
+                else:
+                    scores = [
+                        scorer(_with_coefs(reg, data, res.x, ratio), _take(X_rows, test), y[test], score_params)
+                        for res in results
+                    ]
+                fold_coefs.append((coefs, Cs, np.array(scores), np.array([res.n_iter for res in results])))
+        self.duality_gaps_ = gaps
+        self._set_attributes(data, y, fold_coefs, folds, l1_ratios, l1_ratios_, penalty, legacy, thetas, tol)
+        return self
+
+    def _paths(self, data, Cs, masks, l1_ratios_, penalty, tol):
+        """{(fold, i_l1): (results in the order of Cs, solver names)}: the folds together where
+        :func:`torchlogit._folds.applies` (one pass over X for all folds), else one path after another."""
+        paths = {}
+        for j, r in enumerate(l1_ratios_):
+            ratio = self._ratio(penalty, r)
+            if self.batch_folds and _folds.applies(data, ratio, self.solver, masks):
+                together = _folds.solve_folds(
+                    data, Cs, masks, penalty=penalty, tol=tol, max_iter=self.max_iter, gap_tol=self.gap_tol
+                )
+                for f, results in enumerate(together):
+                    paths[f, j] = results, ["lbfgs"] * len(Cs)
+                continue
+            for f, mask in enumerate(masks):
+                paths[f, j] = fit_path(
                     data,
                     Cs,
                     ratio,
@@ -302,21 +347,7 @@ class LogisticRegressionCV(LogisticRegression):
                     max_iter=self.max_iter,
                     gap_tol=self.gap_tol,
                 )
-                warn_unconverged(results, Cs, names, where=f" of fold {f}")
-                thetas[f, j] = [res.x for res in results]
-                gaps[f, j] = [np.nan if res.duality_gap is None else res.duality_gap for res in results]
-                coefs = path_coefs(data, results, penalty_l1=ratio > 0)
-                if scorer is None:  # accuracy: every C's predictions from one product
-                    scores = _accuracies(data, results, test, score_params.get("sample_weight"))
-                else:
-                    scores = [
-                        scorer(_with_coefs(reg, data, res.x, ratio), _take(X_rows, test), y[test], score_params)
-                        for res in results
-                    ]
-                fold_coefs.append((coefs, Cs, np.array(scores), np.array([res.n_iter for res in results])))
-        self.duality_gaps_ = gaps
-        self._set_attributes(data, y, fold_coefs, folds, l1_ratios, l1_ratios_, penalty, legacy, thetas, tol)
-        return self
+        return paths
 
     def _choose(self, scores):
         """(i_C, i_l1) from scores (n_folds, n_cs, n_l1): argmax of the mean, or the one-standard-error rule."""
@@ -506,9 +537,8 @@ def _with_coefs(reg, data, theta, ratio):
     return reg
 
 
-def _accuracies(data, results, test, sample_weight):
-    """(n_cs,) accuracy of each path point on the rows ``test``: the weighted share of rows whose most probable
-    class is their own (ties to the first class, as ``predict``), what ``accuracy_score`` computes."""
+def _path_logits(data, results, test):
+    """Z (n_test, n_cs, k) in X's dtype: every path point's logits on the rows ``test`` from one product."""
     loss = data.datafit
     rows = torch.as_tensor(test, device=data.y.device)
     X_test = SparseX.from_scipy(data.X.matrix[test], data.X.device) if is_sparse(data.X) else data.X[rows]
@@ -518,9 +548,34 @@ def _accuracies(data, results, test, sample_weight):
     Z = linear(X_test, W).reshape(len(test), len(results), k)  # (n_test, n_cs, k)
     if loss.fit_intercept:
         Z = Z + thetas[:, k * d :]
-    pred = (Z[..., 0] > 0).long() if k == 1 else Z.argmax(dim=2)  # (n_test, n_cs)
+    return Z
+
+
+def _accuracies(data, results, test, sample_weight):
+    """(n_cs,) accuracy of each path point on the rows ``test``: the weighted share of rows whose most probable
+    class is their own (ties to the first class, as ``predict``), what ``accuracy_score`` computes."""
+    Z = _path_logits(data, results, test)
+    pred = (Z[..., 0] > 0).long() if Z.shape[2] == 1 else Z.argmax(dim=2)  # (n_test, n_cs)
     hits = (pred == torch.as_tensor(data.y_idx[test], device=pred.device)[:, None]).cpu().numpy()
     return [float(np.average(hits[:, c], weights=sample_weight)) for c in range(len(results))]
+
+
+def _neg_log_losses(data, results, test, sample_weight):
+    """(n_cs,) minus the log-loss of each path point on the rows ``test`` (what the 'neg_log_loss' scorer
+    computes from ``predict_proba``), the probabilities of every C from one product."""
+    Z = _path_logits(data, results, test)
+    if Z.shape[2] == 1:
+        p1 = torch.sigmoid(Z[..., 0])
+        P = torch.stack([1 - p1, p1], dim=2)
+    else:
+        P = torch.softmax(Z, dim=2)
+    P = P.cpu().numpy()  # (n_test, n_cs, K), X's dtype as predict_proba's
+    y_idx = data.y_idx[test]
+    labels = np.arange(len(data.classes))
+    return [-log_loss(y_idx, P[:, c], labels=labels, sample_weight=sample_weight) for c in range(len(results))]
+
+
+_FAST_SCORES = {None: _accuracies, "accuracy": _accuracies, "neg_log_loss": _neg_log_losses}
 
 
 def _fold_scorer(scoring, classes):

@@ -57,6 +57,7 @@ f64 = torch.float64
 L2_RATIO_FLOOR = 1e-3  # glmnet's alpha floor for the ridge path's lambda_max
 GAP_TOL = 1e-6  # every path point within this relative duality gap of its optimum (the issue's certificate)
 REFINE_ROUNDS = 4  # at most this many continuations per point
+ROUND_ITER = 20  # a continuation's iterations: at most max(this, twice the first fit's)
 
 
 class SharedStandardizer(Standardizer):
@@ -219,8 +220,10 @@ def certify(problem, res, solver, tol, max_iter, gap_tol, std, max_rounds=REFINE
     points 1e-5 (relative) short. A point whose gap is too large is continued
     from its own solution with a tol at least ten times smaller (by the
     square root of the gap's excess, from the L2 form), up to ``max_rounds`` times, within
-    the iterations left of ``max_iter``; a round that does not lower the gap
-    (rounding level reached: float32 logits) ends the refinement. The result
+    the iterations left of ``max_iter`` and ``max(ROUND_ITER, 2 n_iter)``
+    each (below the rounding level of float32 logits a tol is never met, and
+    L-BFGS would spend all of max_iter); a round that does not lower the gap
+    ends the refinement. The result
     keeps the iterations of every round and the last gap, certified or not.
     """
     n_iter = res.n_iter
@@ -230,7 +233,8 @@ def certify(problem, res, solver, tol, max_iter, gap_tol, std, max_rounds=REFINE
         # gap ~ ||g||^2 / (2 alpha) for the L2 part: a gradient sqrt(gap_tol / gap) times smaller (halved for
         # margin) should certify; at least ten times smaller, so every round makes progress
         tol = min(tol, res.grad_max) * min(0.1, 0.5 * math.sqrt(gap_tol / relative_gap(res)))
-        more = fit_problem(problem, solver=solver, w0=res.x, tol=tol, max_iter=max_iter - n_iter, std=std)
+        budget = min(max_iter - n_iter, max(ROUND_ITER, 2 * res.n_iter))
+        more = fit_problem(problem, solver=solver, w0=res.x, tol=tol, max_iter=budget, std=std)
         n_iter += more.n_iter
         more.converged = more.converged or res.converged  # the user's tol was met; the gap is reported as it is
         if not more.duality_gap < res.duality_gap:  # rounding level: no round will do better

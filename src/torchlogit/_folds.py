@@ -1,0 +1,366 @@
+"""Cross-validation folds solved together: one pass over X serves every fold (binary, L2, dense X).
+
+A fold is the whole X with weights s_f = mask_f sw / S_f, zero on its test
+rows (:meth:`torchlogit.path.PathData.weights`). At one C the m folds'
+objectives, in the solver's standardised coordinates phi_f = (V_f, c_f)
+(:class:`torchlogit._fit.Standardizer`: W = V / sigma, b = c - W mu),
+
+    f_f = sum_i s_if loss(z_if, y_i) + P_f(V_f),    Z = X W^T + b    (n, m),
+
+and their gradients come from one blocked pass over X: per block of rows
+Z_B = X_B W^T (m columns at once), R_B = S_B * (sigmoid(Z_B) - y_B) and
+G += X_B^T R_B, so each block is read once for all folds, and
+dF/dV = (G^T - (sum_i R_i) mu^T) / sigma.
+
+Each fold runs its own L-BFGS (its own memory, step and line search), the
+method of :mod:`torchlogit.solvers.lbfgs` written as a coroutine
+(:func:`lbfgs_steps`): it yields the point it needs next and receives
+(f, g). :func:`lockstep` gathers the points every unfinished fold asks for,
+evaluates them in one pass and hands each fold its values; a fold that has
+converged asks for nothing, so the pass narrows as folds finish. The duality
+gaps are computed the same way (:func:`fold_gaps`: two passes for all folds),
+and a fold whose gap is above ``gap_tol`` is continued with a tighter tol, as
+:func:`torchlogit.path.certify` does for one fit.
+
+Sums are float64 (the logits of a block in X's dtype, then float64; the
+block products X_B^T R_B in X's dtype over at most ``BLOCK_BYTES`` of rows,
+added in float64 in a fixed order), as :mod:`torchlogit._loss` does.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import _kernels, _threads
+from ._fit import PRECONDITION_MAX_FEATURES, correlation_preconditioner, diagonal_preconditioner
+from ._problem import Problem
+from ._sparse import is_sparse
+from .path import REFINE_ROUNDS, ROUND_ITER
+from .penalties import from_params
+from .solvers import choose
+from .solvers._result import Result
+
+f64 = torch.float64
+EPS = torch.finfo(f64).eps
+BLOCK_BYTES = 4 << 20  # rows of X per block: stays in cache between the two products
+
+
+def applies(data, l1_ratio, solver, masks):
+    """Whether the folds can be solved together: binary, dense X, a pure L2 penalty, L-BFGS the solver one
+    fold's fit would use, and every fold's training rows holding both classes (else its intercept has no
+    finite optimum)."""
+    if is_sparse(data.X) or data.datafit.n_outputs != 1 or float(l1_ratio) != 0.0:
+        return False
+    datafit, n = data.datafit, data.X.shape[0]
+    name = choose(
+        solver,
+        datafit.n_params,
+        hessian_work=float(n) * datafit.n_params * (datafit.n_features + int(datafit.fit_intercept)),
+        fused_gradient=datafit.reads_once(data.X),
+        penalty_kind="l2",
+    )
+    if name != "lbfgs":  # where one fit would take Newton steps (small d), so do the folds
+        return False
+    for mask in masks:
+        w = torch.where(mask, data.sw, torch.zeros_like(data.sw)).to(f64)
+        pos = float((w * data.y.to(f64)).sum())
+        if not 0.0 < pos < float(w.sum()):
+            return False
+    return True
+
+
+# ------------------------------------------------------------ L-BFGS as a coroutine
+def _wolfe_steps(x, f, g, d, *, step, f_noise, c1=1e-4, c2=0.9, max_steps=40):
+    """:func:`torchlogit.solvers._linesearch.wolfe`, yielding each trial point and receiving its (f, g)."""
+    gd = float(g @ d)
+    lo, hi, t = 0.0, float("inf"), step
+    best = None
+    for _ in range(max_steps):
+        f_t, g_t = yield x + t * d
+        if not f_t <= f + c1 * t * gd + f_noise:  # also rejects NaN
+            hi = t
+        else:
+            best = (t, f_t, g_t)
+            if float(g_t @ d) >= c2 * gd:
+                return best
+            lo = t
+        t = 0.5 * (lo + hi) if hi < float("inf") else 2.0 * lo
+    return best
+
+
+def lbfgs_steps(w0, *, tol, max_iter, memory=10, ftol=64 * EPS, f_rtol=64 * EPS, precondition=None):
+    """:func:`torchlogit.solvers.lbfgs.lbfgs` as a generator: yields x, receives (f, g); returns its Result.
+
+    The same steps, stopping rules and messages; only who evaluates the
+    function changes (:func:`lockstep` evaluates many folds' points at once).
+    """
+    from .solvers.lbfgs import _direction
+
+    x = w0.detach().to(f64).clone()
+    f, g = yield x
+    s_hist, y_hist, history = [], [], []
+    msg, converged = f"max_iter={max_iter} reached", False
+    it = stalls = 0
+    gmax = float(g.abs().max()) if g.numel() else 0.0
+    while True:
+        if gmax <= tol:
+            msg, converged = f"max|gradient| {gmax:.3g} <= tol {tol:.3g}", True
+            break
+        if it >= max_iter:
+            break
+        d = _direction(g, s_hist, y_hist, precondition)
+        step = 1.0 if s_hist else min(1.0, 1.0 / float(d.norm()))
+        found = yield from _wolfe_steps(x, f, g, d, step=step, f_noise=f_rtol * abs(f))
+        if found is None:
+            msg = "line search found no decrease (objective at rounding level)"
+            break
+        t, f_new, g_new = found
+        s, y = t * d, g_new - g
+        if float(s @ y) > EPS * float(y @ y):
+            s_hist.append(s)
+            y_hist.append(y)
+            if len(s_hist) > memory:
+                s_hist.pop(0)
+                y_hist.pop(0)
+        x, f_old, f, g = x + s, f, f_new, g_new
+        it += 1
+        gmax = float(g.abs().max())
+        history.append(f)
+        if 0.0 <= (f_old - f) <= ftol * max(abs(f_old), abs(f), 1.0):
+            stalls += 1
+            if stalls >= 3:
+                msg, converged = "relative reduction of the objective below ftol", True
+                break
+        else:
+            stalls = 0
+    return Result(x, float(f), gmax, it, converged, msg, history)
+
+
+def lockstep(steps, evaluate):
+    """Run generators like :func:`lbfgs_steps` together: each round, ``evaluate(js, xs)`` -> [(f, g), ...]
+    for the points xs that the unfinished generators js ask for. Returns their results in order."""
+    results = [None] * len(steps)
+    pending = {j: next(gen) for j, gen in enumerate(steps)}
+    while pending:
+        js = list(pending)
+        for j, value in zip(js, evaluate(js, [pending[j] for j in js])):
+            try:
+                pending[j] = steps[j].send(value)
+            except StopIteration as done:
+                results[j] = done.value
+                del pending[j]
+    return results
+
+
+# ------------------------------------------------------------ one pass for m folds
+class FoldPasses:
+    """The products of m folds' data terms over one X: weights S (n, m) float64, one column per fold."""
+
+    def __init__(self, data, masks):
+        self.X, self.y = data.X, data.y.to(f64)
+        n, d = self.X.shape
+        cols, self.totals = [], []
+        for mask in masks:
+            s, S = data.weights(mask)
+            cols.append(s.to(f64))
+            self.totals.append(S)
+        self.S = torch.stack(cols, dim=1)  # (n, m)
+        self.block = max(1024, BLOCK_BYTES // (d * self.X.element_size()))
+        self.y32, self._St = data.y.contiguous(), None  # X's dtype, for the fused kernel
+
+    def logits(self, W, b, folds):
+        """Z (n, len(folds)) float64 = X W^T + b: W (m', d), b (m',) float64."""
+        Wt = W.T.to(self.X.dtype)
+        out = [self.X[i : i + self.block] @ Wt for i in range(0, self.X.shape[0], self.block)]
+        return torch.cat(out).to(f64) + b
+
+    def loss_gradient(self, W, b, folds):
+        """(L (m',), G (d, m'), gb (m',)): the folds' data terms, dL/dW (as X^T R) and dL/db, in one pass.
+
+        On the CPU the fused kernel (:mod:`torchlogit._folds_kernels`) reads each tile of X once for all
+        folds; elsewhere (a GPU) blocks of rows with m' columns per product.
+        """
+        if _kernels.applies(self.X) and _kernels._kernels():
+            return self._fused(W, b, folds)
+        X, Wt = self.X, W.T.to(self.X.dtype)
+        L = torch.zeros(len(folds), dtype=f64, device=X.device)
+        G = torch.zeros(X.shape[1], len(folds), dtype=f64, device=X.device)
+        gb = torch.zeros_like(L)
+        for i in range(0, X.shape[0], self.block):
+            Xb = X[i : i + self.block]
+            Z = (Xb @ Wt).to(f64) + b  # (B, m')
+            yb, Sb = self.y[i : i + self.block, None], self.S[i : i + self.block, folds]
+            L += (Sb * F.binary_cross_entropy_with_logits(Z, yb.expand_as(Z), reduction="none")).sum(0)
+            R = Sb * (torch.sigmoid(Z) - yb)
+            G += (Xb.T @ R.to(X.dtype)).to(f64)
+            gb += R.sum(0)
+        return L, G, gb
+
+    def _fused(self, W, b, folds):
+        from . import _folds_kernels
+
+        _threads.numba_follows_torch()
+        if self._St is None:
+            self._St = self.S.T.to(self.X.dtype).contiguous()  # (m, n): a fold's weights contiguous
+        St = self._St if list(folds) == list(range(self._St.shape[0])) else self._St[list(folds)]
+        dt = self.X.dtype
+        rows, chunks = _kernels._chunks(self.X.shape[0])
+        Fc, Gc = _folds_kernels.folds_loss_gradient(
+            self.X.numpy(),
+            W.to(dt).contiguous().numpy(),
+            b.to(dt).contiguous().numpy(),
+            self.y32.numpy(),
+            St.numpy(),
+            rows,
+            chunks,
+        )
+        G = torch.from_numpy(Gc.sum(axis=0))  # (m', d + 1): chunks added in order, as _kernels does
+        return torch.from_numpy(Fc.sum(axis=0)), G[:, :-1].T, G[:, -1]
+
+    def residual_product(self, R):
+        """X^T R (d, m') float64 for R (n, m') float64, blocked as :meth:`loss_gradient`."""
+        G = torch.zeros(self.X.shape[1], R.shape[1], dtype=f64, device=self.X.device)
+        for i in range(0, self.X.shape[0], self.block):
+            G += (self.X[i : i + self.block].T @ R[i : i + self.block].to(self.X.dtype)).to(f64)
+        return G
+
+
+def solve_folds(data, Cs, masks, *, penalty="deprecated", tol=1e-6, max_iter=1000, gap_tol=1e-6):
+    """Every fold's L2 path over ``Cs``, the folds in lockstep at each C (warm-started in increasing C).
+
+    Returns ``results[f][i]``: the solver Result of fold f at Cs[i] (theta in
+    ``x``, ``duality_gap`` set, ``n_iter`` counting every continuation).
+    """
+    std, fit_intercept = data.std, data.datafit.fit_intercept
+    passes = FoldPasses(data, masks)
+    m, d = len(masks), data.X.shape[1]
+    f_rtol = 10 * torch.finfo(data.X.dtype).eps
+    thetas = [data.null_theta(passes.S[:, j].to(data.sw.dtype)) for j in range(m)]
+    results = [[None] * len(Cs) for _ in range(m)]
+    with _threads.for_work(float(data.X.shape[0]) * (d + 1) * m):
+        for i in np.argsort(np.asarray(Cs, dtype=float), kind="stable"):  # the largest penalty first
+            problems = [
+                Problem(data.datafit, from_params(penalty, float(Cs[i]), 0.0, S), data.X, data.y, passes.S[:, j])
+                for j, S in enumerate(passes.totals)
+            ]
+            smooth = [p.penalty.rescaled(std.sigma).split()[0] for p in problems]
+            if d <= PRECONDITION_MAX_FEATURES:
+                precondition = [
+                    correlation_preconditioner(std, data.X, p.s.to(data.X.dtype), p.penalty.l2) for p in problems
+                ]
+            else:
+                precondition = [diagonal_preconditioner(std, p.penalty.l2) for p in problems]
+
+            def evaluate(js, phis, smooth=smooth):
+                Phi = torch.stack(phis)  # (m', p) in standardised coordinates
+                V = Phi[:, :d]
+                W = V / std.sigma
+                b = Phi[:, d] - W @ std.mu if fit_intercept else torch.zeros(len(js), dtype=f64, device=V.device)
+                L, G, gb = passes.loss_gradient(W, b, js)
+                gV = (G.T - gb[:, None] * std.mu) / std.sigma if fit_intercept else G.T / std.sigma
+                out = []
+                for r, j in enumerate(js):
+                    g = torch.cat([gV[r] + smooth[j].gradient(V[r : r + 1])[0], gb[r : r + 1]])
+                    out.append((float(L[r] + smooth[j].value(V[r : r + 1])), g if fit_intercept else g[:d]))
+                return out
+
+            def budget(used):  # a continuation's iterations, as path.certify's
+                return min(max_iter - used, max(ROUND_ITER, 2 * used))
+
+            todo, tols = list(range(m)), [tol] * m
+            starts = [std.to_phi(t) for t in thetas]
+            done = [None] * m
+            for _ in range(1 + REFINE_ROUNDS):
+                runs = lockstep(
+                    [
+                        lbfgs_steps(
+                            starts[j],
+                            tol=tols[j],
+                            max_iter=max_iter if done[j] is None else budget(done[j].n_iter),
+                            f_rtol=f_rtol,
+                            precondition=precondition[j],
+                        )
+                        for j in todo
+                    ],
+                    lambda js, xs, todo=todo: evaluate([todo[r] for r in js], xs),
+                )
+                for res in runs:
+                    res.x = std.to_theta(res.x)
+                gaps = fold_gaps(passes, [problems[j] for j in todo], runs, todo, fit_intercept)
+                nxt = []
+                for r, j in enumerate(todo):
+                    res, prev = runs[r], done[j]
+                    res.duality_gap = gaps[r]
+                    if prev is not None:
+                        res.n_iter += prev.n_iter
+                        res.converged = res.converged or prev.converged
+                        if not res.duality_gap < prev.duality_gap:  # rounding level: keep the better one
+                            prev.n_iter = res.n_iter
+                            continue
+                    done[j] = res
+                    rel = res.duality_gap / max(abs(res.fun), 1e-300)
+                    if gap_tol is not None and rel > gap_tol and res.n_iter < max_iter:
+                        tols[j] = min(tols[j], res.grad_max) * min(0.1, 0.5 * math.sqrt(gap_tol / rel))
+                        starts[j] = std.to_phi(res.x)
+                        nxt.append(j)
+                if not nxt:
+                    break
+                todo = nxt
+            for j in range(m):
+                if not bool(torch.isfinite(done[j].x).all()):
+                    raise ValueError(f"the fit at C={float(Cs[i]):.4g} produced non-finite coefficients; rescale X")
+                results[j][i] = done[j]
+                thetas[j] = done[j].x
+    return results
+
+
+def fold_gaps(passes, problems, runs, folds, fit_intercept, max_iter=50):
+    """The duality gap of each run (binary; see :mod:`torchlogit._certificate`), all folds in two passes.
+
+    Z0 = X W^T (one pass); the intercepts b' re-optimised at fixed W by
+    Newton's method on the logits, every fold at once; then A = X^T R at b'
+    (second pass) and gap = [f - L(W, b') - P(W)]^+ + P's Fenchel-Young gap at -A.
+    """
+    W = torch.stack([r.x[:-1] if fit_intercept else r.x for r in runs])  # (m', d)
+    b = torch.stack([r.x[-1] for r in runs]) if fit_intercept else torch.zeros(len(runs), dtype=f64)
+    S, y = passes.S[:, folds], passes.y[:, None]
+    Z0 = passes.logits(W, torch.zeros_like(b), folds)  # (n, m') float64
+
+    def value(b):
+        Z = Z0 + b
+        return (S * F.binary_cross_entropy_with_logits(Z, y.expand_as(Z), reduction="none")).sum(0)
+
+    if fit_intercept:  # Newton on the intercepts, every fold at once; damped only where the decrement is large
+        for _ in range(max_iter):
+            p = torch.sigmoid(Z0 + b)
+            g = (S * (p - y)).sum(0)
+            step = g / (S * p * (1 - p)).sum(0).clamp_min(1e-300)
+            decrement = g * step
+            if float(g.abs().max()) <= 1e-13 or float(decrement.max()) < 1e-30:
+                break
+            t = torch.ones_like(b)
+            large = decrement >= 1e-10  # below, the quadratic model is exact to rounding: take the full step
+            if bool(large.any()):
+                f0 = value(b)
+                for _ in range(4):
+                    worse = large & (value(b - t * step) > f0)
+                    if not bool(worse.any()):
+                        break
+                    t = torch.where(worse, t / 2, t)
+            b = b - t * step
+    if _kernels.applies(passes.X) and _kernels._kernels():  # one fused pass: L and X^T R at b'
+        L, G, _ = passes.loss_gradient(W, b, folds)
+        A = G.T
+    else:
+        L = value(b)
+        A = passes.residual_product(S * (torch.sigmoid(Z0 + b) - y)).T  # (m', d): dL/dW at b'
+    gaps = []
+    for r, (run, problem) in enumerate(zip(runs, problems)):
+        Wr = W[r : r + 1]
+        slack = max(0.0, float(run.fun) - float(L[r]) - float(problem.penalty.value(Wr)))
+        gaps.append(slack + float(problem.penalty.fenchel_young_gap(Wr, -A[r : r + 1])))
+    return gaps

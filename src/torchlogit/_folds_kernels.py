@@ -1,0 +1,90 @@
+"""The numba kernel behind :class:`torchlogit._folds.FoldPasses`: m folds' binary loss and gradient in one read of X.
+
+Imported only when a fold pass runs on the CPU (numba's compile time is not
+paid otherwise). The per-row formulas are :mod:`torchlogit._numba_kernels`'
+(``tile_loss_32``/``_64``): each tile of 64 rows is read from memory once and
+stays in cache while every fold computes its logits, losses and X^T r on it.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+from ._numba_kernels import FLAGS, TILE, tile_loss_32, tile_loss_64
+
+
+@njit(parallel=True, fastmath=FLAGS, nogil=True, cache=True)
+def folds_loss_gradient(X, W, b, y, S, rows, chunks):
+    """Per chunk: F (chunks, m) the folds' sum_i s_if loss_if, G (chunks, m, d + 1) their (X^T r_f, sum_i r_if).
+
+    X (n, d) C-contiguous; W (m, d), b (m,), y (n,) and S (m, n) (one
+    contiguous row of weights per fold) in X's dtype. Partial sums are
+    float64 per chunk; the caller adds the chunks in order (deterministic).
+    """
+    n, d = X.shape
+    m = W.shape[0]
+    G = np.zeros((chunks, m, d + 1))
+    F = np.zeros((chunks, m))
+    for c in prange(chunks):
+        zero = np.zeros(1, dtype=X.dtype)[0]
+        g_acc = np.zeros((m, d), dtype=X.dtype)  # X^T r over <= 16 tiles, then flushed to float64
+        z = np.empty(TILE, dtype=X.dtype)
+        two_f = np.empty(TILE, dtype=X.dtype)
+        bits = np.empty(TILE, dtype=np.int64)
+        r = np.empty(TILE, dtype=X.dtype)
+        loss = np.empty(TILE, dtype=X.dtype)
+        lo = c * rows
+        hi = min(n, lo + rows)
+        for t0 in range(lo, hi, TILE):
+            t = min(TILE, hi - t0)
+            for k in range(m):
+                w = W[k]
+                bk = b[k]
+                i = 0
+                while i + 4 <= t:
+                    a0, a1, a2, a3 = zero, zero, zero, zero
+                    for j in range(d):
+                        wj = w[j]
+                        a0 += X[t0 + i, j] * wj
+                        a1 += X[t0 + i + 1, j] * wj
+                        a2 += X[t0 + i + 2, j] * wj
+                        a3 += X[t0 + i + 3, j] * wj
+                    z[i], z[i + 1], z[i + 2], z[i + 3] = a0 + bk, a1 + bk, a2 + bk, a3 + bk
+                    i += 4
+                while i < t:
+                    a0 = zero
+                    for j in range(d):
+                        a0 += X[t0 + i, j] * w[j]
+                    z[i] = a0 + bk
+                    i += 1
+                if X.itemsize == 4:
+                    tile_loss_32(z, y[t0 : t0 + t], S[k, t0 : t0 + t], t, two_f, bits.view(np.int32), loss, r)
+                else:
+                    tile_loss_64(z, y[t0 : t0 + t], S[k, t0 : t0 + t], t, two_f, bits, loss, r)
+                f, gb = 0.0, 0.0
+                for i in range(t):
+                    f += np.float64(loss[i])
+                    gb += np.float64(r[i])
+                F[c, k] += f
+                G[c, k, d] += gb
+                i = 0
+                while i + 4 <= t:
+                    r0, r1, r2, r3 = r[i], r[i + 1], r[i + 2], r[i + 3]
+                    for j in range(d):
+                        g_acc[k, j] += (
+                            r0 * X[t0 + i, j] + r1 * X[t0 + i + 1, j] + r2 * X[t0 + i + 2, j] + r3 * X[t0 + i + 3, j]
+                        )
+                    i += 4
+                while i < t:
+                    r0 = r[i]
+                    for j in range(d):
+                        g_acc[k, j] += r0 * X[t0 + i, j]
+                    i += 1
+            if (t0 - lo) % (16 * TILE) == 0:
+                for k in range(m):
+                    for j in range(d):
+                        G[c, k, j] += g_acc[k, j]
+                        g_acc[k, j] = 0.0
+        for k in range(m):
+            for j in range(d):
+                G[c, k, j] += g_acc[k, j]
+    return F, G
