@@ -13,6 +13,7 @@ from .._svmlight import is_svmlight
 from ..data import DataError
 from ..metrics import evaluate
 from ._common import DATA_DIR_HELP, convergence_record, image_set, load_xy, out, output_path, progress
+from ._train_cv import train_cv
 
 SGD_IMAGE_EPOCHS = 10  # an image data set's epoch is thousands of mini-batch steps
 PENALTY_HELP = (
@@ -72,6 +73,16 @@ def train(
         help="--stream: continue the run saved in this checkpoint (same data "
         "and options); checkpoints go on to the same file unless --checkpoint is given.",
     ),
+    cv: int = typer.Option(
+        None, "--cv", help="Choose C by K-fold cross-validation (log-loss), refit on all rows; see --Cs, --l1-ratios."
+    ),
+    Cs: int = typer.Option(10, "--Cs", help="--cv: how many C, log-spaced from 1e-4 to 1e4."),
+    l1_ratios: str = typer.Option(
+        None, "--l1-ratios", help="--cv: comma-separated elastic-net mixes to choose from too, e.g. 0.1,0.5,0.9."
+    ),
+    selection: str = typer.Option(
+        "min", help="--cv: min (the best mean score) or 1se (the smallest C within one standard error of it)."
+    ),
 ):
     """Fit a logistic regression on DATA and save it.
 
@@ -81,8 +92,17 @@ def train(
 
     Sparse text, L1: torchlogit train docs.svm --penalty l1 --C 0.5 --model-out docs.safetensors
 
+    C by 5-fold cross-validation: torchlogit train breast-cancer --cv 5 --selection 1se --model-out bc.safetensors
+
     On an image data set: torchlogit train mnist --data-dir data --model-out mnist.safetensors
     """
+    if cv is not None:
+        if stream or distributed or checkpoint is not None or resume is not None:
+            raise ValueError("--cv fits in memory: drop --stream, --distributed, --checkpoint and --resume")
+        if l1_ratio is not None:
+            raise ValueError("--cv chooses the mix: give --l1-ratios R1,R2,... instead of --l1-ratio")
+        return train_cv(data, target, features, data_dir, model_out, penalty, solver, max_iter, tol, device,
+                        one_hot, cv, Cs, l1_ratios, selection)  # fmt: skip
     penalty, l1_ratio = penalty_params(penalty, l1_ratio)
     if stream or distributed:
         if is_svmlight(data):
@@ -193,7 +213,7 @@ def _train_stream(
 
     if target is None:
         raise DataError(f"{data}: --stream needs --target COLUMN")
-    solver = "lbfgs" if solver in ("auto", "newton") else solver
+    solver = "auto" if solver == "newton" else solver  # fit_stream: lbfgs, or prox-newton with an L1 part
     total = (epochs or 5) if solver == "sgd" else max_iter
     names = [f.strip() for f in features.split(",")] if features else None
     start = time.perf_counter()
@@ -225,7 +245,7 @@ def _train_stream(
     report = model.convergence_
     status = "converged" if report.converged else f"NOT converged: {report.message}"
     out.print(
-        f"solver {solver} (streaming): {report.n_iter} iterations, {status}"
+        f"solver {model.solver_} (streaming): {report.n_iter} iterations, {status}"
         + (f" ({warnings_[0]})" if warnings_ else "")
     )
     out.print(f"objective {report.objective:.8g}, {model.stream_rows_per_s_:,.0f} rows/s, time {elapsed:.2f} s")
