@@ -80,16 +80,23 @@ def shards(tmp_path_factory):
     return folder
 
 
-@pytest.mark.parametrize("world", [2, 3])
-def test_exact_fit_equals_single_process(shards, world):
-    kwargs = {"C": 0.5, "tol": 1e-8, "batch_rows": 300}
+@pytest.mark.parametrize(
+    "world, penalty",
+    [(2, {}), (3, {}), (2, {"penalty": "l1", "C": 0.002})],
+    ids=["2-l2", "3-l2", "2-l1"],
+)
+def test_exact_fit_equals_single_process(shards, world, penalty):
+    """L2 by L-BFGS; L1 by prox-newton, whose working set's Hessian is summed over the ranks."""
+    kwargs = {"C": 0.5, "tol": 1e-8, "batch_rows": 300, **penalty}
     single = fit_stream(shards, "label", **kwargs)
+    if penalty:
+        assert single.solver_ == "prox-newton" and 0 < (single.coef_ != 0).sum() < single.coef_.size
     results = launch([[sys.executable, "-c", RANK_SCRIPT, str(shards), json.dumps(kwargs)]] * world, world)
     for code, _, err in results:
         assert code == 0, err[-2000:]
     assert results[1][1].strip() == ""  # only rank 0 speaks
     got = json.loads(results[0][1].strip().splitlines()[-1])
-    np.testing.assert_allclose(got["coef"], single.coef_.ravel(), rtol=1e-5)
+    np.testing.assert_allclose(got["coef"], single.coef_.ravel(), rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(got["intercept"], single.intercept_, rtol=1e-5)
 
 

@@ -98,10 +98,10 @@ def test_stream_errors_name_file_and_column(tmp_path):
         fit_stream(tmp_path / "h.parquet", "label")
     with pytest.raises(ValueError, match="solver 'lbfgs' \\(exact\\) or 'sgd'"):
         fit_stream(tmp_path / "d.parquet", "label", solver="newton")
-    with pytest.raises(ValueError, match="exact penalty='l1' on streamed data is not implemented"):  # once fitted L2
-        fit_stream(tmp_path / "d.parquet", "label", penalty="l1")
-    with pytest.raises(ValueError, match="exact penalty='elasticnet' on streamed"):
-        fit_stream(tmp_path / "d.parquet", "label", penalty="elasticnet", l1_ratio=0.5)
+    with pytest.raises(ValueError, match="solver='lbfgs' does not fit penalty 'l1'; use solver='auto'"):
+        fit_stream(tmp_path / "d.parquet", "label", penalty="l1", solver="lbfgs")
+    with pytest.raises(ValueError, match="solver='prox-newton' does not fit penalty 'l2'"):
+        fit_stream(tmp_path / "d.parquet", "label", solver="prox-newton")
     with pytest.raises(ValueError, match="l1_ratio must be specified when penalty is elasticnet"):  # once fitted L2
         with pytest.warns(FutureWarning, match="l1_ratio=None"):
             fit_stream(tmp_path / "d.parquet", "label", penalty="elasticnet", solver="sgd")
@@ -342,3 +342,25 @@ def test_stream_inputs_found_by_fuzzing_are_one_line_data_errors(tmp_path):
     refused(tmp_path / "only.csv", "y", r"only\.csv: no feature columns left after removing the target 'y'$")
     (tmp_path / "big.csv").write_text("x,y\n0,0\n3.4028235677973366e+38,1\n")  # finite in float64, not in float32
     refused(tmp_path / "big.csv", "y", r"column 'x' holds 3\.4028235677973366e\+38 at row 2; features must be finite")
+
+
+@pytest.mark.parametrize("kind", ["binary", "multinomial"])
+@pytest.mark.parametrize("l1_ratio", [1.0, 0.5], ids=["l1", "elasticnet"])
+def test_exact_l1_stream_reaches_the_in_memory_optimum(tmp_path, kind, l1_ratio):
+    """prox-newton on a stream (once refused, before that fitted as L2): the in-memory fit's coefficients and
+    support, its working set's Hessian summed over record batches."""
+    from sklearn.datasets import load_breast_cancer, load_digits
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = (load_breast_cancer if kind == "binary" else load_digits)(return_X_y=True)
+    X = StandardScaler().fit_transform(X).astype(np.float32)
+    pq.write_table(table(X, y), tmp_path / "d.parquet", row_group_size=100)
+    C = 0.1 if kind == "binary" else 0.05
+    memory = LogisticRegression(l1_ratio=l1_ratio, C=C, tol=1e-8).fit(X, y)
+    streamed = fit_stream(
+        tmp_path / "d.parquet", "label", penalty="elasticnet", l1_ratio=l1_ratio, C=C, tol=1e-8, batch_rows=128
+    )
+    assert streamed.solver_ == "prox-newton" and streamed.convergence_.converged
+    assert 0 < (memory.coef_ != 0).sum() < memory.coef_.size  # a sparse model: the comparison means something
+    np.testing.assert_array_equal(streamed.coef_ == 0, memory.coef_ == 0)
+    np.testing.assert_allclose(streamed.coef_, memory.coef_, atol=1e-5 * np.abs(memory.coef_).max())

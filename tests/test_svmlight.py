@@ -228,7 +228,9 @@ def test_penalty_options_refused(capsys, svm_file, options, message):
     one_error_line(err, message)
 
 
-@pytest.mark.parametrize("options", [["--penalty", "l1", "--solver", "lbfgs"], ["--l1-ratio", "0.5"]])
+@pytest.mark.parametrize(
+    "options", [["--penalty", "l1", "--solver", "lbfgs"], ["--l1-ratio", "0.5", "--solver", "lbfgs"]]
+)
 def test_stream_with_an_l1_part_is_one_error_line(tmp_path, capsys, options):
     csv = tmp_path / "d.csv"
     csv.write_text("x,y\n1,0\n2,0\n3,1\n4,1\n2.5,0\n1.5,1\n")

@@ -359,46 +359,62 @@ class ColumnModel:
 
 
 def _working_set_parts(problem, std, smooth, rough):
-    """prox-newton's lam, groups and hessian_ws for ``problem`` in phi coordinates.
+    """prox-newton's lam, groups and hessian_ws for an in-memory ``problem`` in phi coordinates.
+
+    The data term's Hessian on a working set of features F is taken in
+    standardised coordinates, restricted to F's columns (gathered one row block
+    at a time); a large sparse binary working set gets a :class:`ColumnModel`
+    instead (no m x m matrix).
+    """
+    datafit, X = problem.datafit, problem.X
+    column_model = is_sparse(X) and datafit.pointwise is BinaryCrossEntropy and X._numba()
+
+    def data_hessian(sub_loss, theta_ws, features, std_ws):
+        return sub_loss.hessian(theta_ws.to(X.dtype), X, problem.y, problem.s, std=std_ws, columns=features)
+
+    def model(phi, features, c2):  # None: use the Hessian
+        if not (column_model and len(features) >= COLUMN_MODEL_MIN_FEATURES):
+            return None
+        z = datafit.logits(std.to_theta(phi).to(X.dtype), X)
+        return ColumnModel(X, features, z, problem.y, problem.s, std, c2, datafit.fit_intercept)
+
+    return working_set_parts(datafit, std, smooth, rough, X.device, data_hessian, model)
+
+
+def working_set_parts(datafit, std, smooth, rough, device, data_hessian, model=None):
+    """prox-newton's lam, groups and hessian_ws in phi coordinates, for any data source.
 
     Coordinates: phi = [V.ravel() (class-major, k d), c (k)]. The group of
     V[c, j] is its feature j (a feature's K coefficients enter the working
     set together); intercepts have no group (always in). lam = the L1 part's
-    l1 w_j (w = 1 / sigma) on the weights, 0 on the intercepts. The Hessian
-    on a working set of features F is the data term's in standardised
-    coordinates, restricted to F's columns (gathered one row block at a
-    time), plus the L2 part's curvature.
+    l1 w_j (w = 1 / sigma) on the weights, 0 on the intercepts.
+    ``data_hessian(sub_loss, theta_ws, features, std_ws)``: the data term's
+    Hessian on the working set (in memory, or summed over a stream's blocks);
+    the L2 part's curvature is added here. ``model(phi, features, c2)``: an
+    optional replacement for the Hessian (see :class:`ColumnModel`), or None.
     """
-    datafit, X = problem.datafit, problem.X
     k, d = datafit.n_outputs, datafit.n_features
-    device = X.device
     lam = torch.zeros(datafit.n_params, dtype=f64, device=device)
     weights = rough._w(torch.zeros(d, dtype=f64, device=device)) * torch.ones(d, dtype=f64, device=device)
     lam[: k * d] = (rough.l1 * weights).repeat(k)
     groups = torch.full((datafit.n_params,), -1, dtype=torch.long, device=device)
     groups[: k * d] = torch.arange(d, device=device).repeat(k)
+    w = smooth._w(torch.zeros(d, dtype=f64, device=device)) * torch.ones(d, dtype=f64, device=device)
     sub_loss = {}
-
-    column_model = is_sparse(X) and datafit.pointwise is BinaryCrossEntropy and X._numba()
 
     def hessian_ws(phi, features):
         m = len(features)
-        if column_model and m >= COLUMN_MODEL_MIN_FEATURES:
-            theta = std.to_theta(phi)
-            w = smooth._w(torch.zeros(d, dtype=f64, device=device)) * torch.ones(d, dtype=f64, device=device)
-            c2 = smooth.l2 * w[features] ** 2 if smooth.l2 else torch.zeros(m, dtype=f64)
-            z = datafit.logits(theta.to(X.dtype), X)
-            model = ColumnModel(X, features, z, problem.y, problem.s, std, c2, datafit.fit_intercept)
-            idx = features if not datafit.fit_intercept else torch.cat([features, torch.tensor([d])])
-            return idx.to(device), model
+        c2 = smooth.l2 * w[features] ** 2  # (m,) the L2 part's curvature l2 w_j^2 on the working set's weights
+        found = None if model is None else model(phi, features, c2)
+        if found is not None:
+            idx = features if not datafit.fit_intercept else torch.cat([features, torch.tensor([d], device=device)])
+            return idx, found
         if m not in sub_loss:
             sub_loss[m] = LinearModelLoss(datafit.pointwise, m, k, datafit.fit_intercept)
-        W, b = datafit.unpack(std.to_theta(phi).to(X.dtype))  # every weight outside the working set is 0
+        W, b = datafit.unpack(std.to_theta(phi))  # every weight outside the working set is 0
         theta = W[:, features].reshape(-1) if b is None else torch.cat([W[:, features].reshape(-1), b])
-        H = sub_loss[m].hessian(theta, X, problem.y, problem.s, std=std.subset(features), columns=features)
-        if smooth.l2:  # the L2 part's curvature l2 w_j^2 on the working set's weights
-            w = smooth._w(torch.zeros(d, dtype=f64, device=device)) * torch.ones(d, dtype=f64, device=device)
-            H.diagonal()[: k * m] += (smooth.l2 * w[features] ** 2).repeat(k)
+        H = data_hessian(sub_loss[m], theta, features, std.subset(features))
+        H.diagonal()[: k * m] += c2.repeat(k)
         idx = (torch.arange(k, device=device)[:, None] * d + features[None, :]).reshape(-1)
         if datafit.fit_intercept:
             idx = torch.cat([idx, k * d + torch.arange(k, device=device)])

@@ -65,6 +65,12 @@ class AllReduce:
         _collective(dist.all_reduce, t, dist.ReduceOp.MIN)
         return int(t[0])
 
+    def total(self, t):
+        """A tensor summed over the ranks (a working set's Hessian), as a new tensor."""
+        t = t.to(torch.float64).clone()
+        _all_reduce(t)
+        return t
+
     def sum(self, f, g):
         packed = torch.cat([f.reshape(1).to(torch.float64), g.to(torch.float64)])
         _all_reduce(packed)

@@ -31,7 +31,7 @@ from ._checkpoint import (
     restore_generator,
     restore_optimizer,
 )
-from ._fit import Standardizer, correlation_preconditioner, sgd_forward_backward
+from ._fit import Standardizer, correlation_preconditioner, sgd_forward_backward, working_set_parts
 from ._labels import label_indices
 from ._logistic import LogisticRegression, coefficients
 from ._loss import POINTWISE, LinearModelLoss
@@ -327,7 +327,7 @@ def fit_stream(
     C=1.0,
     l1_ratio=None,
     fit_intercept=True,
-    solver="lbfgs",
+    solver="auto",
     tol=None,
     max_iter=1000,
     epochs=5,
@@ -347,9 +347,10 @@ def fit_stream(
     """Fit a LogisticRegression on a stream; returns the fitted estimator.
 
     ``penalty`` 'l2', 'l1', 'elasticnet' (with ``l1_ratio``, the L1 share) or
-    None, strength 1 / ``C``, as in :class:`LogisticRegression`; an L1 part
-    needs solver='sgd'. solver 'lbfgs' (default): the exact optimum, each function evaluation one
-    pass over the stream. solver 'sgd': ``epochs`` passes of mini-batch SGD
+    None, strength 1 / ``C``, as in :class:`LogisticRegression`. solver
+    'auto' (default): the exact optimum, by 'lbfgs' for a smooth penalty and
+    'prox-newton' with an L1 part, each function evaluation one pass over the
+    stream (prox-newton adds one for its working set's Hessian). solver 'sgd': ``epochs`` passes of mini-batch SGD
     (``batch_size`` rows, ``learning_rate``, a ``torch.optim`` ``optimizer``)
     through a shuffle buffer of ``buffer_rows`` rows; fragment order and
     buffer shuffles are seeded by ``random_state``. ``callback(info)`` gets an
@@ -362,7 +363,7 @@ def fit_stream(
     the same data with the same parameters (``epochs`` and ``max_iter`` may
     grow); sgd then continues bit for bit, lbfgs from its last iterate.
     """
-    if solver not in ("lbfgs", "sgd"):
+    if solver not in ("auto", "lbfgs", "prox-newton", "sgd"):
         raise ValueError(f"fit_stream supports solver 'lbfgs' (exact) or 'sgd', not {solver!r}")
     stream = StreamSource(source, target, features, batch_rows, shard)
     info = _first_pass(stream, None if classes is None else list(classes), fit_intercept, reduce=reduce)
@@ -381,12 +382,11 @@ def fit_stream(
     template._validate_params()
     template._check_penalty_params()
     pen = template._make_penalty(info.n)
-    if not pen.smooth and solver != "sgd":  # refused, never quietly fitted as another model
-        raise ValueError(
-            f"fit_stream(solver={solver!r}) fits penalty='l2' or None; exact penalty={pen.name!r} on streamed "
-            "data is not implemented yet: use solver='sgd' (proximal SGD, approximate) or fit in memory "
-            "(LogisticRegression accepts scipy.sparse matrices)"
-        )
+    # the exact solver: lbfgs for a smooth penalty, prox-newton with an L1 part (refused by name, as in fit)
+    if solver in ("lbfgs", "prox-newton") and (solver == "lbfgs") != pen.smooth:
+        raise ValueError(f"fit_stream: solver={solver!r} does not fit penalty {pen.name!r}; use solver='auto'")
+    if solver == "auto":
+        solver = "lbfgs" if pen.smooth else "prox-newton"
     w0 = torch.zeros(loss.n_params, dtype=f64)
     if reduce is not None and (checkpoint is not None or resume is not None):
         raise ValueError("checkpoints are not supported with distributed training")
@@ -440,7 +440,7 @@ def fit_stream(
         fit_intercept=fit_intercept,
         solver=solver,
         tol=tol,
-        max_iter=max_iter if solver == "lbfgs" else epochs,
+        max_iter=epochs if solver == "sgd" else max_iter,
         batch_size=batch_size,
         learning_rate=learning_rate,
         optimizer=optimizer,
@@ -457,7 +457,7 @@ def fit_stream(
     model.stream_files_ = [str(p) for p in stream.files]  # what was read: a folder's files, less the skipped ones
     model.stream_skipped_ = [str(p) for p in stream.skipped]  # names starting with '_' or '.' (_SUCCESS, .crc)
     model.stream_rows_per_s_ = rows_seen / max(time.perf_counter() - start, 1e-9)
-    if solver == "lbfgs" and not res.converged:
+    if solver != "sgd" and not res.converged:
         from sklearn.exceptions import ConvergenceWarning
 
         warnings.warn(
@@ -490,7 +490,7 @@ def _solve_stream(
     checkpoints,
     resumed,
 ):
-    if solver == "lbfgs":
+    if solver != "sgd":
         return _exact(
             stream,
             loss,
@@ -526,7 +526,11 @@ def _solve_stream(
 
 
 def _exact(stream, loss, info, binary, pen, w0, tol, max_iter, callback, reduce, checkpoints=None, resume=None):
-    """L-BFGS in standardised coordinates; f and its gradient summed over one pass each.
+    """The exact solver in standardised coordinates; f and its gradient summed over one pass each.
+
+    L-BFGS for a smooth penalty; with an L1 part, prox-newton as in ``fit``
+    (:func:`torchlogit._fit.working_set_parts`), its working set's Hessian
+    summed over one more pass (and over the ranks when distributed).
 
     A checkpoint holds the last iterate and the iterations done; resuming
     starts L-BFGS again from that iterate (its curvature memory is rebuilt
@@ -539,21 +543,29 @@ def _exact(stream, loss, info, binary, pen, w0, tol, max_iter, callback, reduce,
     std = Standardizer.from_moments(info.mu, info.var, loss.n_outputs, loss.fit_intercept)
     rows = [0]
 
+    smooth = pen.split()[0]  # the part fun_and_grad differentiates; an L1 part goes to prox-newton
+
+    def blocks():  # (X (m, d) float32, targets, weights 1 / n) of one pass
+        for X, y, _ in stream.batches():
+            rows[0] += len(X)
+            yield (
+                torch.from_numpy(X),
+                _targets(y, info.classes, binary, stream.source),
+                torch.full((len(X),), 1.0 / info.n, dtype=torch.float32),
+            )
+
     def fun_and_grad(phi):
         theta = std.to_theta(phi).to(torch.float32)
         f, g = torch.zeros((), dtype=f64), torch.zeros(loss.n_params, dtype=f64)
-        for X, y, _ in stream.batches():
-            Xt = torch.from_numpy(X)
-            s = torch.full((len(X),), 1.0 / info.n, dtype=torch.float32)
-            fb, gb = loss.loss_gradient(theta, Xt, _targets(y, info.classes, binary, stream.source), s)
+        for Xt, yt, s in blocks():
+            fb, gb = loss.loss_gradient(theta, Xt, yt, s)
             f, g = f + fb, g + gb
-            rows[0] += len(X)
         if reduce is not None:
             f, g = reduce.sum(f, g)
-        if pen.alpha:
+        if smooth.alpha:
             W, _ = loss.unpack(theta.to(f64))
-            f = f + pen.value(W)
-            g[: W.numel()] += pen.gradient(W).reshape(-1)
+            f = f + smooth.value(W)
+            g[: W.numel()] += smooth.gradient(W).reshape(-1)
         return float(f), std.grad_to_phi(g)
 
     clock = [time.perf_counter(), 0]  # time and rows at the previous iteration
@@ -570,18 +582,23 @@ def _exact(stream, loss, info, binary, pen, w0, tol, max_iter, callback, reduce,
         if callback is not None:
             return callback(it)
 
-    sample = info.sample
-    weights = torch.full((len(sample),), 1.0 / max(len(sample), 1), dtype=torch.float32)
-    precondition = correlation_preconditioner(std, sample, weights, pen.l2) if len(sample) > 1 else None
-    res = SOLVERS["lbfgs"](
-        fun_and_grad,
-        std.to_phi(w0),
-        tol=tol,
-        max_iter=max(0, max_iter - done),
-        callback=report,
-        f_rtol=10 * torch.finfo(torch.float32).eps,
-        precondition=precondition,
-    )
+    common = {"tol": tol, "max_iter": max(0, max_iter - done), "callback": report}
+    common["f_rtol"] = 10 * torch.finfo(torch.float32).eps
+    if not pen.smooth:
+
+        def data_hessian(sub_loss, theta_ws, features, std_ws):  # one pass, summed over blocks (and ranks)
+            H = sum(sub_loss.hessian(theta_ws.to(torch.float32), Xt, yt, s, std=std_ws, columns=features)
+                    for Xt, yt, s in blocks())  # fmt: skip
+            return H if reduce is None else reduce.total(H)
+
+        smooth_phi, rough_phi = pen.rescaled(std.sigma).split()
+        parts = working_set_parts(loss, std, smooth_phi, rough_phi, torch.device("cpu"), data_hessian)
+        res = SOLVERS["prox-newton"](fun_and_grad, std.to_phi(w0), **common, **parts)
+    else:
+        sample = info.sample
+        weights = torch.full((len(sample),), 1.0 / max(len(sample), 1), dtype=torch.float32)
+        precondition = correlation_preconditioner(std, sample, weights, pen.l2) if len(sample) > 1 else None
+        res = SOLVERS["lbfgs"](fun_and_grad, std.to_phi(w0), **common, precondition=precondition)
     res.x = std.to_theta(res.x)
     res.n_iter, res.history = res.n_iter + done, history
     if checkpoints is not None:
