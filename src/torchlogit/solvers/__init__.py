@@ -17,6 +17,7 @@ CPU they were measured on); issue 15 replaces them by costs measured on the
 machine at first use.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ._result import IterInfo, Result
@@ -31,8 +32,8 @@ class Solver:
     """A solver function and what it needs of a problem: "smooth" (a differentiable penalty),
     "hessian" (the full p x p Hessian fits in memory) or "prox" (handles an L1 part)."""
 
-    function: object
-    needs: frozenset
+    function: Callable[..., Result]
+    needs: frozenset[str]
 
     def __call__(self, *args, **kwargs):
         return self.function(*args, **kwargs)
@@ -63,7 +64,9 @@ NEWTON_MAX_PARAMS = 1000
 NEWTON_MAX_WORK = 2e9
 
 
-def choose(name, n_params, hessian_work=0.0, fused_gradient=False, penalty_kind="l2"):
+def choose(
+    name: str, n_params: int, hessian_work: float = 0.0, fused_gradient: bool = False, penalty_kind: str = "l2"
+) -> str:
     """Resolve a user's solver name to a key of ``SOLVERS``; ``hessian_work`` = n p (d + 1).
 
     ``penalty_kind``: 'none', 'l2', 'l1' or 'elasticnet' (``Penalty.name``);
