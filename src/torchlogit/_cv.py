@@ -35,7 +35,7 @@ from sklearn.utils.metadata_routing import (
     _routing_enabled,
     process_routing,
 )
-from sklearn.utils.validation import _check_method_params
+from sklearn.utils.validation import _check_method_params, check_is_fitted
 
 from . import _folds
 from ._logistic import LogisticRegression, coefficients
@@ -403,6 +403,7 @@ class LogisticRegressionCV(LogisticRegression):
             warn_unconverged(results, [C_], names, where=" refitted on all rows")
             self.solver_ = names[0]
             self.refit_duality_gap_ = results[0].duality_gap
+            self._refit = (results[0].n_iter, results[0].fun)  # for best_estimator()
             coef, intercept = coefficients(data.datafit, results[0].x, _np_dtype(data), center_weights=not ratio)
         else:
             if self.selection == "1se":
@@ -475,6 +476,30 @@ class LogisticRegressionCV(LogisticRegression):
             i_c, i_l1 = self._choose(scores)
             self.best_index_ = int(i_l1 * n_cs + i_c)
 
+    def best_estimator(self):
+        """The refit as a plain :class:`LogisticRegression` at the chosen C and l1_ratio (what a model file
+        stores): same ``coef_``, ``intercept_``, classes and feature names. Needs ``refit=True``."""
+        check_is_fitted(self)
+        if not self.refit:
+            raise ValueError("refit=False: the coefficients are the folds' mean, not one fit; refit=True has one")
+        C, ratio = float(np.atleast_1d(self.C_)[0]), float(np.atleast_1d(self.l1_ratio_)[0])
+        model = LogisticRegression(
+            C=C,
+            l1_ratio=ratio,
+            fit_intercept=self.fit_intercept,
+            tol=self.tol,
+            max_iter=self.max_iter,
+            class_weight=self.class_weight,
+            device=self.device,
+            dtype=self.dtype,
+        )
+        for name in ("classes_", "n_features_in_", "feature_names_in_", "coef_", "intercept_", "solver_"):
+            if hasattr(self, name):
+                setattr(model, name, getattr(self, name))
+        n_iter, model.objective_ = self._refit
+        model.n_iter_ = np.array([n_iter], dtype=np.int32)
+        return model
+
     # ----------------------------------------------------------------- score
     def score(self, X, y, *, sample_weight=None, **score_params):
         """The ``scoring`` of the fitted model on (X, y) (accuracy by default), as scikit-learn's."""
@@ -508,6 +533,36 @@ class LogisticRegressionCV(LogisticRegression):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         return tags
+
+
+def cv_table(model):
+    """A fitted LogisticRegressionCV's choice as plain JSON-able values: what ``plot --kind cv`` draws.
+
+    The rows of ``cv_results_`` at the chosen l1_ratio ('C', 'mean', 'sem'
+    lists, ascending C), the chosen C and l1_ratio, and both rules' choices:
+    'min_C' (the best mean) and 'one_se_C' (the smallest C within one
+    standard error of it).
+    """
+    res = model.cv_results_
+    ratio = float(np.atleast_1d(model.l1_ratio_)[0])
+    rows = np.flatnonzero(np.isclose(res["l1_ratio"], ratio))
+    rows = rows[np.argsort(res["C"][rows])]
+    C, mean, sem = res["C"][rows], res["mean_test_score"][rows], res["sem_test_score"][rows]
+    best = int(np.argmax(mean))
+    one_se = int(np.flatnonzero(mean >= mean[best] - sem[best]).min())  # C ascending: the smallest qualifying C
+    n_folds = sum(1 for key in res if key.startswith("split"))
+    return {
+        "C": [float(c) for c in C],
+        "mean": [float(v) for v in mean],
+        "sem": [float(v) for v in sem],
+        "chosen_C": float(np.atleast_1d(model.C_)[0]),
+        "l1_ratio": ratio,
+        "min_C": float(C[best]),
+        "one_se_C": float(C[one_se]),
+        "selection": model.selection,
+        "n_folds": n_folds,
+        "scoring": model.scoring if isinstance(model.scoring, str) and model.scoring != "warn" else "accuracy",
+    }
 
 
 def _max_over_folds(gaps):
@@ -602,4 +657,4 @@ def _fold_scorer(scoring, classes):
     return lambda est, X, y, params: scorer(est, X, y, **params)
 
 
-__all__ = ["LogisticRegressionCV"]
+__all__ = ["LogisticRegressionCV", "cv_table"]

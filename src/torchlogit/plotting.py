@@ -14,7 +14,7 @@ from sklearn import metrics  # noqa: E402
 
 from ._atomic import atomic_write_bytes  # noqa: E402
 
-KINDS = ("probability", "roc", "calibration", "confusion", "loss", "weights", "samples")
+KINDS = ("probability", "roc", "calibration", "confusion", "loss", "weights", "samples", "path", "cv")
 
 
 def save_figure(fig, path) -> None:
@@ -170,4 +170,75 @@ def samples(X, y_true, y_pred, image_shape, class_names, n=32, columns=8):
                 spine.set_linewidth(2)
     errors = int(np.sum(np.asarray(y_true[:n]) != np.asarray(y_pred[:n])))
     fig.suptitle(f"Predicted label (true label when wrong): {errors} of {n} wrong")
+    return fig
+
+
+def coefficient_path(Cs, coef, chosen_C=None, feature_names=None, label_top=8):
+    """Each coefficient against C (log scale) along a regularisation path, the chosen C marked.
+
+    Cs (n_cs,); coef (n_cs, d) or (n_cs, K, d) without intercepts (a
+    multinomial path draws every class's lines). The ``label_top`` largest
+    coefficients at the weakest penalty are named in the legend.
+    """
+    Cs = np.asarray(Cs, dtype=float)
+    order = np.argsort(Cs)
+    coef = np.asarray(coef, dtype=float)[order].reshape(len(Cs), -1)  # (n_cs, K d)
+    names = [str(n) for n in feature_names] if feature_names is not None else [f"x{j}" for j in range(coef.shape[1])]
+    if len(names) != coef.shape[1]:  # K classes: name each line class:feature
+        names = [f"{k}:{n}" for k in range(coef.shape[1] // len(names)) for n in names]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    top = set(np.argsort(-np.abs(coef[-1]))[:label_top].tolist())
+    for j in range(coef.shape[1]):
+        ax.plot(Cs[order], coef[:, j], lw=1.2 if j in top else 0.7, label=names[j] if j in top else None)
+    if chosen_C is not None:
+        ax.axvline(chosen_C, color="black", ls="--", lw=1, label=f"chosen C = {chosen_C:.3g}")
+    ax.axhline(0.0, color="grey", lw=0.5)
+    ax.set_xscale("log")
+    ax.set_xlabel("C (inverse penalty strength)")
+    ax.set_ylabel("coefficient")
+    ax.set_title("Regularisation path")
+    ax.grid(True, alpha=0.4)
+    ax.legend(fontsize="x-small", loc="upper left", ncol=2)
+    return fig
+
+
+def cv_scores(
+    Cs, mean, sem, chosen_C=None, min_C=None, one_se_C=None, score_name="score", title=None, greater_is_better=True
+):
+    """Mean cross-validation score ± one standard error against C (log scale), the choices marked.
+
+    ``min_C``: the best mean; ``one_se_C``: the smallest C within one
+    standard error of it (the one-standard-error rule); ``chosen_C``: the
+    model's (one of the two). ``greater_is_better=False`` for a loss: the
+    rule's threshold is then the best mean plus one standard error.
+    """
+    Cs, mean, sem = (np.asarray(v, dtype=float) for v in (Cs, mean, sem))
+    order = np.argsort(Cs)
+    Cs, mean, sem = Cs[order], mean[order], sem[order]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.fill_between(Cs, mean - sem, mean + sem, alpha=0.25, label="± one standard error")
+    ax.plot(Cs, mean, "o-", ms=3, label=f"mean {score_name}")
+    if min_C is not None:
+        i = np.argmin(np.abs(Cs - min_C))
+        ax.axvline(min_C, color="tab:green", ls=":", lw=1.2, label=f"best mean: C = {min_C:.3g}")
+        threshold = mean[i] - sem[i] if greater_is_better else mean[i] + sem[i]
+        ax.axhline(
+            threshold,
+            color="grey",
+            ls=":",
+            lw=0.8,
+            label="threshold: best mean + its standard error"
+            if not greater_is_better
+            else "threshold: best mean - its standard error",
+        )
+    if one_se_C is not None:
+        ax.axvline(one_se_C, color="tab:red", ls="-.", lw=1.2, label=f"one-standard-error rule: C = {one_se_C:.3g}")
+    if chosen_C is not None:
+        ax.plot([chosen_C], [mean[np.argmin(np.abs(Cs - chosen_C))]], "k*", ms=12, label=f"chosen C = {chosen_C:.3g}")
+    ax.set_xscale("log")
+    ax.set_xlabel("C (inverse penalty strength)")
+    ax.set_ylabel(f"cross-validated {score_name}")
+    ax.set_title(title or "Choosing C by cross-validation")
+    ax.grid(True, alpha=0.4)
+    ax.legend(fontsize="x-small", loc="best")
     return fig

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import typer
 
 from .. import InferenceError, plotting
+from .._io import ModelFileError
 from ..data import read_table
+from ..path import regularization_path
 from ._common import DATA_DIR_HELP, fail, features_for_model, frame, image_set, load_classifier, out, output_path
+from ._train_cv import cv_json_path
 
 IMAGE_KINDS = ("weights", "samples")
 
@@ -31,11 +35,18 @@ def plot(
     Example: torchlogit plot hours.safetensors hours --kind probability --out pass.png
 
     On an image data set: torchlogit plot mnist.safetensors mnist --data-dir data --kind weights --out weights.png
+
+    After train --cv: torchlogit plot bc.safetensors breast-cancer --kind cv --out cv.png (and --kind path)
     """
     if kind not in plotting.KINDS:
         fail(f"unknown --kind {kind!r}; choose one of {', '.join(plotting.KINDS)}")
     output_path(out_file)
     model = load_classifier(model_path, "plot")
+    if kind in ("path", "cv"):
+        fig = _choice_plot(model, model_path, data, target, kind)
+        plotting.save_figure(fig, out_file)
+        out.print(f"wrote {out_file}")
+        return
     images = None if kind == "loss" else image_set(data, data_dir)
     if images is None and kind in IMAGE_KINDS:
         fail(f"--kind {kind} draws images: DATA must be mnist, fashion-mnist or cifar10 (with --data-dir)")
@@ -104,3 +115,36 @@ def _image_plot(model, images, kind):
             "use weights, samples, confusion, roc or calibration"
         )
     return getattr(plotting, kind)(model, images.X_test, images.y_test)
+
+
+def _choice_plot(model, model_path, data, target, kind):
+    """--kind cv: the table train --cv wrote next to the model; --kind path: the path on DATA over its C."""
+    table_file = cv_json_path(model_path)
+    table = None
+    if table_file.is_file():
+        try:
+            table = json.loads(table_file.read_text())
+        except (OSError, ValueError) as exc:
+            raise ModelFileError(f"{table_file}: unreadable cross-validation table ({exc})") from None
+    if kind == "cv":
+        if table is None:
+            raise ModelFileError(f"{table_file}: no cross-validation table; make the model with train --cv")
+        return plotting.cv_scores(
+            table["C"],
+            -np.asarray(table["mean"]),
+            table["sem"],
+            chosen_C=table["chosen_C"],
+            min_C=table["min_C"],
+            one_se_C=table["one_se_C"],
+            score_name="log-loss",
+            greater_is_better=False,
+            title=f"Choosing C: {table['n_folds']}-fold cross-validation",
+        )
+    rows = read_table(data, target)
+    X, y = features_for_model(model, rows), rows.target_values(min_classes=2)
+    Cs = table["C"] if table is not None else np.logspace(-4, 4, 20)
+    ratio = float(model.l1_ratio or 0.0) if table is None else table["l1_ratio"]
+    path = regularization_path(X, y, Cs=Cs, l1_ratio=ratio, gap_tol=None)
+    chosen = table["chosen_C"] if table is not None else model.C
+    names = getattr(model, "feature_names_in_", None)
+    return plotting.coefficient_path(path.Cs, path.coef, chosen_C=chosen, feature_names=names)
