@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from ._linesearch import wolfe
+from ._linesearch import drive, wolfe_steps
 from ._result import STOPPED, IterInfo, Result
 
 EPS = torch.finfo(torch.float64).eps
@@ -60,8 +60,20 @@ def lbfgs(
     ``precondition(v) -> M v``: a symmetric positive definite approximation of
     the inverse Hessian's shape (its scale is learnt), or None.
     """
+    options = {"memory": memory, "ftol": ftol, "f_rtol": f_rtol, "precondition": precondition}
+    steps = lbfgs_steps(w0, tol=tol, max_iter=max_iter, callback=callback, **options)
+    return drive(steps, fun_and_grad)
+
+
+def lbfgs_steps(w0, *, tol, max_iter, callback=None, memory=10, ftol=64 * EPS, f_rtol=64 * EPS, precondition=None):
+    """:func:`lbfgs` as a generator: yields each point x it needs, receives (f, g) there; returns its Result.
+
+    The same steps, stopping rules and messages whoever evaluates the
+    function: :func:`lbfgs` with one function, ``torchlogit._folds`` with one
+    pass over the data for many folds' points at once.
+    """
     x = w0.detach().to(torch.float64).clone()
-    f, g = fun_and_grad(x)
+    f, g = yield x
     history = []
     s_hist, y_hist = [], []
     msg, converged = f"max_iter={max_iter} reached", False
@@ -76,7 +88,7 @@ def lbfgs(
         d = _direction(g, s_hist, y_hist, precondition)
         # First step: the direction -M g carries g's units; scale it to length <= 1.
         step = 1.0 if s_hist else min(1.0, 1.0 / float(d.norm()))
-        found = wolfe(fun_and_grad, x, f, g, d, step=step, f_noise=f_rtol * abs(f))
+        found = yield from wolfe_steps(x, f, g, d, step=step, f_noise=f_rtol * abs(f))
         if found is None:
             msg = "line search found no decrease (objective at rounding level)"
             break
