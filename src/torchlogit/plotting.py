@@ -173,29 +173,39 @@ def samples(X, y_true, y_pred, image_shape, class_names, n=32, columns=8):
     return fig
 
 
-def coefficient_path(Cs, coef, chosen_C=None, feature_names=None, label_top=8):
+def coefficient_path(Cs, coef, chosen_C=None, feature_names=None, label_top=8, scale=None):
     """Each coefficient against C (log scale) along a regularisation path, the chosen C marked.
 
     Cs (n_cs,); coef (n_cs, d) or (n_cs, K, d) without intercepts (a
-    multinomial path draws every class's lines). The ``label_top`` largest
-    coefficients at the weakest penalty are named in the legend.
+    multinomial path draws every class's lines). ``scale`` (d,), e.g. the
+    features' standard deviations: coefficients drawn times it, so features
+    in different units compare. The ``label_top`` largest at the chosen C
+    (else the weakest penalty) are coloured and named; the rest are grey.
     """
     Cs = np.asarray(Cs, dtype=float)
     order = np.argsort(Cs)
-    coef = np.asarray(coef, dtype=float)[order].reshape(len(Cs), -1)  # (n_cs, K d)
+    coef = np.asarray(coef, dtype=float)[order]
+    if scale is not None:
+        coef = coef * np.asarray(scale, dtype=float)
+    coef = coef.reshape(len(Cs), -1)  # (n_cs, K d)
     names = [str(n) for n in feature_names] if feature_names is not None else [f"x{j}" for j in range(coef.shape[1])]
     if len(names) != coef.shape[1]:  # K classes: name each line class:feature
         names = [f"{k}:{n}" for k in range(coef.shape[1] // len(names)) for n in names]
+    at = -1 if chosen_C is None else int(np.argmin(np.abs(np.log(Cs[order]) - np.log(chosen_C))))
+    top = np.argsort(-np.abs(coef[at]))[:label_top].tolist()
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    top = set(np.argsort(-np.abs(coef[-1]))[:label_top].tolist())
     for j in range(coef.shape[1]):
-        ax.plot(Cs[order], coef[:, j], lw=1.2 if j in top else 0.7, label=names[j] if j in top else None)
+        if j not in top:
+            ax.plot(Cs[order], coef[:, j], color="0.75", lw=0.7)
+    colours = plt.get_cmap("tab10")
+    for rank, j in enumerate(top):
+        ax.plot(Cs[order], coef[:, j], color=colours(rank % 10), lw=1.4, label=names[j])
     if chosen_C is not None:
         ax.axvline(chosen_C, color="black", ls="--", lw=1, label=f"chosen C = {chosen_C:.3g}")
     ax.axhline(0.0, color="grey", lw=0.5)
     ax.set_xscale("log")
     ax.set_xlabel("C (inverse penalty strength)")
-    ax.set_ylabel("coefficient")
+    ax.set_ylabel("coefficient" if scale is None else "coefficient x feature's standard deviation")
     ax.set_title("Regularisation path")
     ax.grid(True, alpha=0.4)
     ax.legend(fontsize="x-small", loc="upper left", ncol=2)

@@ -147,4 +147,5 @@ def _choice_plot(model, model_path, data, target, kind):
     path = regularization_path(X, y, Cs=Cs, l1_ratio=ratio, gap_tol=None)
     chosen = table["chosen_C"] if table is not None else model.C
     names = getattr(model, "feature_names_in_", None)
-    return plotting.coefficient_path(path.Cs, path.coef, chosen_C=chosen, feature_names=names)
+    scale = None if hasattr(X, "nnz") else np.asarray(X, dtype=float).std(axis=0)  # features in their units
+    return plotting.coefficient_path(path.Cs, path.coef, chosen_C=chosen, feature_names=names, scale=scale)

@@ -1,0 +1,220 @@
+"""Issue 14's benchmark: choosing C by cross-validation, torchlogit's LogisticRegressionCV against scikit-learn's.
+
+    python bench/cv.py [--quick] [--out bench/results]
+
+(`make bench` runs it as section 6 of bench/run.py.) Cs=10, cv=5, scoring
+'neg_log_loss' for both (scikit-learn's default, accuracy, ties across C on
+these data, which makes "the same C chosen" a matter of rounding; log-loss
+is its announced default from 1.11), each library at its defaults otherwise:
+scikit-learn tol 1e-4; torchlogit tol 1e-6 and every fit continued until its
+duality gap is within 1e-6 of its objective (gap_tol).
+
+Cases (the issue's goals):
+1. binary 200,000 x 100 float32 (bench/cases.dense_binary), L2: torchlogit
+   with the folds solved together (the default), one fold after another
+   (batch_folds=False), scikit-learn lbfgs. Goal <= 0.15x scikit-learn, the
+   same C, every fit at its optimum: each of scikit-learn's 50 fold fits is
+   compared with torchlogit's certified optimum of the same fold and C
+   (objective f_sk - f*, relative, f* >= f_ours - gap).
+2. standardised breast cancer, elastic net l1_ratios .1 .5 .9 (151 fits):
+   scikit-learn saga, its ConvergenceWarnings counted. Goal <= 0.3x, none,
+   every point gap-certified to 1e-6.
+3. standardised breast cancer, L2: scikit-learn lbfgs. Goal: no slower.
+Wall times: median of 3 runs (one above 10 s), in one process, so ratios
+compare like with like on a loaded machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cases import dense_binary  # noqa: E402
+from machine import describe  # noqa: E402
+
+COMMON = {"Cs": 10, "cv": 5, "scoring": "neg_log_loss", "use_legacy_attributes": False}
+
+
+def timed(make, X, y, repeats):
+    """(median seconds, last fitted model, ConvergenceWarnings of the last run)."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    times = []
+    for _ in range(repeats):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            est = make()
+            start = time.perf_counter()
+            model = est.fit(X, y)
+            times.append(time.perf_counter() - start)
+        if times[-1] > 10:
+            break
+    n_warn = sum(issubclass(w.category, ConvergenceWarning) for w in caught)
+    return statistics.median(times), model, n_warn
+
+
+def fold_objectives(X, y, model, folds):
+    """(n_folds, n_cs) f = mean train log-loss + ||w||^2 / (2 C n_train) of each fold's path point (float64)."""
+    paths = model.coefs_paths_  # (n_folds, n_l1, n_cs, n_classes, d + 1)
+    out = np.empty((len(folds), paths.shape[2]))
+    for f, (train, _) in enumerate(folds):
+        Xt, yt = X[train], y[train]
+        for i, C in enumerate(model.Cs_):
+            w = paths[f, 0, i, 0]
+            z = (Xt @ w[:-1].astype(X.dtype)).astype(np.float64) + w[-1]
+            loss = np.logaddexp(0.0, z) - yt * z
+            out[f, i] = loss.mean() + (w[:-1] @ w[:-1]) / (2 * C * len(train))
+    return out
+
+
+def case_large(quick, repeats):
+    from sklearn.linear_model import LogisticRegressionCV as Sk
+    from sklearn.model_selection import StratifiedKFold
+
+    from torchlogit import LogisticRegressionCV
+
+    n = 50_000 if quick else 200_000
+    case = dense_binary(n, 100)
+    X, y = case.X, case.y
+    print(f"- 1. {case.name}, L2, Cs=10, cv=5", flush=True)
+    LogisticRegressionCV(**{**COMMON, "Cs": 2, "cv": 2}, l1_ratios=(0.0,)).fit(X[:20000], y[:20000])  # compile
+    rows = []
+    sk_t, sk, sk_w = timed(lambda: Sk(**COMMON, l1_ratios=(0.0,)), X, y, repeats)
+    ours_t, ours, _ = timed(lambda: LogisticRegressionCV(**COMMON, l1_ratios=(0.0,)), X, y, repeats)
+    apart_t, apart, _ = timed(lambda: LogisticRegressionCV(**COMMON, l1_ratios=(0.0,), batch_folds=False), X, y, 1)
+    folds = list(StratifiedKFold(5).split(X, y))
+    f_ours = fold_objectives(X, y, ours, folds)
+    f_sk = fold_objectives(X, y, sk, folds)
+    rel = (f_sk - (f_ours - ours.duality_gaps_[:, 0, :])) / np.abs(f_ours)
+    off = int((rel > 1e-6).sum())
+    systems = (("torchlogit, folds together", ours_t, ours), ("torchlogit, one fold at a time", apart_t, apart))
+    for name, t, m in systems:
+        rows.append(
+            {
+                "case": "200k x 100 L2" if not quick else "50k x 100 L2",
+                "system": name,
+                "seconds": t,
+                "ratio_vs_sklearn": t / sk_t,
+                "C": float(m.C_),
+                "same_C": bool(m.C_ == sk.C_),
+                "max_gap": float(np.nanmax(m.duality_gaps_)),
+                "fits": int(m.n_iter_.size),
+                "iterations": int(m.n_iter_.sum()),
+            }
+        )
+    rows.append(
+        {
+            "case": rows[0]["case"],
+            "system": "scikit-learn lbfgs",
+            "seconds": sk_t,
+            "ratio_vs_sklearn": 1.0,
+            "C": float(sk.C_),
+            "convergence_warnings": sk_w,
+            "fits_off_optimum": off,
+            "max_rel_excess": float(rel.max()),
+            "iterations": int(sk.n_iter_.sum()),
+        }
+    )
+    return rows
+
+
+def breast_cancer():
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_breast_cancer(return_X_y=True)
+    return StandardScaler().fit_transform(X), y
+
+
+def case_small(l1_ratios, sk_solver, label, repeats):
+    from sklearn.linear_model import LogisticRegressionCV as Sk
+
+    from torchlogit import LogisticRegressionCV
+
+    X, y = breast_cancer()
+    print(f"- {label}", flush=True)
+    sk_t, sk, sk_w = timed(lambda: Sk(**COMMON, l1_ratios=l1_ratios, solver=sk_solver), X, y, repeats)
+    ours_t, ours, ours_w = timed(lambda: LogisticRegressionCV(**COMMON, l1_ratios=l1_ratios), X, y, repeats)
+    objective = np.abs(ours.cv_results_["mean_test_score"]).min()  # a lower bound of the fits' objectives' size
+    return [
+        {
+            "case": label,
+            "system": "torchlogit",
+            "seconds": ours_t,
+            "ratio_vs_sklearn": ours_t / sk_t,
+            "C": float(ours.C_),
+            "l1_ratio": float(ours.l1_ratio_),
+            "same_C": bool(ours.C_ == sk.C_ and ours.l1_ratio_ == sk.l1_ratio_),
+            "convergence_warnings": ours_w,
+            "max_gap": float(np.nanmax(ours.duality_gaps_)),
+            "gap_scale": float(objective),
+            "fits": int(ours.n_iter_.size) + 1,
+        },
+        {
+            "case": label,
+            "system": f"scikit-learn {sk_solver}",
+            "seconds": sk_t,
+            "ratio_vs_sklearn": 1.0,
+            "C": float(sk.C_),
+            "l1_ratio": float(sk.l1_ratio_),
+            "convergence_warnings": sk_w,
+        },
+    ]
+
+
+def fmt(row):
+    extra = []
+    if "same_C" in row:
+        extra.append("same C" if row["same_C"] else "DIFFERENT C")
+    if "max_gap" in row:
+        extra.append(f"largest duality gap {row['max_gap']:.1e}")
+    if "convergence_warnings" in row:
+        extra.append(f"{row['convergence_warnings']} ConvergenceWarnings")
+    if "fits_off_optimum" in row:
+        off, worst = row["fits_off_optimum"], row["max_rel_excess"]
+        extra.append(f"{off} of 50 fits > 1e-6 above the optimum (worst {worst:.1e} relative)")
+    return (
+        f"  {row['system']:<36} {row['seconds']:8.2f} s  {row['ratio_vs_sklearn']:5.2f}x  C={row['C']:.3g}  "
+        + "; ".join(extra)
+    )
+
+
+def run_all(quick=False):
+    repeats = 1 if quick else 3
+    rows = case_large(quick, repeats)
+    for row in rows:
+        print(fmt(row), flush=True)
+    for args in (
+        ((0.1, 0.5, 0.9), "saga", "2. breast cancer (standardised), elastic net l1_ratios .1 .5 .9"),
+        ((0.0,), "lbfgs", "3. breast cancer (standardised), L2"),
+    ):
+        more = case_small(*args, repeats)
+        for row in more:
+            print(fmt(row), flush=True)
+        rows += more
+    return rows
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
+    args = parser.parse_args(argv)
+    print(describe())
+    rows = run_all(args.quick)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "cv.json").write_text(json.dumps(rows, indent=2))
+    print(f"wrote {out}/cv.json")
+
+
+if __name__ == "__main__":
+    main()
