@@ -270,3 +270,15 @@ def test_fold_pass_kernel_equals_blocked_products(monkeypatch):
     blocked = passes.loss_gradient(W, b, [2, 0])
     for a, c in zip(fused, blocked):
         np.testing.assert_allclose(a.numpy(), c.numpy(), rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("data", ["binary", "multiclass"])
+def test_fast_log_loss_equals_the_scorer(request, data):
+    """'neg_log_loss' is computed for every C from one product; a callable scorer takes the per-C path."""
+    from sklearn.metrics import get_scorer
+
+    X, y = request.getfixturevalue(data)
+    kw = {**COMMON, "Cs": [0.01, 1.0, 100.0], "l1_ratios": (0.0,)}
+    fast = LogisticRegressionCV(**kw).fit(X, y)
+    slow = LogisticRegressionCV(**{**kw, "scoring": get_scorer("neg_log_loss")}).fit(X, y)
+    np.testing.assert_allclose(fast.scores_, slow.scores_, rtol=1e-12, atol=1e-14)

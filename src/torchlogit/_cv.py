@@ -23,7 +23,7 @@ import warnings
 
 import numpy as np
 import torch
-from sklearn.metrics import get_scorer, get_scorer_names, log_loss, make_scorer
+from sklearn.metrics import get_scorer, get_scorer_names, make_scorer
 from sklearn.model_selection import check_cv
 from sklearn.utils import metadata_routing
 from sklearn.utils._param_validation import Hidden, Interval, StrOptions
@@ -625,9 +625,11 @@ def _neg_log_losses(data, results, test, sample_weight):
     else:
         P = torch.softmax(Z, dim=2)
     P = P.cpu().numpy()  # (n_test, n_cs, K), X's dtype as predict_proba's
-    y_idx = data.y_idx[test]
-    labels = np.arange(len(data.classes))
-    return [-log_loss(y_idx, P[:, c], labels=labels, sample_weight=sample_weight) for c in range(len(results))]
+    # log_loss's formula without its per-call validation: the probability of the true class, clipped to
+    # [eps, 1 - eps] of its dtype, -log averaged with the weights
+    eps = np.finfo(P.dtype).eps
+    p_true = np.clip(P[np.arange(len(test)), :, data.y_idx[test]], eps, 1 - eps).astype(np.float64)  # (n_test, n_cs)
+    return [float(np.average(np.log(p_true[:, c]), weights=sample_weight)) for c in range(len(results))]
 
 
 _FAST_SCORES = {None: _accuracies, "accuracy": _accuracies, "neg_log_loss": _neg_log_losses}
