@@ -12,10 +12,9 @@ Z_B = X_B W^T (m columns at once), R_B = S_B * (sigmoid(Z_B) - y_B) and
 G += X_B^T R_B, so each block is read once for all folds, and
 dF/dV = (G^T - (sum_i R_i) mu^T) / sigma.
 
-Each fold runs its own L-BFGS (its own memory, step and line search), the
-method of :mod:`torchlogit.solvers.lbfgs` written as a coroutine
-(:func:`lbfgs_steps`): it yields the point it needs next and receives
-(f, g). :func:`lockstep` gathers the points every unfinished fold asks for,
+Each fold runs its own L-BFGS (its own memory, step and line search):
+:func:`torchlogit.solvers.lbfgs.lbfgs_steps`, the solver as a generator that
+yields the point it needs next and receives (f, g). :func:`lockstep` gathers the points every unfinished fold asks for,
 evaluates them in one pass and hands each fold its values; a fold that has
 converged asks for nothing, so the pass narrows as folds finish. The duality
 gaps are computed the same way (:func:`fold_gaps`: two passes for all folds),
@@ -42,10 +41,9 @@ from ._sparse import is_sparse
 from .path import REFINE_ROUNDS, ROUND_ITER
 from .penalties import from_params
 from .solvers import choose
-from .solvers._result import Result
+from .solvers.lbfgs import lbfgs_steps
 
 f64 = torch.float64
-EPS = torch.finfo(f64).eps
 BLOCK_BYTES = 4 << 20  # rows of X per block: stays in cache between the two products
 
 
@@ -73,76 +71,9 @@ def applies(data, l1_ratio, solver, masks):
     return True
 
 
-# ------------------------------------------------------------ L-BFGS as a coroutine
-def _wolfe_steps(x, f, g, d, *, step, f_noise, c1=1e-4, c2=0.9, max_steps=40):
-    """:func:`torchlogit.solvers._linesearch.wolfe`, yielding each trial point and receiving its (f, g)."""
-    gd = float(g @ d)
-    lo, hi, t = 0.0, float("inf"), step
-    best = None
-    for _ in range(max_steps):
-        f_t, g_t = yield x + t * d
-        if not f_t <= f + c1 * t * gd + f_noise:  # also rejects NaN
-            hi = t
-        else:
-            best = (t, f_t, g_t)
-            if float(g_t @ d) >= c2 * gd:
-                return best
-            lo = t
-        t = 0.5 * (lo + hi) if hi < float("inf") else 2.0 * lo
-    return best
-
-
-def lbfgs_steps(w0, *, tol, max_iter, memory=10, ftol=64 * EPS, f_rtol=64 * EPS, precondition=None):
-    """:func:`torchlogit.solvers.lbfgs.lbfgs` as a generator: yields x, receives (f, g); returns its Result.
-
-    The same steps, stopping rules and messages; only who evaluates the
-    function changes (:func:`lockstep` evaluates many folds' points at once).
-    """
-    from .solvers.lbfgs import _direction
-
-    x = w0.detach().to(f64).clone()
-    f, g = yield x
-    s_hist, y_hist, history = [], [], []
-    msg, converged = f"max_iter={max_iter} reached", False
-    it = stalls = 0
-    gmax = float(g.abs().max()) if g.numel() else 0.0
-    while True:
-        if gmax <= tol:
-            msg, converged = f"max|gradient| {gmax:.3g} <= tol {tol:.3g}", True
-            break
-        if it >= max_iter:
-            break
-        d = _direction(g, s_hist, y_hist, precondition)
-        step = 1.0 if s_hist else min(1.0, 1.0 / float(d.norm()))
-        found = yield from _wolfe_steps(x, f, g, d, step=step, f_noise=f_rtol * abs(f))
-        if found is None:
-            msg = "line search found no decrease (objective at rounding level)"
-            break
-        t, f_new, g_new = found
-        s, y = t * d, g_new - g
-        if float(s @ y) > EPS * float(y @ y):
-            s_hist.append(s)
-            y_hist.append(y)
-            if len(s_hist) > memory:
-                s_hist.pop(0)
-                y_hist.pop(0)
-        x, f_old, f, g = x + s, f, f_new, g_new
-        it += 1
-        gmax = float(g.abs().max())
-        history.append(f)
-        if 0.0 <= (f_old - f) <= ftol * max(abs(f_old), abs(f), 1.0):
-            stalls += 1
-            if stalls >= 3:
-                msg, converged = "relative reduction of the objective below ftol", True
-                break
-        else:
-            stalls = 0
-    return Result(x, float(f), gmax, it, converged, msg, history)
-
-
 def lockstep(steps, evaluate):
-    """Run generators like :func:`lbfgs_steps` together: each round, ``evaluate(js, xs)`` -> [(f, g), ...]
-    for the points xs that the unfinished generators js ask for. Returns their results in order."""
+    """Run generators like ``lbfgs_steps`` together: each round, ``evaluate(js, xs)`` -> [(f, g), ...] for the
+    points xs that the unfinished generators js ask for. Returns their results (StopIteration values) in order."""
     results = [None] * len(steps)
     pending = {j: next(gen) for j, gen in enumerate(steps)}
     while pending:
