@@ -230,12 +230,13 @@ def test_cv_gap_tol_certifies_every_fit(binary):
     assert np.nanmax(LogisticRegressionCV(**kw, gap_tol=None).fit(X, y).duality_gaps_) > 1e-6
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_folds_solved_together_equal_one_by_one(dtype):
+@pytest.mark.parametrize("dtype, fit_intercept", [(np.float64, True), (np.float32, True), (np.float64, False)])
+def test_folds_solved_together_equal_one_by_one(dtype, fit_intercept):
     """batch_folds (every fold's L-BFGS in lockstep, one pass over X for all) gives the per-fold fits."""
     X, y = make_classification(3000, 12, n_informative=6, random_state=0)
     X = X.astype(dtype)
     kw = {**COMMON, "cv": 4, "Cs": [0.001, 0.1, 10.0, 1000.0], "l1_ratios": (0.0,), "solver": "lbfgs"}
+    kw["fit_intercept"] = fit_intercept
     together = LogisticRegressionCV(**kw).fit(X, y)
     apart = LogisticRegressionCV(**kw, batch_folds=False).fit(X, y)
     atol = 1e-6 if dtype == np.float64 else 1e-4

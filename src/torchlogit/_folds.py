@@ -257,7 +257,7 @@ def fold_gaps(passes, problems, runs, folds, fit_intercept, max_iter=50):
     (second pass) and gap = [f - L(W, b') - P(W)]^+ + P's Fenchel-Young gap at -A.
     """
     W = torch.stack([r.x[:-1] if fit_intercept else r.x for r in runs])  # (m', d)
-    b = torch.stack([r.x[-1] for r in runs]) if fit_intercept else torch.zeros(len(runs), dtype=f64)
+    b = torch.stack([r.x[-1] for r in runs]) if fit_intercept else torch.zeros(len(runs), dtype=f64, device=W.device)
     S, y = passes.S[:, folds], passes.y[:, None]
     Z0 = passes.logits(W, torch.zeros_like(b), folds)  # (n, m') float64
 
