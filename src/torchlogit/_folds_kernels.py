@@ -9,7 +9,7 @@ stays in cache while every fold computes its logits, losses and X^T r on it.
 import numpy as np
 from numba import njit, prange
 
-from ._numba_kernels import FLAGS, TILE, tile_loss_32, tile_loss_64
+from ._numba_kernels import FLAGS, TILE, tile_logits, tile_loss_32, tile_loss_64, tile_scatter
 
 
 @njit(parallel=True, fastmath=FLAGS, nogil=True, cache=True)
@@ -37,25 +37,7 @@ def folds_loss_gradient(X, W, b, y, S, rows, chunks):
         for t0 in range(lo, hi, TILE):
             t = min(TILE, hi - t0)
             for k in range(m):
-                w = W[k]
-                bk = b[k]
-                i = 0
-                while i + 4 <= t:
-                    a0, a1, a2, a3 = zero, zero, zero, zero
-                    for j in range(d):
-                        wj = w[j]
-                        a0 += X[t0 + i, j] * wj
-                        a1 += X[t0 + i + 1, j] * wj
-                        a2 += X[t0 + i + 2, j] * wj
-                        a3 += X[t0 + i + 3, j] * wj
-                    z[i], z[i + 1], z[i + 2], z[i + 3] = a0 + bk, a1 + bk, a2 + bk, a3 + bk
-                    i += 4
-                while i < t:
-                    a0 = zero
-                    for j in range(d):
-                        a0 += X[t0 + i, j] * w[j]
-                    z[i] = a0 + bk
-                    i += 1
+                tile_logits(X, t0, t, W[k], b[k], z, zero)
                 if X.itemsize == 4:
                     tile_loss_32(z, y[t0 : t0 + t], S[k, t0 : t0 + t], t, two_f, bits.view(np.int32), loss, r)
                 else:
@@ -66,19 +48,7 @@ def folds_loss_gradient(X, W, b, y, S, rows, chunks):
                     gb += np.float64(r[i])
                 F[c, k] += f
                 G[c, k, d] += gb
-                i = 0
-                while i + 4 <= t:
-                    r0, r1, r2, r3 = r[i], r[i + 1], r[i + 2], r[i + 3]
-                    for j in range(d):
-                        g_acc[k, j] += (
-                            r0 * X[t0 + i, j] + r1 * X[t0 + i + 1, j] + r2 * X[t0 + i + 2, j] + r3 * X[t0 + i + 3, j]
-                        )
-                    i += 4
-                while i < t:
-                    r0 = r[i]
-                    for j in range(d):
-                        g_acc[k, j] += r0 * X[t0 + i, j]
-                    i += 1
+                tile_scatter(X, t0, t, r, g_acc[k])
             if (t0 - lo) % (16 * TILE) == 0:
                 for k in range(m):
                     for j in range(d):

@@ -37,24 +37,7 @@ def binary_loss_gradient(X, w, b, y, s, rows, chunks):
         hi = min(n, lo + rows)
         for t0 in range(lo, hi, TILE):
             m = min(TILE, hi - t0)
-            # z = X w + b, four rows at a time (four independent memory streams)
-            i = 0
-            while i + 4 <= m:
-                a0, a1, a2, a3 = zero, zero, zero, zero
-                for j in range(d):
-                    wj = w[j]
-                    a0 += X[t0 + i, j] * wj
-                    a1 += X[t0 + i + 1, j] * wj
-                    a2 += X[t0 + i + 2, j] * wj
-                    a3 += X[t0 + i + 3, j] * wj
-                z[i], z[i + 1], z[i + 2], z[i + 3] = a0 + b, a1 + b, a2 + b, a3 + b
-                i += 4
-            while i < m:
-                a0 = zero
-                for j in range(d):
-                    a0 += X[t0 + i, j] * w[j]
-                z[i] = a0 + b
-                i += 1
+            tile_logits(X, t0, m, w, b, z, zero)
             if X.itemsize == 4:
                 tile_loss_32(z, y[t0 : t0 + m], s[t0 : t0 + m], m, two_f, bits.view(np.int32), loss, r)
             else:
@@ -62,20 +45,7 @@ def binary_loss_gradient(X, w, b, y, s, rows, chunks):
             for i in range(m):
                 f += np.float64(loss[i])
                 gb += np.float64(r[i])
-            # X^T r from the same tile, still in cache
-            i = 0
-            while i + 4 <= m:
-                r0, r1, r2, r3 = r[i], r[i + 1], r[i + 2], r[i + 3]
-                for j in range(d):
-                    g_acc[j] += (
-                        r0 * X[t0 + i, j] + r1 * X[t0 + i + 1, j] + r2 * X[t0 + i + 2, j] + r3 * X[t0 + i + 3, j]
-                    )
-                i += 4
-            while i < m:
-                r0 = r[i]
-                for j in range(d):
-                    g_acc[j] += r0 * X[t0 + i, j]
-                i += 1
+            tile_scatter(X, t0, m, r, g_acc)  # X^T r from the same tile, still in cache
             if (t0 - lo) % (16 * TILE) == 0:
                 for j in range(d):
                     g64[j] += g_acc[j]
@@ -87,6 +57,46 @@ def binary_loss_gradient(X, w, b, y, s, rows, chunks):
     # The caller adds the chunks: a sum here would become a parallel reduction whose order
     # follows the thread count (measured: f differed in its last bit between 1 and 2 threads).
     return F, G
+
+
+@njit(fastmath=FLAGS, inline="always", cache=True)
+def tile_logits(X, t0, m, w, b, z, zero):
+    """z[i] = X[t0 + i] . w + b for i < m, four rows at a time (four independent memory streams)."""
+    d = X.shape[1]
+    i = 0
+    while i + 4 <= m:
+        a0, a1, a2, a3 = zero, zero, zero, zero
+        for j in range(d):
+            wj = w[j]
+            a0 += X[t0 + i, j] * wj
+            a1 += X[t0 + i + 1, j] * wj
+            a2 += X[t0 + i + 2, j] * wj
+            a3 += X[t0 + i + 3, j] * wj
+        z[i], z[i + 1], z[i + 2], z[i + 3] = a0 + b, a1 + b, a2 + b, a3 + b
+        i += 4
+    while i < m:
+        a0 = zero
+        for j in range(d):
+            a0 += X[t0 + i, j] * w[j]
+        z[i] = a0 + b
+        i += 1
+
+
+@njit(fastmath=FLAGS, inline="always", cache=True)
+def tile_scatter(X, t0, m, r, g_acc):
+    """g_acc += X[t0 : t0 + m]^T r[:m], four rows at a time."""
+    d = X.shape[1]
+    i = 0
+    while i + 4 <= m:
+        r0, r1, r2, r3 = r[i], r[i + 1], r[i + 2], r[i + 3]
+        for j in range(d):
+            g_acc[j] += r0 * X[t0 + i, j] + r1 * X[t0 + i + 1, j] + r2 * X[t0 + i + 2, j] + r3 * X[t0 + i + 3, j]
+        i += 4
+    while i < m:
+        r0 = r[i]
+        for j in range(d):
+            g_acc[j] += r0 * X[t0 + i, j]
+        i += 1
 
 
 @njit(fastmath=FLAGS, inline="always", cache=True)
