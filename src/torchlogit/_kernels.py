@@ -87,13 +87,15 @@ def warm_up() -> bool:
     import numpy as np
     import scipy.sparse as sp
 
-    from . import _sparse_kernels
+    from . import _folds_kernels, _sparse_kernels
     from ._sparse import SparseX
     from .solvers import _cd
 
     for dtype in (torch.float32, torch.float64):
         X, v = torch.zeros(8, 3, dtype=dtype), torch.zeros(8, dtype=dtype)
         binary_loss_gradient(X, torch.zeros(3, dtype=dtype), 0.0, v, v)
+        W, S = np.zeros((2, 3), dtype=X.numpy().dtype), np.zeros((2, 8), dtype=X.numpy().dtype)
+        _folds_kernels.folds_loss_gradient(X.numpy(), W, W[:, 0].copy(), v.numpy(), S, 8, 1)  # CV folds together
         shifted_moments(X, v, torch.zeros(3, dtype=dtype))
         for fmt in ("csr", "csc"):  # the sparse kernels, for both layouts and one or several classes
             np_dtype = np.float32 if dtype == torch.float32 else np.float64
