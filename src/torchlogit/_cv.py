@@ -62,10 +62,11 @@ class LogisticRegressionCV(LogisticRegression):
     (default 1000) mean what they mean for :class:`LogisticRegression`;
     ``penalty`` is not deprecated (as in ``LogisticRegression``); ``n_jobs``,
     ``intercept_scaling`` and ``random_state`` are accepted and have no effect
-    (torch's threads; no liblinear; deterministic solvers).
+    (torch's threads; no liblinear; deterministic solvers). The parameters
+    torchlogit adds:
 
-    Added
-    -----
+    Parameters
+    ----------
     selection : {'min', '1se'}, default='min'
         'min': the best mean score (scikit-learn's rule). '1se': the largest
         penalty (smallest C) whose mean score is within one standard error
@@ -92,11 +93,16 @@ class LogisticRegressionCV(LogisticRegression):
         False, or elsewhere: one fold's path after another.
     device, dtype : as for :class:`LogisticRegression`.
 
-    Attributes added: ``cv_results_`` (dict of (n_l1_ratios * n_cs,) arrays:
-    'C', 'l1_ratio', 'mean_test_score', 'std_test_score', 'sem_test_score',
-    'split{i}_test_score', 'rank_test_score', 'max_duality_gap'),
-    ``duality_gaps_`` (n_folds, n_l1_ratios, n_cs) and ``best_index_`` (the
-    chosen row of ``cv_results_``).
+    Attributes
+    ----------
+    cv_results_ : dict of (n_l1_ratios * n_cs,) arrays
+        Added to scikit-learn's attributes: 'C', 'l1_ratio',
+        'mean_test_score', 'std_test_score', 'sem_test_score',
+        'split{i}_test_score', 'rank_test_score', 'max_duality_gap'.
+    duality_gaps_ : ndarray of shape (n_folds, n_l1_ratios, n_cs)
+        Added: the duality gap of every fold's fit.
+    best_index_ : int
+        Added: the chosen row of ``cv_results_``.
     """
 
     __metadata_request__score = {"sample_weight": metadata_routing.UNUSED}

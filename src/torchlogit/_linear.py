@@ -97,7 +97,7 @@ class Ridge(RegressorMixin, TorchLinearModel):
         return {"coef_": coef, "intercept_": float(b[0]) if b is not None else 0.0}
 
     def predict(self, X):
-        """z = X @ coef_ + intercept_, shape (n,)."""
+        """``z = X @ coef_ + intercept_``, shape (n,)."""
         return self._linear_predictor(X)[:, 0].cpu().numpy()
 
 

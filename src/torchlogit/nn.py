@@ -24,6 +24,7 @@ class LinearModel(nn.Module):
         self.linear = nn.Linear(n_features, n_outputs, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The logits ``z = x W^T + b``, (B, d) -> (B, k); probabilities come from the link (sigmoid, softmax)."""
         return self.linear(x)  # (B, d) -> (B, k) logits
 
     @classmethod

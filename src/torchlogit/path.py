@@ -359,7 +359,7 @@ def regularization_path(
     list of C. ``l1_ratio`` in [0, 1]: 0 is L2, 1 is L1. ``tol``, ``max_iter``,
     ``solver``, ``device``, ``dtype``: as for :class:`LogisticRegression`.
     ``gap_tol``: each point is continued with a tighter tol until its
-    duality gap is at most ``gap_tol`` |f| (None: no such refinement).
+    duality gap is at most ``gap_tol * |f|`` (None: no such refinement).
     Returns a :class:`RegularizationPath`; every point carries its duality gap.
     """
     if not 0.0 <= float(l1_ratio) <= 1.0:

@@ -139,7 +139,7 @@ class Penalty:
         return torch.where(W == 0, at_zero, off_zero)
 
     def alpha_max(self, G0: Tensor) -> float:
-        """Smallest alpha with W = 0 optimal: max_j |G0_j| / (r w_j); inf without an L1 part (r = 0)."""
+        """Smallest alpha with W = 0 optimal: ``max_j |G0_j| / (r w_j)``; inf without an L1 part (r = 0)."""
         if self.l1_ratio == 0.0:
             return math.inf
         G0, w = G0.to(f64), self._w(G0)
@@ -150,9 +150,9 @@ class Penalty:
     def fenchel_young_gap(self, W: Tensor, B: Tensor) -> Tensor:
         """P(W) + P*(B) - <W, B> >= 0 (inf where P*(B) is), summed, in a form without cancellation.
 
-        Per coordinate, with s = sign(B): where |B| <= l1 w it is
-        l1 w |W| + l2 w^2 W^2 / 2 - W B, and otherwise
-        (l2 w^2 W - s (|B| - l1 w))^2 / (2 l2 w^2) + l1 w (|W| - s W): sums of
+        Per coordinate, with s = sign(B): where ``|B| <= l1 w`` it is
+        ``l1 w |W| + l2 w^2 W^2 / 2 - W B``, and otherwise
+        ``(l2 w^2 W - s (|B| - l1 w))^2 / (2 l2 w^2) + l1 w (|W| - s W)``: sums of
         non-negative terms, so a gap near 0 is computed to rounding of its own
         size (the duality gap's penalty term, see ``_certificate``).
         """
@@ -169,9 +169,9 @@ class Penalty:
         return torch.where(inside, near.clamp_min(0.0), far).sum()
 
     def conjugate(self, A: Tensor) -> Tensor:
-        """P*(A) = sup_U <A, U> - P(U), coordinate-wise; inf where it is unbounded (pure L1, |A| > l1 w).
+        """P*(A) = sup_U <A, U> - P(U), coordinate-wise; inf where it is unbounded (pure L1, ``|A| > l1 w``).
 
-        Elastic net: (max(|A| - l1 w, 0))^2 / (2 l2 w^2). Pure L1: 0 if |A| <= l1 w.
+        Elastic net: ``(max(|A| - l1 w, 0))^2 / (2 l2 w^2)``. Pure L1: 0 if ``|A| <= l1 w``.
         NoPenalty: 0 if A = 0.
         """
         A, w = A.to(f64), self._w(A)

@@ -130,7 +130,7 @@ def weights(coef, image_shape, class_names, columns=5):
     """Each class's weight template drawn as an image: where ink raises (red) or lowers (blue) its logit.
 
     Grey images share one symmetric colour scale, so templates compare; it ends
-    at the 99th percentile of |w|, since a few rarely inked border pixels carry
+    at the 99th percentile of ``|w|``, since a few rarely inked border pixels carry
     weights many times the rest and would wash out the picture. Colour
     templates are each stretched to [0, 1] (a colour image has no diverging map).
     """

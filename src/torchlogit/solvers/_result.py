@@ -13,7 +13,7 @@ class Result:
 
     x         the final parameters (float64, flat ``theta`` layout)
     fun       objective at x (the scaled objective the solver was given)
-    grad_max  max |gradient| at x (the projected gradient norm; NaN if unknown)
+    grad_max  ``max |gradient|`` at x (the projected gradient norm; NaN if unknown)
     n_iter    iterations done (epochs for sgd); 0 means nothing was changed
     converged True when the stopping rule was met before max_iter
     message   why the solver stopped, in words
