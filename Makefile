@@ -7,8 +7,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 BENCH_STAMP := $(VENV)/.installed-bench
+DOCS_STAMP := $(VENV)/.installed-docs
 
-.PHONY: demo test lint format fuzz install clean bench bench-quick
+.PHONY: demo test lint format fuzz install clean bench bench-quick docs
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -52,5 +53,16 @@ bench: $(BENCH_STAMP)
 bench-quick: $(BENCH_STAMP)
 	$(PY) bench/run.py --quick
 
+# The documentation site (Sphinx, docs/conf.py) into docs/_build/html; every example under examples/
+# is executed. Warnings are errors: a broken docstring, a dead cross-reference or an example that
+# raises fails the build (--keep-going lists them all first).
+$(DOCS_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,docs]"
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	$(PY) -m sphinx -W --keep-going -b html -d docs/_build/doctrees docs docs/_build/html
+	@echo "open docs/_build/html/index.html"
+
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info
+	rm -rf $(VENV) build dist src/*.egg-info docs/_build docs/api/generated docs/auto_examples
