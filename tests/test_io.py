@@ -336,6 +336,9 @@ def _forge_tensor(data, name, dtype, shape):
         (lambda m: m["params"].update(device="meta"), "'device' has an invalid value 'meta'"),
         (lambda m: m["params"].update(device="hpu"), "'device' has an invalid value 'hpu'"),
         (lambda m: m["params"].update(class_weight={"__pairs__": [[0]]}), "'class_weight' has an invalid value"),
+        (lambda m: m.update(convergence={"solver": "lbfgs"}), "'convergence' has an invalid value"),
+        (lambda m: m["convergence"].update(n_iter=-1), "'convergence' has an invalid value"),
+        (lambda m: m["convergence"].update(duality_gap="small"), "'convergence' has an invalid value"),
     ],
 )
 def test_forged_metadata_is_refused(tmp_path, edit, match):
@@ -513,3 +516,15 @@ def _catch(errors, f, *args):
         f(*args)
     except Exception as exc:  # noqa: BLE001 - reported to the main thread
         errors.append(exc)
+
+
+def test_the_convergence_record_round_trips_and_is_optional(tmp_path):
+    """model.convergence_ (solver, iterations, duality gap) is stored; a file saved before it existed still loads."""
+    model = _fit()[0]
+    path, data = _save(tmp_path, model)
+    assert load(path).convergence_ == model.convergence_ and model.convergence_.duality_gap is not None
+    path.write_bytes(_edit_meta(data, lambda m: m.pop("convergence"), resign=True))
+    older = load(path)
+    assert not hasattr(older, "convergence_")
+    older.save(path)  # and saving it again writes no record it does not have
+    assert not hasattr(load(path), "convergence_")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numbers
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse
@@ -23,6 +22,7 @@ from sklearn.utils.validation import _check_sample_weight, assert_all_finite, ch
 
 from . import _threads
 from ._callbacks import CallbackSupportMixin, FitTasks
+from ._convergence import ConvergenceReport
 from ._fit import fit_problem
 from ._io import save_model
 from ._sparse import SparseX, linear
@@ -36,36 +36,6 @@ _DTYPES = {
     torch.float32: torch.float32,
     torch.float64: torch.float64,
 }
-
-
-@dataclass(frozen=True)
-class ConvergenceReport:
-    """How a fit ended (``model.convergence_``); objective values are divided by sum(sample_weight).
-
-    ``duality_gap`` (L2 fits) bounds how far ``objective`` can be above the
-    optimum: objective - min <= duality_gap. Without a penalty it is None.
-    """
-
-    solver: str
-    converged: bool
-    n_iter: int
-    message: str
-    grad_max: float  # final max|gradient| (standardised coordinates for newton/lbfgs)
-    tol: float | None
-    objective: float
-    duality_gap: float | None
-
-    @property
-    def grad_over_tol(self):
-        return self.grad_max / self.tol if self.tol else float("nan")
-
-    def __str__(self):
-        gap = "n/a (no penalty)" if self.duality_gap is None else f"{self.duality_gap:.3g}"
-        tol = "none" if self.tol is None else f"{self.tol:.3g}"
-        return (
-            f"{self.solver}: {'converged' if self.converged else 'NOT converged'} after {self.n_iter} iterations; "
-            f"max|grad| {self.grad_max:.3g} (tol {tol}); objective {self.objective:.10g}; duality gap {gap}"
-        )
 
 
 def resolve_device(device) -> torch.device:

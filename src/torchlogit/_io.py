@@ -3,6 +3,9 @@
 A model file (format version 2) is a :mod:`torchlogit._safefile` container
 (safetensors whose header carries our JSON metadata and a SHA-256 of every
 byte of the file) holding two tensors, ``coef`` and ``intercept``, F32 or F64.
+The metadata's optional ``convergence`` field records how the fit ended
+(``model.convergence_``: solver, iterations, duality gap); files saved before
+it was added load without it.
 Any change to a saved file, a single flipped bit included, is refused with
 :class:`ModelFileError`. The digest detects damage and edits, not forgery:
 whoever edits a file on purpose can recompute it. So loading also checks every
@@ -29,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ._atomic import atomic_write_bytes
+from ._convergence import ConvergenceReport
 from ._safefile import Invalid as _Invalid
 from ._safefile import checked_metadata, encode, read_tensors
 
@@ -92,6 +96,9 @@ def _metadata(model) -> dict:
         "loss_curve": [float(v) for v in getattr(model, "loss_curve_", [])],
         "intercept_scalar": not hasattr(model, "classes_"),
     }
+    report = getattr(model, "convergence_", None)
+    if report is not None:  # how the fit ended (duality gap, ...): optional, older version-2 files lack it
+        meta["convergence"] = report.to_json()
     if hasattr(model, "classes_"):
         labels = [_label_to_json(c) for c in model.classes_]
         kinds = {type(c).__name__ for c in labels}
@@ -156,12 +163,14 @@ _FIELDS = {  # every metadata field and the test it must pass
     "loss_curve": lambda v: isinstance(v, list) and all(_is_number(x) for x in v),
     "intercept_scalar": lambda v: isinstance(v, bool),
     "classes": lambda v: isinstance(v, dict) and set(v) == {"type", "values"} and isinstance(v["values"], list),
+    "convergence": lambda v: ConvergenceReport.from_json(v) is not None,
 }
+_OPTIONAL = {"classes", "convergence"}  # classes: classifiers only; convergence: files saved since it was added
 
 
 def _check_fields(meta: dict) -> None:
     unknown = sorted(set(meta) - set(_FIELDS))
-    missing = sorted(set(_FIELDS) - set(meta) - {"classes"})
+    missing = sorted(set(_FIELDS) - set(meta) - _OPTIONAL)
     if unknown or missing:
         raise _Invalid(f"metadata fields {unknown or missing} are {'unexpected' if unknown else 'missing'}")
     for field, ok in _FIELDS.items():
@@ -290,6 +299,8 @@ def _decode(data: bytes, estimators, device=None):
     model.solver_ = meta["solver"]
     model.objective_ = meta["objective"]
     model.loss_curve_ = list(meta["loss_curve"])
+    if "convergence" in meta:
+        model.convergence_ = ConvergenceReport.from_json(meta["convergence"])
     return model
 
 
