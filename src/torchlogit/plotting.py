@@ -13,15 +13,22 @@ import numpy as np  # noqa: E402
 from sklearn import metrics  # noqa: E402
 
 from ._atomic import atomic_write_bytes  # noqa: E402
+from ._inference import InferenceError  # noqa: E402
+from .path import regularization_path  # noqa: E402
 
 KINDS = ("probability", "roc", "calibration", "confusion", "loss", "weights", "samples", "path", "cv")
 
 
-def save_figure(fig, path) -> None:
+def png_bytes(fig) -> bytes:
+    """The figure as PNG bytes (and closed): what ``save_figure`` writes and a report inlines."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
     plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    return buf.getvalue()
+
+
+def save_figure(fig, path) -> None:
+    atomic_write_bytes(path, png_bytes(fig))
 
 
 def probability_curve(predict_proba, x=None, y=None, x_max=10.0, title=None, xlabel="Hours", band=None):
@@ -252,3 +259,69 @@ def cv_scores(
     ax.grid(True, alpha=0.4)
     ax.legend(fontsize="x-small", loc="best")
     return fig
+
+
+# ---------------------------------------------------------------- a fitted model on data (`plot` and `report`)
+def model_probability_curve(model, X, y):
+    """The lecture's curve for a binary one-feature ``model`` on (X, y), shaded with its 95 % band.
+
+    The band comes from ``model.summary(X, y)``. Returns ``(figure, note)``:
+    ``note`` says why there is no band (e.g. separated data without a
+    penalty), None when there is one.
+    """
+    import pandas as pd
+
+    name = str(getattr(model, "feature_names_in_", ["x"])[0])
+    x = X.toarray().ravel() if hasattr(X, "toarray") else np.asarray(X, dtype=float).ravel()  # one column
+
+    def as_input(grid):  # a one-column input, named when the model knows its feature name
+        column = np.asarray(grid, dtype=float)[:, None]
+        return pd.DataFrame(column, columns=[name]) if hasattr(model, "feature_names_in_") else column
+
+    band, note = None, None
+    try:
+        result = model.summary(X, y)
+    except InferenceError as exc:  # draw the curve alone
+        note = f"no confidence band: {exc}"
+    else:
+
+        def band(grid):
+            lower, upper = result.predict_proba_ci(as_input(grid))
+            return lower[:, 1], upper[:, 1]
+
+    fig = probability_curve(
+        lambda grid: model.predict_proba(as_input(grid))[:, 1],
+        x,
+        (np.asarray(y) == model.classes_[1]).astype(int),
+        x_max=max(10.0, float(x.max()) * 1.1),
+        xlabel=name.capitalize(),
+        band=band,
+    )
+    return fig, note
+
+
+def cv_table_scores(table):
+    """``cv_scores`` of the table ``train --cv`` writes next to the model (MODEL.cv.json, log-loss)."""
+    return cv_scores(
+        table["C"],
+        -np.asarray(table["mean"]),
+        table["sem"],
+        chosen_C=table["chosen_C"],
+        min_C=table["min_C"],
+        one_se_C=table["one_se_C"],
+        score_name="log-loss",
+        greater_is_better=False,
+        title=f"Choosing C: {table['n_folds']}-fold cross-validation",
+    )
+
+
+def model_coefficient_path(model, X, y, table=None):
+    """The regularisation path fitted on (X, y) over the C of a CV ``table`` (else 20 from 1e-4 to 1e4),
+    coefficients times each feature's standard deviation, the model's C marked."""
+    Cs = table["C"] if table is not None else np.logspace(-4, 4, 20)
+    ratio = float(model.l1_ratio or 0.0) if table is None else table["l1_ratio"]
+    path = regularization_path(X, y, Cs=Cs, l1_ratio=ratio, gap_tol=None)
+    chosen = table["chosen_C"] if table is not None else model.C
+    names = getattr(model, "feature_names_in_", None)
+    scale = None if hasattr(X, "nnz") else np.asarray(X, dtype=float).std(axis=0)  # features in their units
+    return coefficient_path(path.Cs, path.coef, chosen_C=chosen, feature_names=names, scale=scale)

@@ -16,6 +16,7 @@ import numpy as np
 from .. import LogisticRegressionCV
 from .._atomic import atomic_write_bytes
 from .._cv import cv_table
+from .._io import ModelFileError
 from ..metrics import evaluate
 from ._common import convergence_record, image_set, load_xy, out, output_path
 
@@ -23,6 +24,32 @@ from ._common import convergence_record, image_set, load_xy, out, output_path
 def cv_json_path(model_path):
     """bc.safetensors -> bc.cv.json: where train --cv writes its table and plot --kind cv reads it."""
     return model_path.with_suffix(".cv.json")
+
+
+CV_TABLE_KEYS = ("C", "mean", "sem", "chosen_C", "l1_ratio", "min_C", "one_se_C", "n_folds")
+
+
+def read_cv_table(model_path):
+    """The table train --cv wrote next to ``model_path``, or None when there is none (ModelFileError: unreadable)."""
+    path = cv_json_path(model_path)
+    if not path.is_file():
+        return None
+    try:
+        table = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelFileError(f"{path}: unreadable cross-validation table ({exc})") from None
+    missing = [key for key in CV_TABLE_KEYS if not isinstance(table, dict) or key not in table]
+    if missing:
+        raise ModelFileError(f"{path}: not a cross-validation table of train --cv (no {', '.join(missing)})")
+    number = (int, float)
+    columns = [table[key] for key in ("C", "mean", "sem")]
+    if not (
+        all(isinstance(c, list) and c and len(c) == len(columns[0]) for c in columns)
+        and all(type(v) in number for c in columns for v in c)
+        and all(type(table[key]) in number for key in CV_TABLE_KEYS[3:])
+    ):
+        raise ModelFileError(f"{path}: not a cross-validation table of train --cv (a field has the wrong type)")
+    return table
 
 
 def _ratios(text, penalty):
@@ -89,6 +116,9 @@ def train_cv(
     fits = len(ratios) * Cs * cv + 1
     status = "NOT converged: " + warnings_[0] if warnings_ else "every fit converged"
     gap = np.nanmax(model.cv_results_["max_duality_gap"])
+    # the certificates, for `torchlogit report` (the saved refit is a plain LogisticRegression without them)
+    table["max_fold_duality_gap"] = None if np.isnan(gap) else float(gap)
+    table["refit_duality_gap"] = None if model.refit_duality_gap_ is None else float(model.refit_duality_gap_)
     grid = f"{cv} folds x {Cs} C x {len(ratios)} l1_ratio"
     out.print(f"cross-validation: {grid} = {fits} fits in {elapsed:.2f} s, {status}")
     out.print(f"largest duality gap of a fold's fit {gap:.2g}; refit on all rows: {model.refit_duality_gap_:.2g}")

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import typer
 
-from .. import InferenceError, plotting
+from .. import plotting
 from .._io import ModelFileError
 from ..data import read_table
-from ..path import regularization_path
-from ._common import DATA_DIR_HELP, fail, features_for_model, frame, image_set, load_classifier, out, output_path
-from ._train_cv import cv_json_path
+from ._common import DATA_DIR_HELP, fail, features_for_model, image_set, load_classifier, out, output_path
+from ._train_cv import cv_json_path, read_cv_table
 
 IMAGE_KINDS = ("weights", "samples")
 
@@ -60,41 +58,13 @@ def plot(
         if kind == "probability":
             if model.n_features_in_ != 1 or len(model.classes_) != 2:
                 fail("--kind probability needs a binary model with one feature; try --kind roc or calibration")
-            name = str(getattr(model, "feature_names_in_", ["x"])[0])
-            x = X.toarray().ravel() if hasattr(X, "toarray") else np.asarray(X, dtype=float).ravel()  # one column
-
-            def as_input(grid):  # a one-column input, named when the model knows its feature name
-                column = np.asarray(grid, dtype=float)[:, None]
-                return frame(column, [name]) if hasattr(model, "feature_names_in_") else column
-
-            band = _confidence_band(model, X, y, as_input)
-            fig = plotting.probability_curve(
-                lambda grid: model.predict_proba(as_input(grid))[:, 1],
-                x,
-                (np.asarray(y) == model.classes_[1]).astype(int),
-                x_max=max(10.0, float(x.max()) * 1.1),
-                xlabel=name.capitalize(),
-                band=band,
-            )
+            fig, note = plotting.model_probability_curve(model, X, y)
+            if note:
+                out.print(note, highlight=False)
         else:
             fig = getattr(plotting, kind)(model, X, y)
     plotting.save_figure(fig, out_file)
     out.print(f"wrote {out_file}")
-
-
-def _confidence_band(model, X, y, as_input):
-    """grid -> (lower, upper) of P(class 1), from the model's summary on the plotted data; None if it has none."""
-    try:
-        result = model.summary(X, y)
-    except InferenceError as exc:  # e.g. separated data without a penalty: draw the curve alone
-        out.print(f"no confidence band: {exc}", highlight=False)
-        return None
-
-    def band(grid):
-        lower, upper = result.predict_proba_ci(as_input(grid))
-        return lower[:, 1], upper[:, 1]
-
-    return band
 
 
 def _image_plot(model, images, kind):
@@ -119,33 +89,13 @@ def _image_plot(model, images, kind):
 
 def _choice_plot(model, model_path, data, target, kind):
     """--kind cv: the table train --cv wrote next to the model; --kind path: the path on DATA over its C."""
-    table_file = cv_json_path(model_path)
-    table = None
-    if table_file.is_file():
-        try:
-            table = json.loads(table_file.read_text())
-        except (OSError, ValueError) as exc:
-            raise ModelFileError(f"{table_file}: unreadable cross-validation table ({exc})") from None
+    table = read_cv_table(model_path)
     if kind == "cv":
         if table is None:
-            raise ModelFileError(f"{table_file}: no cross-validation table; make the model with train --cv")
-        return plotting.cv_scores(
-            table["C"],
-            -np.asarray(table["mean"]),
-            table["sem"],
-            chosen_C=table["chosen_C"],
-            min_C=table["min_C"],
-            one_se_C=table["one_se_C"],
-            score_name="log-loss",
-            greater_is_better=False,
-            title=f"Choosing C: {table['n_folds']}-fold cross-validation",
-        )
+            raise ModelFileError(
+                f"{cv_json_path(model_path)}: no cross-validation table; make the model with train --cv"
+            )
+        return plotting.cv_table_scores(table)
     rows = read_table(data, target)
     X, y = features_for_model(model, rows), rows.target_values(min_classes=2)
-    Cs = table["C"] if table is not None else np.logspace(-4, 4, 20)
-    ratio = float(model.l1_ratio or 0.0) if table is None else table["l1_ratio"]
-    path = regularization_path(X, y, Cs=Cs, l1_ratio=ratio, gap_tol=None)
-    chosen = table["chosen_C"] if table is not None else model.C
-    names = getattr(model, "feature_names_in_", None)
-    scale = None if hasattr(X, "nnz") else np.asarray(X, dtype=float).std(axis=0)  # features in their units
-    return plotting.coefficient_path(path.Cs, path.coef, chosen_C=chosen, feature_names=names, scale=scale)
+    return plotting.model_coefficient_path(model, X, y, table)
