@@ -251,33 +251,36 @@ def diagonal_preconditioner(std, l2s, curvature=0.02):
 def fit_problem(problem, *, solver, w0, tol, max_iter, callback=None, sgd_options=None, std=None):
     """Minimise ``problem`` from ``w0`` (float64 flat theta) with the named solver.
 
+    ``problem``: a :class:`~torchlogit._problem.Problem` (data in memory) or a
+    :class:`~torchlogit._problem.StreamProblem` (blocks read at every pass).
     Returns a ``Result`` whose ``x`` is theta (float64), whose ``fun`` is the
-    objective f and whose ``duality_gap`` bounds f - f* (None without a penalty).
+    objective f and whose ``duality_gap`` bounds f - f* (None without a
+    penalty, and for a stream, where it would take two more passes).
     ``std``: a precomputed :class:`Standardizer` for the exact solvers (a
-    regularisation path shares one across its fits); None computes it from
-    the problem's data. Any (mu, sigma) gives the same optimum: they only
-    choose the coordinates the solver works in.
+    regularisation path shares one across its fits; a stream's comes from its
+    first pass); None computes it from the problem's data. Any (mu, sigma)
+    gives the same optimum: they only choose the coordinates the solver works in.
     """
     if solver == "sgd":
         res = _fit_sgd(problem, w0, tol, max_iter, callback, sgd_options or {})
     else:
         res = _fit_exact(problem, solver, w0, tol, max_iter, callback, std)
-    res.duality_gap = duality_gap(problem, res.x, res.fun)
+    res.duality_gap = duality_gap(problem, res.x, res.fun) if problem.in_memory else None
     return res
 
 
 def _fit_exact(problem, solver, w0, tol, max_iter, callback, std=None):
-    """newton or lbfgs in standardised coordinates (see the module docstring)."""
-    datafit, X, y, s = problem.datafit, problem.X, problem.y, problem.s
-    dtype, k_d = X.dtype, datafit.n_outputs * datafit.n_features
+    """lbfgs, newton or prox-newton in standardised coordinates (see the module docstring)."""
+    datafit, dtype = problem.datafit, problem.dtype
+    k_d = datafit.n_outputs * datafit.n_features
 
     if std is None:
-        std = Standardizer.from_data(X, s, datafit.n_outputs, datafit.fit_intercept)
+        std = Standardizer.from_data(problem.X, problem.s, datafit.n_outputs, datafit.fit_intercept)
     # P(W) = penalty(V) with V = W sigma; its L2 part joins the smooth function, its L1 part a prox
     smooth, rough = problem.penalty.rescaled(std.sigma).split()
 
     def fun_and_grad(phi):
-        f, g = datafit.loss_gradient(std.to_theta(phi).to(dtype), X, y, s)
+        f, g = problem.data_loss_gradient(std.to_theta(phi))
         g = std.grad_to_phi(g)
         if smooth.alpha:
             V = phi[:k_d].view(datafit.n_outputs, datafit.n_features)
@@ -287,10 +290,12 @@ def _fit_exact(problem, solver, w0, tol, max_iter, callback, std=None):
 
     # float32 logits make f accurate to about 10 eps32 relative (it is summed in float64)
     extra = {"f_rtol": 10 * torch.finfo(dtype).eps}
-    if solver == "lbfgs" and X.shape[1] <= PRECONDITION_MAX_FEATURES:
-        extra["precondition"] = correlation_preconditioner(std, X, s, problem.penalty.l2)
-    elif solver == "lbfgs":
-        extra["precondition"] = diagonal_preconditioner(std, problem.penalty.l2)
+    if solver == "lbfgs":
+        rows = problem.preconditioner_rows()
+        if datafit.n_features <= PRECONDITION_MAX_FEATURES and rows is not None:
+            extra["precondition"] = correlation_preconditioner(std, *rows, problem.penalty.l2)
+        else:
+            extra["precondition"] = diagonal_preconditioner(std, problem.penalty.l2)
     if solver == "newton":
         extra["hessian"] = lambda phi: problem.hessian(std.to_theta(phi), std=std)
     if solver == "prox-newton":
@@ -359,18 +364,19 @@ class ColumnModel:
 
 
 def _working_set_parts(problem, std, smooth, rough):
-    """prox-newton's lam, groups and hessian_ws for an in-memory ``problem`` in phi coordinates.
+    """prox-newton's lam, groups and hessian_ws for ``problem`` in phi coordinates.
 
     The data term's Hessian on a working set of features F is taken in
     standardised coordinates, restricted to F's columns (gathered one row block
-    at a time); a large sparse binary working set gets a :class:`ColumnModel`
-    instead (no m x m matrix).
+    at a time, summed over the source's blocks); a large sparse binary working
+    set in memory gets a :class:`ColumnModel` instead (no m x m matrix).
     """
-    datafit, X = problem.datafit, problem.X
-    column_model = is_sparse(X) and datafit.pointwise is BinaryCrossEntropy and X._numba()
+    datafit = problem.datafit
+    X = problem.X if problem.in_memory else None
+    column_model = X is not None and is_sparse(X) and datafit.pointwise is BinaryCrossEntropy and X._numba()
 
     def data_hessian(sub_loss, theta_ws, features, std_ws):
-        return sub_loss.hessian(theta_ws.to(X.dtype), X, problem.y, problem.s, std=std_ws, columns=features)
+        return problem.data_hessian(theta_ws, std=std_ws, loss=sub_loss, columns=features)
 
     def model(phi, features, c2):  # None: use the Hessian
         if not (column_model and len(features) >= COLUMN_MODEL_MIN_FEATURES):
@@ -378,7 +384,7 @@ def _working_set_parts(problem, std, smooth, rough):
         z = datafit.logits(std.to_theta(phi).to(X.dtype), X)
         return ColumnModel(X, features, z, problem.y, problem.s, std, c2, datafit.fit_intercept)
 
-    return working_set_parts(datafit, std, smooth, rough, X.device, data_hessian, model)
+    return working_set_parts(datafit, std, smooth, rough, problem.device, data_hessian, model)
 
 
 def working_set_parts(datafit, std, smooth, rough, device, data_hessian, model=None):

@@ -31,10 +31,11 @@ from ._checkpoint import (
     restore_generator,
     restore_optimizer,
 )
-from ._fit import Standardizer, correlation_preconditioner, sgd_forward_backward, working_set_parts
+from ._fit import Standardizer, fit_problem, sgd_forward_backward
 from ._labels import label_indices
 from ._logistic import LogisticRegression, coefficients
 from ._loss import POINTWISE, LinearModelLoss
+from ._problem import StreamProblem
 from .data import (
     DataError,
     arrow_message,
@@ -45,7 +46,7 @@ from .data import (
     first_non_finite,
     first_non_number,
 )
-from .solvers import SOLVERS, IterInfo, make_optimizer
+from .solvers import IterInfo, make_optimizer
 from .solvers.sgd import EpochSums, Rows, proximal_step, sgd_epoch
 
 f64 = torch.float64
@@ -526,11 +527,12 @@ def _solve_stream(
 
 
 def _exact(stream, loss, info, binary, pen, w0, tol, max_iter, callback, reduce, checkpoints=None, resume=None):
-    """The exact solver in standardised coordinates; f and its gradient summed over one pass each.
+    """``fit``'s exact solver (``_fit.fit_problem``) on a :class:`StreamProblem`: every pass reads the stream.
 
-    L-BFGS for a smooth penalty; with an L1 part, prox-newton as in ``fit``
-    (:func:`torchlogit._fit.working_set_parts`), its working set's Hessian
-    summed over one more pass (and over the ranks when distributed).
+    L-BFGS for a smooth penalty (f and its gradient one pass each); with an
+    L1 part, prox-newton, its working set's Hessian one more pass (summed
+    over the ranks when distributed). The standardisation comes from the
+    first pass's moments.
 
     A checkpoint holds the last iterate and the iterations done; resuming
     starts L-BFGS again from that iterate (its curvature memory is rebuilt
@@ -543,9 +545,7 @@ def _exact(stream, loss, info, binary, pen, w0, tol, max_iter, callback, reduce,
     std = Standardizer.from_moments(info.mu, info.var, loss.n_outputs, loss.fit_intercept)
     rows = [0]
 
-    smooth = pen.split()[0]  # the part fun_and_grad differentiates; an L1 part goes to prox-newton
-
-    def blocks():  # (X (m, d) float32, targets, weights 1 / n) of one pass
+    def one_pass():  # (X (m, d) float32, targets, weights 1 / n) blocks
         for X, y, _ in stream.batches():
             rows[0] += len(X)
             yield (
@@ -554,52 +554,32 @@ def _exact(stream, loss, info, binary, pen, w0, tol, max_iter, callback, reduce,
                 torch.full((len(X),), 1.0 / info.n, dtype=torch.float32),
             )
 
-    def fun_and_grad(phi):
-        theta = std.to_theta(phi).to(torch.float32)
-        f, g = torch.zeros((), dtype=f64), torch.zeros(loss.n_params, dtype=f64)
-        for Xt, yt, s in blocks():
-            fb, gb = loss.loss_gradient(theta, Xt, yt, s)
-            f, g = f + fb, g + gb
-        if reduce is not None:
-            f, g = reduce.sum(f, g)
-        if smooth.alpha:
-            W, _ = loss.unpack(theta.to(f64))
-            f = f + smooth.value(W)
-            g[: W.numel()] += smooth.gradient(W).reshape(-1)
-        return float(f), std.grad_to_phi(g)
-
+    sample = info.sample
+    weights = torch.full((len(sample),), 1.0 / max(len(sample), 1), dtype=torch.float32)
+    problem = StreamProblem(
+        loss,
+        pen,
+        one_pass,
+        reduce=None if reduce is None else reduce.total,
+        sample=(sample, weights) if len(sample) > 1 else None,
+    )
     clock = [time.perf_counter(), 0]  # time and rows at the previous iteration
 
-    def report(it):  # the solver's IterInfo plus the stream's throughput since the last one
+    def report(it):  # the solver's IterInfo (x in theta) plus the stream's throughput since the last one
         now = time.perf_counter()
         it.rows_per_s = (rows[0] - clock[1]) / max(now - clock[0], 1e-9)
         clock[0], clock[1] = now, rows[0]
         history.append(it.fun)
         it.iteration += done
         if checkpoints is not None and checkpoints.due():
-            theta = std.to_theta(it.x).numpy().copy()
-            checkpoints.write({"n_iter": it.iteration, "history": history}, {"theta": theta})
+            checkpoints.write({"n_iter": it.iteration, "history": history}, {"theta": it.x.numpy().copy()})
         if callback is not None:
             return callback(it)
 
-    common = {"tol": tol, "max_iter": max(0, max_iter - done), "callback": report}
-    common["f_rtol"] = 10 * torch.finfo(torch.float32).eps
-    if not pen.smooth:
-
-        def data_hessian(sub_loss, theta_ws, features, std_ws):  # one pass, summed over blocks (and ranks)
-            H = sum(sub_loss.hessian(theta_ws.to(torch.float32), Xt, yt, s, std=std_ws, columns=features)
-                    for Xt, yt, s in blocks())  # fmt: skip
-            return H if reduce is None else reduce.total(H)
-
-        smooth_phi, rough_phi = pen.rescaled(std.sigma).split()
-        parts = working_set_parts(loss, std, smooth_phi, rough_phi, torch.device("cpu"), data_hessian)
-        res = SOLVERS["prox-newton"](fun_and_grad, std.to_phi(w0), **common, **parts)
-    else:
-        sample = info.sample
-        weights = torch.full((len(sample),), 1.0 / max(len(sample), 1), dtype=torch.float32)
-        precondition = correlation_preconditioner(std, sample, weights, pen.l2) if len(sample) > 1 else None
-        res = SOLVERS["lbfgs"](fun_and_grad, std.to_phi(w0), **common, precondition=precondition)
-    res.x = std.to_theta(res.x)
+    solver = "lbfgs" if pen.smooth else "prox-newton"
+    res = fit_problem(
+        problem, solver=solver, w0=w0, tol=tol, max_iter=max(0, max_iter - done), callback=report, std=std
+    )
     res.n_iter, res.history = res.n_iter + done, history
     if checkpoints is not None:
         checkpoints.write({"n_iter": res.n_iter, "history": history}, {"theta": res.x.numpy().copy()})
