@@ -19,6 +19,7 @@ from .demo import demo
 from .evaluate import evaluate
 from .plot import plot
 from .predict import predict
+from .report import report
 from .summary import summary
 from .train import train
 
@@ -29,7 +30,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for command in (demo, train, evaluate, predict, plot, summary):
+for command in (demo, train, evaluate, predict, plot, summary, report):
     app.command()(command)
 app.add_typer(datasets_app, name="datasets")
 
