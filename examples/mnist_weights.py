@@ -8,7 +8,7 @@ of where ink raises (red) or lowers (blue) that class's logit.
 
 The example reads the original MNIST files from ``../shared/datasets/mnist``
 next to the repository (the copy the tests use; ``torchlogit datasets download
-mnist --dir DIR`` fetches one) and fits on the first 20,000 training images to
+mnist --dir DIR`` fetches one) and fits on the first 10,000 training images to
 keep the documentation build short (the whole set: 92.56 % test accuracy, see
 the performance page). Where that copy is absent the example still runs, on
 scikit-learn's bundled 8 x 8 digits, and says so in its output.
@@ -32,7 +32,7 @@ mnist_dir = repo.parent / "shared" / "datasets" / "mnist"
 
 if mnist_dir.is_dir():
     data = load("mnist", mnist_dir.parent)  # float32 pixels in [0, 1], int64 labels
-    X_train, y_train = data.X_train[:20_000], data.y_train[:20_000]
+    X_train, y_train = data.X_train[:10_000], data.y_train[:10_000]
     X_test, y_test = data.X_test, data.y_test
     image_shape, class_names = data.image_shape, data.class_names
     print(f"MNIST from {mnist_dir}: {len(X_train):,} training images of {data.X_train.shape[0]:,}")
