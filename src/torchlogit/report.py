@@ -164,7 +164,7 @@ def _summary_section(model, X, y, max_params):
     try:
         r = model.summary(X, y)
     except InferenceError as exc:
-        return f'{head}<p class="skip">Not shown: {_e(str(exc))}.</p></section>'
+        return f'{head}<p class="skip">Not shown: {_e(str(exc).rstrip("."))}.</p></section>'
     stats = [
         ("Model", "Logit" if r.params.ndim == 1 else "MNLogit"),
         ("Observations", f"{r.nobs:,}"),
