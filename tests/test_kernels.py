@@ -158,12 +158,22 @@ def test_fortran_ordered_or_half_precision_data_stay_on_torch(monkeypatch):
     assert not _kernels.applies(X.half())
 
 
-def test_auto_picks_lbfgs_when_the_gradient_pass_is_fused(monkeypatch):
+def test_auto_weighs_a_fused_pass_by_its_own_measured_cost(monkeypatch):
+    """A pass through the one-read kernel has its own measured rate (tests/test_costs.py for the rule)."""
+    from torchlogit import _costs
+
     X, _, y, _ = _problem(3000, 5, 1.0)
+    seen = []
+
+    def measured(dtype, device, fused=False):  # a machine where the kernel's pass is 100x cheaper than torch's
+        seen.append(fused)
+        return _costs.Rates(_costs.Line(0.0, 1e-9 if fused else 1e-7), _costs.Line(0.0, 1e-8))
+
+    monkeypatch.setattr(_costs, "rates", measured)
     monkeypatch.setattr(_kernels, "MIN_ELEMENTS", 0)
-    assert LogisticRegression().fit(X.numpy(), y.numpy()).solver_ == "lbfgs"
+    assert LogisticRegression().fit(X.numpy(), y.numpy()).solver_ == "lbfgs" and seen[-1] is True
     monkeypatch.setattr(_kernels, "MIN_ELEMENTS", 1 << 62)
-    assert LogisticRegression().fit(X.numpy(), y.numpy()).solver_ == "newton"
+    assert LogisticRegression().fit(X.numpy(), y.numpy()).solver_ == "newton" and seen[-1] is False
 
 
 def test_warm_up_compiles_both_dtypes():

@@ -23,6 +23,7 @@ from sklearn.utils.validation import _check_sample_weight, assert_all_finite, ch
 from . import _threads
 from ._callbacks import CallbackSupportMixin, FitTasks
 from ._convergence import ConvergenceReport
+from ._costs import estimate
 from ._fit import fit_problem
 from ._io import save_model
 from ._sparse import SparseX, linear
@@ -189,14 +190,7 @@ class TorchLinearModel(CallbackSupportMixin, BaseEstimator):
         ``labels`` (the user's y) and ``metadata`` are what those callbacks are shown.
         """
         loss, X = problem.datafit, problem.X
-        d1 = loss.n_features + int(loss.fit_intercept)
-        solver = choose(
-            self.solver,
-            loss.n_params,
-            hessian_work=float(X.shape[0]) * loss.n_params * d1,
-            fused_gradient=loss.reads_once(X),
-            penalty_kind=problem.penalty.name,
-        )
+        solver = choose(self.solver, loss.n_params, lambda: estimate(loss, X), penalty_kind=problem.penalty.name)
         X_hooks = X.matrix if isinstance(X, SparseX) else (X.numpy() if X.device.type == "cpu" else X)
         tasks = FitTasks.begin(
             self, X_hooks, labels, metadata, self.max_iter, solver, lambda theta: self._attributes(problem, theta)

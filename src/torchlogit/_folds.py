@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from . import _kernels, _threads
+from ._costs import estimate
 from ._fit import PRECONDITION_MAX_FEATURES, correlation_preconditioner, diagonal_preconditioner
 from ._problem import Problem
 from ._sparse import is_sparse
@@ -53,14 +54,8 @@ def applies(data, l1_ratio, solver, masks):
     finite optimum)."""
     if is_sparse(data.X) or data.datafit.n_outputs != 1 or float(l1_ratio) != 0.0:
         return False
-    datafit, n = data.datafit, data.X.shape[0]
-    name = choose(
-        solver,
-        datafit.n_params,
-        hessian_work=float(n) * datafit.n_params * (datafit.n_features + int(datafit.fit_intercept)),
-        fused_gradient=datafit.reads_once(data.X),
-        penalty_kind="l2",
-    )
+    datafit = data.datafit
+    name = choose(solver, datafit.n_params, lambda: estimate(datafit, data.X), penalty_kind="l2")
     if name != "lbfgs":  # where one fit would take Newton steps (small d), so do the folds
         return False
     for mask in masks:

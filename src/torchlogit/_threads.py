@@ -31,9 +31,17 @@ def for_work(work: float):
     if work >= SINGLE_THREAD_WORK or before == 1:
         yield before
         return
+    with single():
+        yield 1
+
+
+@contextlib.contextmanager
+def single():
+    """Within the block torch uses one thread (a timing probe that must not wait on descheduled threads)."""
+    before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        yield 1
+        yield
     finally:
         torch.set_num_threads(before)
 

@@ -45,6 +45,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.class_weight import compute_class_weight
 
 from . import _threads
+from ._costs import estimate
 from ._fit import Standardizer, fit_problem
 from ._labels import encode_labels
 from ._logistic import LogisticRegression, coefficients
@@ -183,19 +184,12 @@ def fit_path(
     """
     datafit, X = data.datafit, data.X
     s, S = data.weights(mask)
-    d1 = datafit.n_features + int(datafit.fit_intercept)
     theta = data.null_theta(s) if w0 is None else w0.to(f64)
     results, solvers = [None] * len(Cs), [None] * len(Cs)
     with _threads.for_work(float(X.shape[0]) * datafit.n_params):
         for i in np.argsort(np.asarray(Cs, dtype=float), kind="stable"):  # the largest penalty first
             problem = Problem(datafit, from_params(penalty, float(Cs[i]), l1_ratio, S), X, data.y, s)
-            name = choose(
-                solver,
-                datafit.n_params,
-                hessian_work=float(X.shape[0]) * datafit.n_params * d1,
-                fused_gradient=datafit.reads_once(X),
-                penalty_kind=problem.penalty.name,
-            )
+            name = choose(solver, datafit.n_params, lambda: estimate(datafit, X), penalty_kind=problem.penalty.name)
             res = fit_problem(problem, solver=name, w0=theta, tol=tol, max_iter=max_iter, std=data.std)
             res = certify(problem, res, name, tol, max_iter, gap_tol, data.std)
             if not bool(torch.isfinite(res.x).all()):

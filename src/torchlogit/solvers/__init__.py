@@ -3,18 +3,15 @@
 They know nothing of estimators, files or terminals; strings become solver
 functions here and nowhere else.
 
-``solver="auto"`` rule (see :func:`choose`): ``newton`` when the Hessian has at
-most ``NEWTON_MAX_PARAMS`` rows (p = k * (d + 1) parameters) and building it
-costs at most ``NEWTON_MAX_WORK`` multiply-adds (n p (d + 1) per iteration),
-else ``lbfgs``. Newton needs ~5 iterations whatever the conditioning, but
-each builds the p x p Hessian, about d times the work of a gradient pass;
-L-BFGS (preconditioned, see ``_fit``) needs more iterations of one pass
-each. When the gradient pass reads X only once (the fused kernels of
-``_kernels`` and ``_sparse_kernels``), a pass is cheaper still and ``auto``
-picks lbfgs. An L1 part needs a prox: ``prox-newton``. The crossover
-figures behind the constants come from ``make bench`` (its header names the
-CPU they were measured on); issue 15 replaces them by costs measured on the
-machine at first use.
+``solver="auto"`` rule (see :func:`choose`): from what an iteration of each
+costs on this machine, predicted from a probe timed at first use
+(:mod:`torchlogit._costs`): ``newton`` when NEWTON_ITERATIONS Newton steps
+cost less than LBFGS_ITERATIONS L-BFGS steps, else
+``lbfgs``; never newton above ``NEWTON_MAX_PARAMS`` parameters (a p x p
+matrix in float64 and its p^3 solve). Newton needs few iterations whatever
+the conditioning, but each builds the Hessian, O(p) times the work of a
+pass; a digits-sized multinomial problem (64 features x 10 classes, p = 650)
+goes to L-BFGS. An L1 part needs a prox: ``prox-newton``.
 """
 
 from collections.abc import Callable
@@ -60,17 +57,25 @@ ALIASES = {
 }
 _SMOOTH_ONLY = {"newton-cg", "newton-cholesky", "sag"}
 
-NEWTON_MAX_PARAMS = 1000
-NEWTON_MAX_WORK = 2e9
+NEWTON_MAX_PARAMS = 1000  # memory and the p^3 solve, not speed: the costs decide below it
+# Typical iteration counts, properties of the algorithms rather than of a CPU: Newton from zero needs
+# 5-10 on logistic problems; preconditioned L-BFGS 10-30 on well-scaled data and more on raw pixels or
+# counts. L-BFGS's low end is taken, so a close call goes to L-BFGS, whose cost per iteration does not
+# grow with p^2.
+NEWTON_ITERATIONS = 8
+LBFGS_ITERATIONS = 20
 
 
 def choose(
-    name: str, n_params: int, hessian_work: float = 0.0, fused_gradient: bool = False, penalty_kind: str = "l2"
+    name: str, n_params: int, costs: Callable[[], tuple[float, float]] | None = None, penalty_kind: str = "l2"
 ) -> str:
-    """Resolve a user's solver name to a key of ``SOLVERS``; ``hessian_work`` = n p (d + 1).
+    """Resolve a user's solver name to a key of ``SOLVERS``.
 
-    ``penalty_kind``: 'none', 'l2', 'l1' or 'elasticnet' (``Penalty.name``);
-    an L1 part needs a solver with "prox". Refusals use scikit-learn's words.
+    ``costs()``: (seconds of an L-BFGS iteration, seconds of a Newton
+    iteration), as :func:`torchlogit._costs.estimate` predicts them, called only
+    when 'auto' must weigh them; None (unknown) never picks newton. ``penalty_kind``: 'none', 'l2',
+    'l1' or 'elasticnet' (``Penalty.name``); an L1 part needs a solver with
+    "prox". Refusals use scikit-learn's words.
     """
     smooth = penalty_kind in ("none", "l2")
     if not smooth and (name in _SMOOTH_ONLY or "smooth" in getattr(SOLVERS.get(name), "needs", ())):
@@ -82,8 +87,10 @@ def choose(
     if name == "auto":
         if not smooth:
             return "prox-newton"
-        small = n_params <= NEWTON_MAX_PARAMS and hessian_work <= NEWTON_MAX_WORK
-        return "newton" if small and not fused_gradient else "lbfgs"
+        if costs is None or n_params > NEWTON_MAX_PARAMS:
+            return "lbfgs"
+        lbfgs_s, newton_s = costs()
+        return "newton" if NEWTON_ITERATIONS * newton_s <= LBFGS_ITERATIONS * lbfgs_s else "lbfgs"
     if name not in SOLVERS:
         raise ValueError(f"unknown solver {name!r}; choose one of {sorted(SOLVERS) + ['auto'] + sorted(ALIASES)}")
     return name

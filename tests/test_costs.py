@@ -1,0 +1,95 @@
+"""solver='auto' from costs measured on the machine (torchlogit._costs), never from a constant tuned on one CPU."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_digits
+
+from torchlogit import LogisticRegression, _costs
+from torchlogit._costs import Line, Rates
+from torchlogit.solvers import LBFGS_ITERATIONS, NEWTON_ITERATIONS, choose
+
+
+def test_the_rule_weighs_iterations_times_their_cost():
+    assert choose("auto", 50, lambda: (1.0, LBFGS_ITERATIONS / NEWTON_ITERATIONS)) == "newton"  # a tie: newton
+    assert choose("auto", 50, lambda: (1.0, 1.01 * LBFGS_ITERATIONS / NEWTON_ITERATIONS)) == "lbfgs"
+    assert choose("auto", 50) == "lbfgs"  # costs unknown
+    assert choose("auto", 1001, lambda: (1.0, 0.0)) == "lbfgs"  # above the memory bound, whatever the costs
+    called = []
+    assert choose("lbfgs", 50, lambda: called.append(1)) == "lbfgs" and not called  # named: nothing measured
+    assert choose("auto", 50, lambda: called.append(1), penalty_kind="l1") == "prox-newton" and not called
+
+
+def _machine(monkeypatch, lbfgs, newton):
+    """This process's measured rates replaced by the given Lines, for every dtype and device."""
+    monkeypatch.setattr(_costs, "rates", lambda *a, **k: Rates(lbfgs, newton))
+
+
+def test_estimator_follows_the_measured_costs(monkeypatch):
+    X, y = load_digits(return_X_y=True)  # 1797 x 64, 10 classes: p = 650, the Hessian ~ n p^2 (1 + 1/k)
+    X = X / 16.0
+    # a GEMM 100x cheaper per unit than a pass: digits still goes to L-BFGS (its Hessian is p ~ 650 passes)
+    _machine(monkeypatch, Line(1e-4, 1e-9), Line(1e-4, 1e-11))
+    assert LogisticRegression(max_iter=300).fit(X, y).solver_ == "lbfgs"
+    # a machine where per-iteration overheads dominate small problems: 200 x 5 binary goes to Newton
+    rng = np.random.default_rng(0)
+    Xs = rng.normal(size=(200, 5))
+    ys = (Xs[:, 0] + rng.logistic(size=200) > 0).astype(int)
+    assert LogisticRegression().fit(Xs, ys).solver_ == "newton"
+    # and where a Newton iteration is costlier than LBFGS_ITERATIONS / NEWTON_ITERATIONS L-BFGS ones: L-BFGS
+    _machine(monkeypatch, Line(1e-4, 1e-9), Line(1e-3, 1e-9))
+    assert LogisticRegression().fit(Xs, ys).solver_ == "lbfgs"
+
+
+def test_estimate_counts_the_work_of_each_iteration(monkeypatch):
+    from torchlogit._loss import POINTWISE, LinearModelLoss
+
+    _machine(monkeypatch, Line(0.0, 1.0), Line(0.0, 1.0))
+    binary = LinearModelLoss(POINTWISE["binary"], 9, 1, True)
+    X = torch.zeros(100, 9)
+    assert _costs.estimate(binary, X) == (100 * 10, 100 * 10 * 10 + 10**3 / 3)
+    multi = LinearModelLoss(POINTWISE["multinomial"], 9, 4, True)  # p = 40: K class blocks and one (K d1)^2 GEMM
+    assert _costs.estimate(multi, X) == (100 * 40, 100 * 40 * 40 * 1.25 + 40**3 / 3)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_the_probe_measures_positive_costs_and_keeps_them_per_machine(tmp_path, monkeypatch, dtype):
+    monkeypatch.setenv("TORCHLOGIT_CACHE_DIR", str(tmp_path))
+    _costs.rates.cache_clear()
+    try:
+        r = _costs.rates(dtype, "cpu")
+        for line in (r.lbfgs, r.newton):
+            assert math.isfinite(line.fixed) and line.fixed >= 0 and 0 < line.per_unit < 1e-3
+        stored = json.loads((tmp_path / "costs.json").read_text())
+        (key,) = stored
+        assert str(dtype) in key and "torch " + torch.__version__ in key
+        # a later process reads the file instead of probing again: the same rates, so the same choices
+        _costs.rates.cache_clear()
+        monkeypatch.setattr(_costs, "measure", lambda *a: pytest.fail("probed again despite the cache file"))
+        assert _costs.rates(dtype, "cpu") == r
+    finally:
+        _costs.rates.cache_clear()
+
+
+def test_a_damaged_or_unwritable_cache_only_means_measuring_again(tmp_path, monkeypatch):
+    _costs.rates.cache_clear()
+    monkeypatch.setattr(_costs, "measure", lambda *a: Rates(Line(1.0, 2.0), Line(3.0, 4.0)))
+    try:
+        for text in ("not json", "[1, 2]", '{"x": 1}'):
+            (tmp_path / "costs.json").write_text(text)
+            monkeypatch.setenv("TORCHLOGIT_CACHE_DIR", str(tmp_path))
+            _costs.rates.cache_clear()
+            assert _costs.rates(torch.float64, "cpu") == Rates(Line(1.0, 2.0), Line(3.0, 4.0))
+        key = next(iter(json.loads((tmp_path / "costs.json").read_text()).keys() - {"x"}))
+        (tmp_path / "costs.json").write_text(json.dumps({key: {"lbfgs": {"fixed": "a"}}}))
+        _costs.rates.cache_clear()
+        assert _costs.rates(torch.float64, "cpu") == Rates(Line(1.0, 2.0), Line(3.0, 4.0))
+        (tmp_path / "file").write_text("")
+        monkeypatch.setenv("TORCHLOGIT_CACHE_DIR", str(tmp_path / "file" / "below"))  # cannot be a folder
+        _costs.rates.cache_clear()
+        assert _costs.rates(torch.float64, "cpu") == Rates(Line(1.0, 2.0), Line(3.0, 4.0))
+    finally:
+        _costs.rates.cache_clear()
