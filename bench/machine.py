@@ -7,19 +7,13 @@ read against the machine it came from.
 from __future__ import annotations
 
 import os
-import platform
-from pathlib import Path
 
 
 def cpu_model():
-    """The model name the kernel reports (platform.processor() is empty on most Linux)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    """The model name the kernel reports (the same name torchlogit keys its measured solver costs by)."""
+    from torchlogit._costs import machine
+
+    return machine("cpu")
 
 
 def blas():

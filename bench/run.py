@@ -26,6 +26,9 @@
 6. Choosing C by cross-validation (issue 14; bench/cv.py): LogisticRegressionCV
    against scikit-learn's, Cs=10, cv=5: 200,000 x 100 float32 L2, breast
    cancer elastic net and L2; same C, certified fits, ConvergenceWarnings.
+7. Small fits, quiet and with one competing busy process (issue 15;
+   bench/small.py): 1,000 x 10, 10,000 x 20 and digits against scikit-learn's
+   lbfgs, each with its defaults; fit times and slowdown factors.
 Writes results.json, results.csv and time_to_optimum.png into --out, and
 sparse.json and sparse.csv for section 5.
 """
@@ -341,7 +344,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="smaller data: the whole run in about 3 minutes")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     parser.add_argument("--skip-memory", action="store_true")
-    parser.add_argument("--only", default="1,2,3,4,5,6", help="comma-separated sections to run (default all)")
+    parser.add_argument("--only", default="1,2,3,4,5,6,7", help="comma-separated sections to run (default all)")
     parser.add_argument("--memory-probe", help=argparse.SUPPRESS)
     parser.add_argument("--probe-rows", type=int, default=1_000_000, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -389,6 +392,14 @@ def main(argv=None):
 
         print("\n6. choosing C by cross-validation (issue 14; bench/cv.py): LogisticRegressionCV, Cs=10, cv=5")
         results["cv"] = cv.run_all(args.quick)
+    if 7 in sections:
+        import small
+
+        print("\n7. small fits, quiet and under load (issue 15; bench/small.py): defaults against scikit-learn lbfgs")
+        results["small"] = [
+            {"case": r["case"], **{" ".join(k) if isinstance(k, tuple) else k: v for k, v in r.items() if k != "case"}}
+            for r in small.run(args.quick)
+        ]
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2))
     if results["time_to_optimum"]:

@@ -1,4 +1,9 @@
-"""Small fits run single-threaded (torchlogit._threads); large ones keep torch's thread count."""
+"""Thread counts (torchlogit._threads): never more threads than the cores other processes leave free, one for
+a small fit on a busy machine, and torch's count left alone on a quiet one."""
+
+import multiprocessing
+import os
+import time
 
 import numpy as np
 import pytest
@@ -16,30 +21,55 @@ def _threads_seen_by_the_solver(n, d):
     return seen
 
 
+@pytest.fixture
+def two_threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # the probe stops after 2 iterations
-def test_a_small_fit_runs_on_one_thread_and_restores_the_count(monkeypatch):
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        assert set(_threads_seen_by_the_solver(569, 30)) == {1}
-        assert torch.get_num_threads() == 2  # restored after the fit
-        monkeypatch.setattr(_threads, "SINGLE_THREAD_WORK", 1)  # every problem counts as large
-        assert set(_threads_seen_by_the_solver(569, 30)) == {2}
-    finally:
-        torch.set_num_threads(before)
+def test_the_count_follows_the_free_cores_and_is_restored(monkeypatch, two_threads):
+    monkeypatch.setattr(_threads, "busy_cores", lambda: 0)  # quiet: torch's count is left alone
+    assert set(_threads_seen_by_the_solver(569, 30)) == {2}
+    monkeypatch.setattr(_threads, "busy_cores", lambda: 1)  # another process running: a small fit takes one
+    assert set(_threads_seen_by_the_solver(569, 30)) == {1}
+    assert torch.get_num_threads() == 2  # restored after the fit
+    monkeypatch.setattr(_threads, "SINGLE_THREAD_WORK", 1)  # every problem counts as large: the free cores
+    monkeypatch.setattr(_threads, "cores", lambda: 4)
+    assert set(_threads_seen_by_the_solver(569, 30)) == {2}  # 3 free, but never more than torch's own count
+    monkeypatch.setattr(_threads, "cores", lambda: 2)
+    assert set(_threads_seen_by_the_solver(569, 30)) == {1}
+    monkeypatch.setattr(_threads, "busy_cores", lambda: 5)  # more busy than cores: still one
+    assert set(_threads_seen_by_the_solver(569, 30)) == {1}
 
 
-def test_the_count_is_restored_when_the_fit_fails():
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
+def test_the_count_is_restored_when_the_fit_fails(monkeypatch, two_threads):
+    monkeypatch.setattr(_threads, "busy_cores", lambda: 1)
+    with_nan = np.array([[0.0], [np.nan]])
+    with pytest.raises(ValueError):
+        with _threads.for_work(10):
+            assert torch.get_num_threads() == 1
+            LogisticRegression().fit(with_nan, [0, 1])
+    assert torch.get_num_threads() == 2
+
+
+def _spin(stop):
+    while not stop.is_set():
+        pass
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/loadavg"), reason="no /proc/loadavg (not Linux): busy_cores is 0 there")
+def test_busy_cores_sees_another_process_running():
+    assert _threads.busy_cores() >= 0 and _threads.cores() >= 1
+    stop = multiprocessing.Event()
+    worker = multiprocessing.Process(target=_spin, args=(stop,))
+    worker.start()
     try:
-        with_nan = np.array([[0.0], [np.nan]])
-        try:
-            with _threads.for_work(10):
-                assert torch.get_num_threads() == 1
-                LogisticRegression().fit(with_nan, [0, 1])
-        except ValueError:
-            pass
-        assert torch.get_num_threads() == 2
+        time.sleep(0.2)
+        # a snapshot: the spinning process is runnable at every instant, so a few readings must see it
+        assert max(_threads.busy_cores() for _ in range(20)) >= 1
     finally:
-        torch.set_num_threads(before)
+        stop.set()
+        worker.join()

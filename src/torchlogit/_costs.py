@@ -33,6 +33,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import platform
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -95,7 +96,7 @@ def cache_file() -> Path:
     return Path(folder) / "costs.json"
 
 
-def _machine(device: str) -> str:
+def machine(device: str) -> str:
     """The processor a measurement belongs to: the GPU's name, or the CPU model the kernel reports."""
     if device.startswith("cuda"):
         return torch.cuda.get_device_name(torch.device(device))
@@ -106,15 +107,13 @@ def _machine(device: str) -> str:
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    import platform
-
     return platform.processor() or platform.machine()
 
 
 @functools.cache
 def rates(dtype: torch.dtype, device: str, fused: bool = False) -> Rates:
     """The rates for (dtype, device, fused): from the cache file, else measured and stored there."""
-    key = f"{_machine(device)} | torch {torch.__version__} | {torch.get_num_threads()} threads | {device} | {dtype}"
+    key = f"{machine(device)} | torch {torch.__version__} | {torch.get_num_threads()} threads | {device} | {dtype}"
     key += " | fused" if fused else ""
     path = cache_file()
     stored = _read(path)
