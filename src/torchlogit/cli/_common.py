@@ -17,7 +17,7 @@ from ..data import DataError, SparseTable, read_table
 out = Console(soft_wrap=True)  # no hard line breaks: output stays greppable
 err = Console(stderr=True)
 
-# Exit codes (documented in the README and in `torchlogit --help`).
+# Exit codes (documented in docs/user_guide/cli.md and in `torchlogit --help`).
 EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_DATA, EXIT_MODEL, EXIT_INTERNAL, EXIT_NETWORK, EXIT_DISTRIBUTED, EXIT_OUTPUT = (
     range(9)
 )
