@@ -24,7 +24,7 @@ from . import _threads
 from ._callbacks import CallbackSupportMixin, FitTasks
 from ._convergence import ConvergenceReport
 from ._costs import estimate
-from ._fit import fit_problem
+from ._fit import fit_problem, representer_applies
 from ._io import save_model
 from ._sparse import SparseX, linear
 from .solvers import choose
@@ -190,7 +190,13 @@ class TorchLinearModel(CallbackSupportMixin, BaseEstimator):
         ``labels`` (the user's y) and ``metadata`` are what those callbacks are shown.
         """
         loss, X = problem.datafit, problem.X
-        solver = choose(self.solver, loss.n_params, lambda: estimate(loss, X), penalty_kind=problem.penalty.name)
+        solver = choose(
+            self.solver,
+            loss.n_params,
+            lambda: estimate(loss, X),
+            penalty_kind=problem.penalty.name,
+            representer=representer_applies(problem),
+        )
         X_hooks = X.matrix if isinstance(X, SparseX) else (X.numpy() if X.device.type == "cpu" else X)
         tasks = FitTasks.begin(
             self, X_hooks, labels, metadata, self.max_iter, solver, lambda theta: self._attributes(problem, theta)

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 
 from . import _kernels, _threads
 from ._costs import estimate
-from ._fit import PRECONDITION_MAX_FEATURES, correlation_preconditioner, diagonal_preconditioner
+from ._fit import PRECONDITION_MAX_FEATURES, correlation_preconditioner, diagonal_preconditioner, representer_shape
 from ._problem import Problem
 from ._sparse import is_sparse
 from .path import REFINE_ROUNDS, ROUND_ITER
@@ -55,7 +55,8 @@ def applies(data, l1_ratio, solver, masks):
     if is_sparse(data.X) or data.datafit.n_outputs != 1 or float(l1_ratio) != 0.0:
         return False
     datafit = data.datafit
-    name = choose(solver, datafit.n_params, lambda: estimate(datafit, data.X), penalty_kind="l2")
+    n, d = data.X.shape  # binary, dense and L2 (above): wide data goes to newton-dual fold by fold
+    name = choose(solver, datafit.n_params, lambda: estimate(datafit, data.X), "l2", representer_shape(n, d))
     if name != "lbfgs":  # where one fit would take Newton steps (small d), so do the folds
         return False
     for mask in masks:

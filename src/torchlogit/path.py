@@ -46,7 +46,7 @@ from sklearn.utils.class_weight import compute_class_weight
 
 from . import _threads
 from ._costs import estimate
-from ._fit import Standardizer, fit_problem
+from ._fit import Standardizer, fit_problem, representer_applies
 from ._labels import encode_labels
 from ._logistic import LogisticRegression, coefficients
 from ._loss import POINTWISE, LinearModelLoss
@@ -189,7 +189,13 @@ def fit_path(
     with _threads.for_work(float(X.shape[0]) * datafit.n_params):
         for i in np.argsort(np.asarray(Cs, dtype=float), kind="stable"):  # the largest penalty first
             problem = Problem(datafit, from_params(penalty, float(Cs[i]), l1_ratio, S), X, data.y, s)
-            name = choose(solver, datafit.n_params, lambda: estimate(datafit, X), penalty_kind=problem.penalty.name)
+            name = choose(
+                solver,
+                datafit.n_params,
+                lambda: estimate(datafit, X),
+                penalty_kind=problem.penalty.name,
+                representer=representer_applies(problem),
+            )
             res = fit_problem(problem, solver=name, w0=theta, tol=tol, max_iter=max_iter, std=data.std)
             res = certify(problem, res, name, tol, max_iter, gap_tol, data.std)
             if not bool(torch.isfinite(res.x).all()):

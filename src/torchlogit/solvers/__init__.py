@@ -21,6 +21,7 @@ from ._result import IterInfo, Result
 from .lbfgs import lbfgs
 from .newton import newton
 from .prox_newton import prox_newton
+from .representer import representer_newton
 from .sgd import get_optimizer, make_batches, make_optimizer, sgd
 
 
@@ -41,6 +42,8 @@ SOLVERS = {
     "newton": Solver(newton, frozenset({"smooth", "hessian"})),
     "sgd": Solver(sgd, frozenset({"prox"})),  # an L1 part by a proximal step after each update
     "prox-newton": Solver(prox_newton, frozenset({"prox"})),
+    # Newton in the n coordinates of w = X^T beta: binary L2 fits on dense data with n^2 <= 3 d
+    "newton-dual": Solver(representer_newton, frozenset({"smooth", "representer"})),
 }
 
 # scikit-learn's names, accepted so that existing code runs unchanged: each maps
@@ -67,15 +70,22 @@ LBFGS_ITERATIONS = 20
 
 
 def choose(
-    name: str, n_params: int, costs: Callable[[], tuple[float, float]] | None = None, penalty_kind: str = "l2"
+    name: str,
+    n_params: int,
+    costs: Callable[[], tuple[float, float]] | None = None,
+    penalty_kind: str = "l2",
+    representer: bool = False,
 ) -> str:
     """Resolve a user's solver name to a key of ``SOLVERS``.
 
     ``costs()``: (seconds of an L-BFGS iteration, seconds of a Newton
-    iteration), as :func:`torchlogit._costs.estimate` predicts them, called only
-    when 'auto' must weigh them; None (unknown) never picks newton. ``penalty_kind``: 'none', 'l2',
-    'l1' or 'elasticnet' (``Penalty.name``); an L1 part needs a solver with
-    "prox". Refusals use scikit-learn's words.
+    iteration), as :func:`torchlogit._costs.estimate` predicts them, called
+    only when 'auto' must weigh them; None (unknown) never picks newton.
+    ``penalty_kind``: 'none', 'l2', 'l1' or 'elasticnet' (``Penalty.name``);
+    an L1 part needs a solver with "prox". ``representer``: the problem is
+    one 'newton-dual' solves (``_fit.representer_applies``: binary, L2, dense
+    X, n^2 <= 3 d, where its n-dimensional solve costs less than one pass);
+    'auto' then picks it. Refusals use scikit-learn's words.
     """
     smooth = penalty_kind in ("none", "l2")
     if not smooth and (name in _SMOOTH_ONLY or "smooth" in getattr(SOLVERS.get(name), "needs", ())):
@@ -87,10 +97,14 @@ def choose(
     if name == "auto":
         if not smooth:
             return "prox-newton"
+        if representer:
+            return "newton-dual"
         if costs is None or n_params > NEWTON_MAX_PARAMS:
             return "lbfgs"
         lbfgs_s, newton_s = costs()
         return "newton" if NEWTON_ITERATIONS * newton_s <= LBFGS_ITERATIONS * lbfgs_s else "lbfgs"
+    if name == "newton-dual" and not representer:
+        raise ValueError("solver='newton-dual' fits binary L2 problems on dense X with n^2 <= 3 d only; use 'auto'")
     if name not in SOLVERS:
         raise ValueError(f"unknown solver {name!r}; choose one of {sorted(SOLVERS) + ['auto'] + sorted(ALIASES)}")
     return name
@@ -106,6 +120,7 @@ __all__ = [
     "lbfgs",
     "newton",
     "prox_newton",
+    "representer_newton",
     "sgd",
     "get_optimizer",
     "make_batches",
