@@ -57,6 +57,7 @@ def test_estimate_counts_the_work_of_each_iteration(monkeypatch):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_the_probe_measures_positive_costs_and_keeps_them_per_machine(tmp_path, monkeypatch, dtype):
+    monkeypatch.delenv("TORCHLOGIT_SOLVER_COSTS")  # the suite's fixed table (conftest): here, the real probe
     monkeypatch.setenv("TORCHLOGIT_CACHE_DIR", str(tmp_path))
     _costs.rates.cache_clear()
     try:
@@ -75,6 +76,7 @@ def test_the_probe_measures_positive_costs_and_keeps_them_per_machine(tmp_path, 
 
 
 def test_a_damaged_or_unwritable_cache_only_means_measuring_again(tmp_path, monkeypatch):
+    monkeypatch.delenv("TORCHLOGIT_SOLVER_COSTS")
     _costs.rates.cache_clear()
     monkeypatch.setattr(_costs, "measure", lambda *a: Rates(Line(1.0, 2.0), Line(3.0, 4.0)))
     try:
@@ -91,5 +93,19 @@ def test_a_damaged_or_unwritable_cache_only_means_measuring_again(tmp_path, monk
         monkeypatch.setenv("TORCHLOGIT_CACHE_DIR", str(tmp_path / "file" / "below"))  # cannot be a folder
         _costs.rates.cache_clear()
         assert _costs.rates(torch.float64, "cpu") == Rates(Line(1.0, 2.0), Line(3.0, 4.0))
+    finally:
+        _costs.rates.cache_clear()
+
+
+def test_a_fixed_table_replaces_the_probe(monkeypatch):
+    monkeypatch.setattr(_costs, "measure", lambda *a: pytest.fail("probed despite TORCHLOGIT_SOLVER_COSTS"))
+    monkeypatch.setenv("TORCHLOGIT_SOLVER_COSTS", '{"lbfgs": [1, 2], "newton": [3, 4]}')
+    _costs.rates.cache_clear()
+    try:
+        assert _costs.rates(torch.float64, "cpu") == Rates(Line(1.0, 2.0), Line(3.0, 4.0))
+        monkeypatch.setenv("TORCHLOGIT_SOLVER_COSTS", '{"lbfgs": [1]}')
+        _costs.rates.cache_clear()
+        with pytest.raises(ValueError, match="TORCHLOGIT_SOLVER_COSTS"):
+            _costs.rates(torch.float64, "cpu")
     finally:
         _costs.rates.cache_clear()

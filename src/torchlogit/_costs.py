@@ -23,7 +23,10 @@ milliseconds, once per machine: its result is kept in a small JSON file
 the thread count, so that the same fit in another process picks the same
 solver (the same coefficients, bit for bit); an unwritable folder only
 means the probe runs again in the next process. Pass ``solver=`` by name
-for choices that must not depend on the machine at all. The rule that weighs the two (with typical
+for choices that must not depend on the machine at all, or set
+``TORCHLOGIT_SOLVER_COSTS`` to a JSON object {"lbfgs": [fixed, per_unit],
+"newton": [fixed, per_unit]} to use those rates everywhere in place of the
+probe (the test suite does, so that its outcomes do not depend on the CPU). The rule that weighs the two (with typical
 iteration counts, properties of the algorithms rather than of a CPU) is
 :func:`torchlogit.solvers.choose`.
 """
@@ -112,7 +115,14 @@ def machine(device: str) -> str:
 
 @functools.cache
 def rates(dtype: torch.dtype, device: str, fused: bool = False) -> Rates:
-    """The rates for (dtype, device, fused): from the cache file, else measured and stored there."""
+    """The rates for (dtype, device, fused): ``TORCHLOGIT_SOLVER_COSTS``, else the cache file, else measured."""
+    given = os.environ.get("TORCHLOGIT_SOLVER_COSTS")
+    if given:
+        try:
+            table = json.loads(given)
+            return Rates(*(Line(float(table[s][0]), float(table[s][1])) for s in ("lbfgs", "newton")))
+        except (ValueError, KeyError, TypeError, IndexError) as e:
+            raise ValueError(f"TORCHLOGIT_SOLVER_COSTS: expected {{'lbfgs': [a, b], 'newton': [c, d]}}: {e}") from None
     key = f"{machine(device)} | torch {torch.__version__} | {torch.get_num_threads()} threads | {device} | {dtype}"
     key += " | fused" if fused else ""
     path = cache_file()
