@@ -28,7 +28,8 @@
    cancer elastic net and L2; same C, certified fits, ConvergenceWarnings.
 7. Small fits, quiet and with one competing busy process (issue 15;
    bench/small.py): 1,000 x 10, 10,000 x 20 and digits against scikit-learn's
-   lbfgs, each with its defaults; fit times and slowdown factors.
+   lbfgs, each with its defaults; fit times and slowdown factors; and wide
+   data, 3 x 100,000 and 100 x 100,000, time to tol 1e-6.
 Writes results.json, results.csv and time_to_optimum.png into --out, and
 sparse.json and sparse.csv for section 5.
 """
@@ -400,6 +401,7 @@ def main(argv=None):
             {"case": r["case"], **{" ".join(k) if isinstance(k, tuple) else k: v for k, v in r.items() if k != "case"}}
             for r in small.run(args.quick)
         ]
+        results["wide"] = small.wide(args.quick)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2))
     if results["time_to_optimum"]:
