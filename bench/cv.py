@@ -152,16 +152,11 @@ def breast_cancer():
     return StandardScaler().fit_transform(X), y
 
 
-def case_small(l1_ratios, sk_solver, label, repeats):
-    from sklearn.linear_model import LogisticRegressionCV as Sk
-
-    from torchlogit import LogisticRegressionCV
-
-    X, y = breast_cancer()
-    print(f"- {label}", flush=True)
-    sk_t, sk, sk_w = timed(lambda: Sk(**COMMON, l1_ratios=l1_ratios, solver=sk_solver), X, y, repeats)
-    ours_t, ours, ours_w = timed(lambda: LogisticRegressionCV(**COMMON, l1_ratios=l1_ratios), X, y, repeats)
-    rel_gap = np.nanmax(ours.duality_gaps_ / np.abs(fold_objectives(X, y, ours, folds_of(X, y))))
+def compare(label, X, y, ours_make, sk_make, sk_name, repeats, sk_repeats=None):
+    """Both LogisticRegressionCV fits on (X, y), timed, as two rows: ours (same C?, certificates) and scikit-learn's."""
+    sk_t, sk, sk_w = timed(sk_make, X, y, repeats if sk_repeats is None else sk_repeats)
+    ours_t, ours, ours_w = timed(ours_make, X, y, repeats)
+    objectives = fold_objectives(X, y, ours, folds_of(X, y))
     return [
         {
             "case": label,
@@ -173,12 +168,12 @@ def case_small(l1_ratios, sk_solver, label, repeats):
             "same_C": bool(ours.C_ == sk.C_ and ours.l1_ratio_ == sk.l1_ratio_),
             "convergence_warnings": ours_w,
             "max_gap": float(np.nanmax(ours.duality_gaps_)),
-            "max_rel_gap": float(rel_gap),
+            "max_rel_gap": float(np.nanmax(ours.duality_gaps_ / np.abs(objectives))),
             "fits": int(ours.n_iter_.size) + 1,
         },
         {
             "case": label,
-            "system": f"scikit-learn {sk_solver}",
+            "system": f"scikit-learn {sk_name}",
             "seconds": sk_t,
             "ratio_vs_sklearn": 1.0,
             "C": float(sk.C_),
@@ -186,6 +181,17 @@ def case_small(l1_ratios, sk_solver, label, repeats):
             "convergence_warnings": sk_w,
         },
     ]
+
+
+def case_small(l1_ratios, sk_solver, label, repeats):
+    from sklearn.linear_model import LogisticRegressionCV as Sk
+
+    from torchlogit import LogisticRegressionCV
+
+    X, y = breast_cancer()
+    print(f"- {label}", flush=True)
+    ours = lambda: LogisticRegressionCV(**COMMON, l1_ratios=l1_ratios)  # noqa: E731
+    return compare(label, X, y, ours, lambda: Sk(**COMMON, l1_ratios=l1_ratios, solver=sk_solver), sk_solver, repeats)
 
 
 def case_sparse(quick, repeats):
@@ -202,31 +208,8 @@ def case_sparse(quick, repeats):
     print(f"- {label}", flush=True)
     common = {"Cs": Cs, "cv": 5, "scoring": "neg_log_loss", "use_legacy_attributes": False, "l1_ratios": (1.0,)}
     LogisticRegressionCV(**{**common, "Cs": Cs[:2], "cv": 2}).fit(X[:5000], y[:5000])  # compile the kernels
-    ours_t, ours, ours_w = timed(lambda: LogisticRegressionCV(**common), X, y, repeats)
-    sk_t, sk, sk_w = timed(lambda: Sk(**common, solver="liblinear"), X, y, 1)
-    gaps = ours.duality_gaps_
-    return [
-        {
-            "case": label,
-            "system": "torchlogit",
-            "seconds": ours_t,
-            "ratio_vs_sklearn": ours_t / sk_t,
-            "C": float(ours.C_),
-            "same_C": bool(ours.C_ == sk.C_),
-            "convergence_warnings": ours_w,
-            "max_gap": float(np.nanmax(gaps)),
-            "max_rel_gap": float(np.nanmax(gaps / np.abs(fold_objectives(X, y, ours, folds_of(X, y))))),
-            "fits": int(ours.n_iter_.size) + 1,
-        },
-        {
-            "case": label,
-            "system": "scikit-learn liblinear",
-            "seconds": sk_t,
-            "ratio_vs_sklearn": 1.0,
-            "C": float(sk.C_),
-            "convergence_warnings": sk_w,
-        },
-    ]
+    ours = lambda: LogisticRegressionCV(**common)  # noqa: E731
+    return compare(label, X, y, ours, lambda: Sk(**common, solver="liblinear"), "liblinear", repeats, sk_repeats=1)
 
 
 def fmt(row):
