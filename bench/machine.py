@@ -11,7 +11,7 @@ import os
 
 def cpu_model():
     """The model name the kernel reports (the same name torchlogit keys its measured solver costs by)."""
-    from torchlogit._costs import machine
+    from torchlogit._measured import machine
 
     return machine("cpu")
 

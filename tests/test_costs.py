@@ -109,3 +109,30 @@ def test_a_fixed_table_replaces_the_probe(monkeypatch):
             _costs.rates(torch.float64, "cpu")
     finally:
         _costs.rates.cache_clear()
+
+
+def test_the_forward_layout_is_measured_once_per_shape_and_kept(tmp_path, monkeypatch):
+    from torchlogit import _measured
+
+    monkeypatch.delenv("TORCHLOGIT_SOLVER_COSTS")
+    monkeypatch.setenv("TORCHLOGIT_CACHE_DIR", str(tmp_path))
+    _measured._logits_layout.cache_clear()
+    try:
+        X, W = torch.randn(300, 7, dtype=torch.float64), torch.randn(3, 7, dtype=torch.float64)
+        b = torch.randn(3, dtype=torch.float64)
+        for bias in (b, None):  # every layout is the same product
+            ref = X @ W.T + (0 if bias is None else bias)
+            for product in _measured.LOGITS.values():
+                torch.testing.assert_close(product(X, W, W.T.contiguous(), bias), ref)
+        assert _measured.logits_layout(1000, 10, 3, torch.float32, "cpu") == "addmm"  # small: not timed
+        assert not (tmp_path / "costs.json").exists()
+        rows = _measured.MEASURE_LOGITS_FROM // 64
+        choice = _measured.logits_layout(rows, 64, 4, torch.float32, "cpu")
+        assert choice in _measured.LOGITS
+        (key,) = [k for k in json.loads((tmp_path / "costs.json").read_text()) if "logits" in k]
+        assert f"logits {rows} x 64, k 4" in key
+        _measured._logits_layout.cache_clear()
+        monkeypatch.setattr(_measured, "_fastest_layout", lambda *a: pytest.fail("timed again despite the cache"))
+        assert _measured.logits_layout(rows, 64, 4, torch.float32, "cpu") == choice
+    finally:
+        _measured._logits_layout.cache_clear()

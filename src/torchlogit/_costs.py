@@ -17,18 +17,16 @@ and n p^2 (1 + 1/k) + p^3 / 3 for Newton (the GEMMs of
 ``LinearModelLoss.hessian`` for k outputs, and the Cholesky solve). The fit
 subtracts runs of two lengths, so what every fit costs once (validation,
 standardisation, the certificate) cancels. The probe takes a few tens of
-milliseconds, once per machine: its result is kept in a small JSON file
-(``$TORCHLOGIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/torchlogit`` or
-``~/.cache/torchlogit``) under the CPU or GPU model, torch's version and
-the thread count, so that the same fit in another process picks the same
-solver (the same coefficients, bit for bit); an unwritable folder only
-means the probe runs again in the next process. Pass ``solver=`` by name
-for choices that must not depend on the machine at all, or set
-``TORCHLOGIT_SOLVER_COSTS`` to a JSON object {"lbfgs": [fixed, per_unit],
-"newton": [fixed, per_unit]} to use those rates everywhere in place of the
-probe (the test suite does, so that its outcomes do not depend on the CPU). The rule that weighs the two (with typical
-iteration counts, properties of the algorithms rather than of a CPU) is
-:func:`torchlogit.solvers.choose`.
+milliseconds, once per machine: its result is kept with the other
+measurements of :mod:`torchlogit._measured`, so that the same fit in
+another process picks the same solver (the same coefficients, bit for
+bit). Pass ``solver=`` by name for choices that must not depend on the
+machine at all, or set ``TORCHLOGIT_SOLVER_COSTS`` to a JSON object
+{"lbfgs": [fixed, per_unit], "newton": [fixed, per_unit]} to use those
+rates everywhere in place of the probe (the test suite does, so that its
+outcomes do not depend on the CPU). The rule that weighs the two (with
+typical iteration counts, properties of the algorithms rather than of a
+CPU) is :func:`torchlogit.solvers.choose`.
 """
 
 from __future__ import annotations
@@ -36,14 +34,12 @@ from __future__ import annotations
 import functools
 import json
 import os
-import platform
-import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import torch
 
 from . import _threads
+from ._measured import seconds, stored, where
 from ._sparse import is_sparse
 
 
@@ -66,21 +62,6 @@ class Rates:
     newton: Line  # units: n p^2 (1 + 1/k) + p^3 / 3
 
 
-def _seconds(fn, device, repeats=3):
-    """The fastest of ``repeats`` timed calls (after one untimed call): the probe's estimate of fn's cost."""
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
 def _line(small, large):
     """The Line through two (units, seconds) points; a negative slope or intercept (timer noise) is clipped."""
     (u0, t0), (u1, t1) = small, large
@@ -89,28 +70,6 @@ def _line(small, large):
 
 
 SHORT, LONG = 2, 6  # iterations of the two timed runs per solver and size
-
-
-def cache_file() -> Path:
-    """Where measured rates are kept (see the module docstring)."""
-    folder = os.environ.get("TORCHLOGIT_CACHE_DIR")
-    if not folder:
-        folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "torchlogit"
-    return Path(folder) / "costs.json"
-
-
-def machine(device: str) -> str:
-    """The processor a measurement belongs to: the GPU's name, or the CPU model the kernel reports."""
-    if device.startswith("cuda"):
-        return torch.cuda.get_device_name(torch.device(device))
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 @functools.cache
@@ -123,34 +82,14 @@ def rates(dtype: torch.dtype, device: str, fused: bool = False) -> Rates:
             return Rates(*(Line(float(table[s][0]), float(table[s][1])) for s in ("lbfgs", "newton")))
         except (ValueError, KeyError, TypeError, IndexError) as e:
             raise ValueError(f"TORCHLOGIT_SOLVER_COSTS: expected {{'lbfgs': [a, b], 'newton': [c, d]}}: {e}") from None
-    key = f"{machine(device)} | torch {torch.__version__} | {torch.get_num_threads()} threads | {device} | {dtype}"
-    key += " | fused" if fused else ""
-    path = cache_file()
-    stored = _read(path)
+    key = f"{where(device)} | {dtype}" + (" | fused" if fused else "")
+    entry = stored(key, lambda: asdict(measure(dtype, device, fused)))
     try:
-        entry = stored[key]
         return Rates(*(Line(float(entry[s]["fixed"]), float(entry[s]["per_unit"])) for s in ("lbfgs", "newton")))
-    except (KeyError, TypeError, ValueError):  # not measured yet, or an entry of another shape: measure
-        pass
-    measured = measure(dtype, device, fused)
-    stored[key] = asdict(measured)
-    try:
-        from ._atomic import atomic_write_bytes
-
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(path, json.dumps(stored, indent=1, sort_keys=True).encode())
-    except OSError:
-        pass  # measured again by the next process
-    return measured
-
-
-def _read(path: Path) -> dict:
-    """The cache file's entries; {} when it is missing, unreadable or not a JSON object (never an error)."""
-    try:
-        stored = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return stored if isinstance(stored, dict) else {}
+    except (KeyError, TypeError, ValueError):  # an entry of another shape: measure, and keep that instead
+        measured = measure(dtype, device, fused)
+        stored(key, lambda: asdict(measured), replace=True)
+        return measured
 
 
 def measure(dtype: torch.dtype, device: str, fused: bool = False) -> Rates:
@@ -192,7 +131,7 @@ def _iteration_seconds(solver, n, d, dtype, device):
     def run(iterations):  # tol 0: no early stop
         return lambda: fit_problem(problem, solver=solver, w0=w0, tol=0.0, max_iter=iterations)
 
-    return max(_seconds(run(LONG), device) - _seconds(run(SHORT), device), 0.0) / (LONG - SHORT)
+    return max(seconds(run(LONG), device) - seconds(run(SHORT), device), 0.0) / (LONG - SHORT)
 
 
 def estimate(datafit, X) -> tuple[float, float]:

@@ -1,0 +1,134 @@
+"""Measurements kept per machine: where they are stored, what they are keyed by, how they are timed.
+
+torchlogit chooses a few things by timing them on the machine it runs on
+rather than by constants tuned on one CPU: the solver of ``solver='auto'``
+(:mod:`torchlogit._costs`) and, here, the layout of the torch pass's
+forward product. Each measurement is taken once per machine and kept in a
+small JSON file (``$TORCHLOGIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/torchlogit``
+or ``~/.cache/torchlogit``) under the CPU or GPU model, torch's version and
+the thread count, so that the same fit in another process makes the same
+choices (the same coefficients, bit for bit); an unwritable folder only
+means measuring again in the next process. A leaf module: it imports no
+other part of torchlogit but the atomic writer, so the loss can use it.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+
+def cache_file() -> Path:
+    """Where measured rates are kept (see the module docstring)."""
+    folder = os.environ.get("TORCHLOGIT_CACHE_DIR")
+    if not folder:
+        folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "torchlogit"
+    return Path(folder) / "costs.json"
+
+
+def machine(device: str) -> str:
+    """The processor a measurement belongs to: the GPU's name, or the CPU model the kernel reports."""
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def where(device: str) -> str:
+    """What a measurement depends on besides the problem: the processor, torch's version, threads, device."""
+    return f"{machine(device)} | torch {torch.__version__} | {torch.get_num_threads()} threads | {device}"
+
+
+def stored(key: str, make, replace: bool = False):
+    """The cache file's entry ``key``, else (or with ``replace``) ``make()``, written there for the next process."""
+    path = cache_file()
+    table = _read(path)
+    if key in table and not replace:
+        return table[key]
+    table[key] = make()
+    try:
+        from ._atomic import atomic_write_bytes
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, json.dumps(table, indent=1, sort_keys=True).encode())
+    except OSError:
+        pass  # measured again by the next process
+    return table[key]
+
+
+def _read(path: Path) -> dict:
+    """The cache file's entries; {} when it is missing, unreadable or not a JSON object (never an error)."""
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return stored if isinstance(stored, dict) else {}
+
+
+def seconds(fn, device, repeats=3):
+    """The fastest of ``repeats`` timed calls (after one untimed call): the probe's estimate of fn's cost."""
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+# --- the layout of the torch pass's forward product, measured per shape
+
+# Z = X W^T + b for a row block X (m, d) and W (k, d): the same product, three ways to hand it to the BLAS.
+# Which is fastest depends on the BLAS's dispatch for this CPU (measured on MNIST blocks, 5,349 x 784 float32,
+# k = 10, 2-core AMD EPYC: addmm with W^T stored 23.6 ms a pass, F.linear 17.3 ms, (W X^T)^T 17.1 ms; on the
+# Intel machine the pass was first tuned on, addmm won).
+LOGITS = {
+    "addmm": lambda X, W, Wt, b: X @ Wt if b is None else torch.addmm(b, X, Wt),
+    "linear": lambda X, W, Wt, b: torch.nn.functional.linear(X, W, b),
+    "transposed": lambda X, W, Wt, b: (W @ X.T).T if b is None else (W @ X.T).T + b,
+}
+MEASURE_LOGITS_FROM = 1 << 20  # entries of a block: below, a product takes well under a millisecond either way
+
+
+def logits_layout(rows: int, d: int, k: int, dtype: torch.dtype, device: str) -> str:
+    """The key of ``LOGITS`` that is fastest here for (rows, d) blocks and k outputs (see above).
+
+    Timed once per machine and shape on random data of the block's shape
+    (the user's data is not touched), kept in the cache file with the
+    solver costs; small blocks take 'addmm' unmeasured.
+    """
+    if rows * d < MEASURE_LOGITS_FROM or os.environ.get("TORCHLOGIT_SOLVER_COSTS"):
+        return "addmm"  # small, or the fixed table of a test run: no timing-dependent choice
+    return _logits_layout(rows, d, k, dtype, device)
+
+
+@functools.cache
+def _logits_layout(rows, d, k, dtype, device):
+    key = f"{where(device)} | {dtype} | logits {rows} x {d}, k {k}"
+    choice = stored(key, lambda: _fastest_layout(rows, d, k, dtype, torch.device(device)))
+    return choice if choice in LOGITS else "addmm"
+
+
+def _fastest_layout(rows, d, k, dtype, device):
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(rows, d, generator=g, dtype=dtype).to(device)
+    W = torch.randn(k, d, generator=g, dtype=dtype).to(device)
+    Wt, b = W.T.contiguous(), torch.zeros(k, dtype=dtype, device=device)
+    timed = {name: seconds(lambda f=f: f(X, W, Wt, b), device) for name, f in LOGITS.items()}
+    return min(timed, key=timed.get)
