@@ -105,6 +105,7 @@ def test_loss_gradient_takes_the_kernel_and_agrees_with_torch(monkeypatch):
     X, _, y, s = _problem(20_000, 30, 1.0)
     loss = LinearModelLoss(POINTWISE["binary"], 30, 1, True)
     theta = torch.randn(31) * 0.1
+    assert _kernels.ready()  # loaded (warm_up's own calls) before the count starts
     monkeypatch.setattr(_kernels, "MIN_ELEMENTS", 0)
     calls = []
     real = _kernels.binary_loss_gradient
@@ -200,3 +201,38 @@ def test_standardizer_recentres_when_the_shift_rows_are_atypical(monkeypatch, th
     sigma = X.double().std(0, correction=0)
     np.testing.assert_allclose(std.sigma.numpy(), sigma.numpy(), rtol=1e-3)
     assert not std.constant.any()
+
+
+def test_a_cold_kernel_cache_is_filled_elsewhere_while_fits_go_on(monkeypatch):
+    """No fit waits for numba's compiler: with a cold cache the compile runs in another process, passes go
+    to torch, and the kernels are loaded once the cache is filled."""
+    import threading
+    import time
+
+    monkeypatch.setitem(_kernels._warming, "done", False)
+    monkeypatch.setitem(_kernels._warming, "thread", None)
+    cache = {"warm": False}
+    compiled = threading.Event()
+
+    def compile_elsewhere():  # stands for the separate process filling the cache
+        time.sleep(0.3)
+        cache["warm"] = True
+        compiled.set()
+
+    monkeypatch.setattr(_kernels, "_cache_is_warm", lambda: cache["warm"])
+    monkeypatch.setattr(_kernels, "_compile_elsewhere", compile_elsewhere)
+    X = torch.zeros(_kernels.MIN_ELEMENTS // 4, 4)
+    start = time.perf_counter()
+    assert not _kernels.applies(X) and not _kernels.ready()
+    assert time.perf_counter() - start < 0.2  # returned at once
+    assert compiled.wait(5)
+    _kernels._warming["thread"].join(5)
+    assert _kernels.ready() and _kernels.applies(X)  # the cache is warm now: loaded, and used
+
+
+def test_a_warm_kernel_cache_is_used_from_the_first_pass(monkeypatch):
+    monkeypatch.setitem(_kernels._warming, "done", False)
+    monkeypatch.setitem(_kernels._warming, "thread", None)
+    monkeypatch.setattr(_kernels, "_cache_is_warm", lambda: True)
+    monkeypatch.setattr(_kernels, "_compile_elsewhere", lambda: pytest.fail("compiled despite a warm cache"))
+    assert _kernels.ready()

@@ -34,15 +34,26 @@ alone and their partial sums are added outside the parallel region in chunk
 order, so the result does not depend on the number of threads.
 
 Only C-contiguous float32 or float64 X on the CPU takes this path (GPUs, other
-layouts and the multinomial loss use torch). The first call in a fresh
-install compiles the kernels (2 cores: ~12 s for float32, ~5 s more for
-float64; ``make`` does it at install time through :func:`warm_up`); numba
-caches them next to this file, or in its user cache where that is read-only.
+layouts and the multinomial loss use torch). A fresh install has to compile
+the kernels (2 cores: 6-17 s; ``make`` does it at install time through
+:func:`warm_up`); numba caches them next to this file, or in its user cache
+where that is read-only. So that no fit waits for the compiler (a plain
+``pip install`` has no warm cache), :func:`ready` loads a warm cache at once
+(under a second, once per process), so the kernels serve from the first
+pass, but fills a cold one by a compile in a separate Python process
+(numba's compiler holds the GIL: in a thread it slowed the torch passes of
+the fit running beside it 10x); meanwhile passes go to torch (the same
+sums, rounded differently) and switch to the kernels once the cache is
+filled.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
+import threading
 
 import torch
 
@@ -64,15 +75,65 @@ def _kernels():
     return _compiled
 
 
+_warming = {"thread": None, "done": False}
+
+
+def ready() -> bool:
+    """Whether the numba kernels can run now without waiting for a compile; False without numba.
+
+    With numba's cache warm, the first call loads every kernel (under a
+    second, once per process) and returns True, so fits are the same in
+    every process. With a cold cache it starts the compile in another
+    process and returns False at once; a later call that finds the cache
+    filled loads it. If that process could not fill it (an unwritable cache),
+    the kernels are compiled here, as numba would at their first call.
+    """
+    if _warming["done"]:
+        return bool(_kernels())
+    if not _kernels():
+        return False
+    thread = _warming["thread"]
+    if _cache_is_warm() or (thread is not None and not thread.is_alive()):
+        warm_up()  # in this thread: a kernel's first parallel launch sets up numba's threading layer here
+        _warming["done"] = True
+        return True
+    if thread is None:
+        thread = threading.Thread(target=_compile_elsewhere, name="torchlogit-kernels", daemon=True)
+        _warming["thread"] = thread
+        thread.start()
+    return False
+
+
+def _compile_elsewhere():
+    """Fill numba's cache from a separate Python process (the compiler would hold this one's GIL)."""
+    command = [sys.executable, "-c", "from torchlogit._kernels import warm_up; warm_up()"]
+    try:
+        subprocess.run(command, capture_output=True, timeout=900, check=False)
+    except (OSError, subprocess.SubprocessError):
+        pass  # ready() then compiles in this process
+
+
+def _cache_is_warm() -> bool:
+    """Whether numba's cache holds the dense kernels (their index files exist); True where that cannot be told."""
+    try:
+        compiled = _kernels()
+        for kernel in (compiled.binary_loss_gradient, compiled.shifted_moments):
+            if not os.path.exists(kernel._cache._cache_file._index_path):  # numba's own bookkeeping
+                return False
+    except (AttributeError, TypeError):  # another numba version's layout: load (or compile) here, as before
+        return True
+    return True
+
+
 def applies(X) -> bool:
-    """Whether the fused kernels handle X: float32 or float64, C-contiguous, CPU, large enough."""
+    """Whether the fused kernels handle X: float32 or float64, C-contiguous, CPU, large enough, compiled."""
     return (
         X.device.type == "cpu"
         and X.dtype in (torch.float32, torch.float64)
         and X.is_contiguous()
         and X.numel() >= MIN_ELEMENTS
         and not X.requires_grad
-        and bool(_kernels())
+        and ready()
     )
 
 
