@@ -136,3 +136,17 @@ def test_the_forward_layout_is_measured_once_per_shape_and_kept(tmp_path, monkey
         assert _measured.logits_layout(rows, 64, 4, torch.float32, "cpu") == choice
     finally:
         _measured._logits_layout.cache_clear()
+
+
+def test_a_measured_choice_is_the_fastest_and_kept(tmp_path, monkeypatch):
+    from torchlogit import _measured
+
+    monkeypatch.setenv("TORCHLOGIT_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(_measured, "_fastest", {})
+    assert _measured.fastest("a choice", lambda: {"kernel": 2.0, "torch": 1.0}) == "torch"
+    monkeypatch.setattr(_measured, "_fastest", {})  # a new process: read from the file, not timed again
+    assert _measured.fastest("a choice", lambda: pytest.fail("timed again")) == "torch"
+    key = next(k for k in json.loads((tmp_path / "costs.json").read_text()) if k.endswith("a choice"))
+    (tmp_path / "costs.json").write_text(json.dumps({key: "damaged"}))
+    monkeypatch.setattr(_measured, "_fastest", {})
+    assert _measured.fastest("a choice", lambda: {"kernel": 1.0, "torch": 2.0}) == "kernel"

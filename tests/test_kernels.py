@@ -236,3 +236,43 @@ def test_a_warm_kernel_cache_is_used_from_the_first_pass(monkeypatch):
     monkeypatch.setattr(_kernels, "_cache_is_warm", lambda: True)
     monkeypatch.setattr(_kernels, "_compile_elsewhere", lambda: pytest.fail("compiled despite a warm cache"))
     assert _kernels.ready()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_the_softmax_kernel_agrees_with_torch(dtype, fit_intercept, monkeypatch):
+    """One read of X for the multinomial pass: f and its gradient as torch computes them (float64 references)."""
+    from torchlogit._loss import MultinomialCrossEntropy
+
+    g = torch.Generator().manual_seed(3)
+    n, d, k = 3001, 37, 4  # n not a multiple of the 64-row tile nor of 4
+    X = torch.randn(n, d, generator=g, dtype=dtype) * 3
+    y = torch.randint(0, k, (n,), generator=g)
+    s = (torch.rand(n, generator=g) / n).to(dtype)
+    loss = LinearModelLoss(MultinomialCrossEntropy, d, k, fit_intercept)
+    theta = (torch.randn(loss.n_params, generator=g, dtype=torch.float64) * 0.5).to(dtype)
+    f_ref, g_ref = loss.loss_gradient(theta.double(), X.double(), y, s.double())  # torch, float64
+    monkeypatch.setattr(_kernels, "MIN_ELEMENTS", 0)
+    assert loss.reads_once(X)  # the test suite's fixed choices take the kernel wherever it applies
+    calls, real = [], _kernels.multinomial_loss_gradient
+    monkeypatch.setattr(_kernels, "multinomial_loss_gradient", lambda *a: calls.append(1) or real(*a))
+    f_k, g_k = loss.loss_gradient(theta, X, y, s)
+    assert calls and g_k.dtype == torch.float64 and g_k.shape == g_ref.shape
+    rtol_f, rtol_g = TOLERANCE[dtype]
+    assert float(f_k) == pytest.approx(float(f_ref), rel=rtol_f)
+    assert float((g_k - g_ref).abs().max()) <= rtol_g * float(g_ref.abs().max())
+
+
+def test_a_multinomial_fit_through_the_kernel_reaches_the_torch_optimum(monkeypatch):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(4000, 12)).astype(np.float32)
+    y = (X[:, :3] @ rng.normal(size=(3, 3)) + rng.gumbel(size=(4000, 3))).argmax(1)
+    monkeypatch.setattr(_kernels, "MIN_ELEMENTS", 1 << 62)
+    ref = LogisticRegression(solver="lbfgs", tol=1e-8).fit(X, y)
+    monkeypatch.setattr(_kernels, "MIN_ELEMENTS", 0)
+    calls, real = [], _kernels.multinomial_loss_gradient
+    monkeypatch.setattr(_kernels, "multinomial_loss_gradient", lambda *a: calls.append(1) or real(*a))
+    fused = LogisticRegression(solver="lbfgs", tol=1e-8).fit(X, y)
+    assert calls
+    np.testing.assert_allclose(fused.coef_, ref.coef_, rtol=1e-4, atol=1e-5)
+    assert fused.convergence_.objective == pytest.approx(ref.convergence_.objective, rel=1e-7)

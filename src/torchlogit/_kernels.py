@@ -33,8 +33,11 @@ X's dtype over 1,024 rows and then in float64; chunks of rows are fixed by n
 alone and their partial sums are added outside the parallel region in chunk
 order, so the result does not depend on the number of threads.
 
-Only C-contiguous float32 or float64 X on the CPU takes this path (GPUs, other
-layouts and the multinomial loss use torch). A fresh install has to compile
+Only C-contiguous float32 or float64 X on the CPU takes this path (GPUs and
+other layouts use torch). The multinomial loss has a kernel of its own
+(softmax per row, four rows at a time against each class's weights); it
+serves a shape only where it measured faster than torch's pass on the
+machine (``LinearModelLoss._multinomial_kernel``). A fresh install has to compile
 the kernels (2 cores: 6-17 s; ``make`` does it at install time through
 :func:`warm_up`); numba caches them next to this file, or in its user cache
 where that is read-only. So that no fit waits for the compiler (a plain
@@ -117,7 +120,7 @@ def _cache_is_warm() -> bool:
     """Whether numba's cache holds the dense kernels (their index files exist); True where that cannot be told."""
     try:
         compiled = _kernels()
-        for kernel in (compiled.binary_loss_gradient, compiled.shifted_moments):
+        for kernel in (compiled.binary_loss_gradient, compiled.multinomial_loss_gradient, compiled.shifted_moments):
             if not os.path.exists(kernel._cache._cache_file._index_path):  # numba's own bookkeeping
                 return False
     except (AttributeError, TypeError):  # another numba version's layout: load (or compile) here, as before
@@ -155,6 +158,7 @@ def warm_up() -> bool:
     for dtype in (torch.float32, torch.float64):
         X, v = torch.zeros(8, 3, dtype=dtype), torch.zeros(8, dtype=dtype)
         binary_loss_gradient(X, torch.zeros(3, dtype=dtype), 0.0, v, v)
+        multinomial_loss_gradient(X, torch.zeros(2, 3, dtype=dtype), torch.zeros(2, dtype=dtype), v.long(), v)
         W, S = np.zeros((2, 3), dtype=X.numpy().dtype), np.zeros((2, 8), dtype=X.numpy().dtype)
         _folds_kernels.folds_loss_gradient(X.numpy(), W, W[:, 0].copy(), v.numpy(), S, 8, 1)  # CV folds together
         shifted_moments(X, v, torch.zeros(3, dtype=dtype))
@@ -197,6 +201,21 @@ def binary_loss_gradient(X, w, b, y, s):
         Xn, w.contiguous().numpy(), Xn.dtype.type(b), y.contiguous().numpy(), s.contiguous().numpy(), rows, chunks
     )
     return _chunk_total(F), torch.from_numpy(G.sum(axis=0))
+
+
+def multinomial_loss_gradient(X, W, b, y, s):
+    """(f, gW, gb): f = sum_i s_i [logsumexp(z_i) - z_i,y_i] with z_i = W x_i + b, gW = R^T X, gb = sum_i R_i,
+    R = s (softmax(z) - onehot(y)), in one read of X.
+
+    X (n, d) C-contiguous; W (K, d), b (K,), s (n,) of X's dtype; y (n,) int64
+    class indices. f a Python float, gW (K, d) and gb (K,) float64.
+    """
+    numba_follows_torch()
+    rows, chunks = _chunks(X.shape[0])
+    arrays = (t.contiguous().numpy() for t in (W, b, y, s))
+    F, G = _kernels().multinomial_loss_gradient(X.numpy(), *arrays, rows, chunks)
+    total = torch.from_numpy(G.sum(axis=0))  # (K, d + 1), chunks added in order
+    return _chunk_total(F), total[:, :-1], total[:, -1]
 
 
 def _chunk_total(F):

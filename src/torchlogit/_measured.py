@@ -106,6 +106,26 @@ LOGITS = {
 MEASURE_LOGITS_FROM = 1 << 20  # entries of a block: below, a product takes well under a millisecond either way
 
 
+def fixed_choices() -> bool:
+    """Whether measured choices are replaced by fixed ones (``TORCHLOGIT_SOLVER_COSTS`` set: the test suite)."""
+    return bool(os.environ.get("TORCHLOGIT_SOLVER_COSTS"))
+
+
+_fastest = {}  # what -> name, this process's memory of the cache file's answers
+
+
+def fastest(what: str, time_each) -> str:
+    """The name of the fastest of ``time_each()`` -> {name: seconds}, measured once per machine and kept."""
+    if what not in _fastest:
+        timed = stored(f"{where('cpu')} | {what}", time_each)
+        try:
+            _fastest[what] = min(timed, key=lambda name: float(timed[name]))
+        except (TypeError, ValueError, AttributeError):  # an entry of another shape: measure again
+            timed = stored(f"{where('cpu')} | {what}", time_each, replace=True)
+            _fastest[what] = min(timed, key=timed.get)
+    return _fastest[what]
+
+
 def logits_layout(rows: int, d: int, k: int, dtype: torch.dtype, device: str) -> str:
     """The key of ``LOGITS`` that is fastest here for (rows, d) blocks and k outputs (see above).
 
@@ -113,7 +133,7 @@ def logits_layout(rows: int, d: int, k: int, dtype: torch.dtype, device: str) ->
     (the user's data is not touched), kept in the cache file with the
     solver costs; small blocks take 'addmm' unmeasured.
     """
-    if rows * d < MEASURE_LOGITS_FROM or os.environ.get("TORCHLOGIT_SOLVER_COSTS"):
+    if rows * d < MEASURE_LOGITS_FROM or fixed_choices():
         return "addmm"  # small, or the fixed table of a test run: no timing-dependent choice
     return _logits_layout(rows, d, k, dtype, device)
 

@@ -158,6 +158,94 @@ def tile_loss_64(z, y, s, m, two_f, bits, loss, r):
 
 
 @njit(parallel=True, fastmath=FLAGS, nogil=True, cache=True)
+def multinomial_loss_gradient(X, W, b, y, s, rows, chunks):
+    """See torchlogit._kernels.multinomial_loss_gradient; per-chunk (F (chunks,), G (chunks, K, d + 1)), float64.
+
+    Per tile of 64 rows: Z = X_t W^T + b four rows at a time (the tile stays in
+    L1 across the K dot products), the softmax loss and R = s (softmax(Z) - Y)
+    in float64 (exp and log of libm: n K calls, few next to the n K d products),
+    then X_t^T R accumulated in X's dtype over <= 16 tiles and flushed to float64.
+    """
+    n, d = X.shape
+    K = W.shape[0]
+    G = np.zeros((chunks, K, d + 1))
+    F = np.zeros(chunks)
+    for c in prange(chunks):
+        zero = np.zeros(1, dtype=X.dtype)[0]
+        Z = np.empty((TILE, K), dtype=X.dtype)
+        g_acc = np.zeros((K, d), dtype=X.dtype)
+        g64 = np.zeros((K, d))
+        gb = np.zeros(K)
+        f = 0.0
+        lo = c * rows
+        hi = min(n, lo + rows)
+        for t0 in range(lo, hi, TILE):
+            m = min(TILE, hi - t0)
+            i = 0
+            while i + 4 <= m:
+                for k in range(K):
+                    a0, a1, a2, a3 = zero, zero, zero, zero
+                    for j in range(d):
+                        wkj = W[k, j]
+                        a0 += X[t0 + i, j] * wkj
+                        a1 += X[t0 + i + 1, j] * wkj
+                        a2 += X[t0 + i + 2, j] * wkj
+                        a3 += X[t0 + i + 3, j] * wkj
+                    Z[i, k], Z[i + 1, k], Z[i + 2, k], Z[i + 3, k] = a0 + b[k], a1 + b[k], a2 + b[k], a3 + b[k]
+                i += 4
+            while i < m:
+                for k in range(K):
+                    acc = zero
+                    for j in range(d):
+                        acc += X[t0 + i, j] * W[k, j]
+                    Z[i, k] = acc + b[k]
+                i += 1
+            for i in range(m):
+                mx = Z[i, 0]
+                for k in range(1, K):
+                    mx = max(mx, Z[i, k])
+                yi = y[t0 + i]
+                zy = np.float64(Z[i, yi])
+                se = 0.0
+                for k in range(K):
+                    e = np.exp(np.float64(Z[i, k]) - mx)
+                    Z[i, k] = e
+                    se += e
+                si = np.float64(s[t0 + i])
+                f += si * (mx + np.log(se) - zy)
+                for k in range(K):
+                    r = si * (np.float64(Z[i, k]) / se - (1.0 if k == yi else 0.0))
+                    Z[i, k] = r  # the residual, in X's dtype for the scatter
+                    gb[k] += r
+            i = 0
+            while i + 4 <= m:
+                for k in range(K):
+                    r0, r1, r2, r3 = Z[i, k], Z[i + 1, k], Z[i + 2, k], Z[i + 3, k]
+                    for j in range(d):
+                        g_acc[k, j] += (
+                            r0 * X[t0 + i, j] + r1 * X[t0 + i + 1, j] + r2 * X[t0 + i + 2, j] + r3 * X[t0 + i + 3, j]
+                        )
+                i += 4
+            while i < m:
+                for k in range(K):
+                    r = Z[i, k]
+                    for j in range(d):
+                        g_acc[k, j] += r * X[t0 + i, j]
+                i += 1
+            if (t0 - lo) % (16 * TILE) == 0:
+                for k in range(K):
+                    for j in range(d):
+                        g64[k, j] += g_acc[k, j]
+                        g_acc[k, j] = 0.0
+        for k in range(K):
+            for j in range(d):
+                G[c, k, j] = g64[k, j] + g_acc[k, j]
+            G[c, k, d] = gb[k]
+        F[c] = f
+    return F, G
+
+
+@njit(parallel=True, fastmath=FLAGS, nogil=True, cache=True)
 def shifted_moments(X, s, shift, rows, chunks):
     """See torchlogit._kernels.shifted_moments."""
     n, d = X.shape
