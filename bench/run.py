@@ -212,17 +212,17 @@ def gradient_passes(quick):
     larger than the caches. The limit is X's bytes over the median of those
     sums' bandwidths; the time per pass is the median over all passes.
     """
-    shapes = [(10_000, 10), (100_000, 100), (1_000_000, 100), (100_000, 2_000)]
+    shapes = [(10_000, 10, 1), (100_000, 100, 1), (1_000_000, 100, 1), (100_000, 2_000, 1), (60_000, 784, 10)]
     if not quick:
-        shapes += [(10_000_000, 100), (1_000_000, 1_000)]
+        shapes += [(10_000_000, 100, 1), (1_000_000, 1_000, 1)]
     probe = torch.ones(100 << 20)
     rows = []
-    for n, d in shapes:
+    for n, d, k in shapes:  # k = 10: MNIST's shape, multinomial
         X = torch.randn(n, d)
-        y = (torch.rand(n) < 0.5).float()
+        y = (torch.rand(n) < 0.5).float() if k == 1 else torch.randint(0, k, (n,))
         s = torch.full((n,), 1.0 / n)
-        loss = LinearModelLoss(POINTWISE["binary"], d, 1, True)
-        theta = torch.zeros(d + 1)
+        loss = LinearModelLoss(POINTWISE["binary" if k == 1 else "multinomial"], d, k, True)
+        theta = torch.zeros(loss.n_params)
         loss.loss_gradient(theta, X, y, s, 1e-6)
         times, rates = [], []  # 3 to 11 rounds (as many as fit in ~1 s of passes)
         while len(rates) < 3 or (len(rates) < 11 and sum(times) < 1.0):
@@ -235,10 +235,12 @@ def gradient_passes(quick):
             rates.append(probe.numel() * 4 / (time.perf_counter() - start))
         t, bandwidth = statistics.median(times), statistics.median(rates)
         limit = X.numel() * 4 / bandwidth
+        kind = "binary" if k == 1 else f"{k} classes"
         rows.append(
             {
                 "n": n,
                 "d": d,
+                "classes": k if k > 1 else 2,
                 "seconds_per_pass": t,
                 "bytes_per_second": X.numel() * 4 / t,
                 "bandwidth_bytes_per_second": bandwidth,
@@ -246,7 +248,7 @@ def gradient_passes(quick):
             }
         )
         print(
-            f"  {n:>10,} x {d:<5} {1e3 * t:9.2f} ms/pass  {X.numel() * 4 / t / 1e9:6.1f} GB/s  "
+            f"  {n:>10,} x {d:<5} {kind:<10} {1e3 * t:9.2f} ms/pass  {X.numel() * 4 / t / 1e9:6.1f} GB/s  "
             f"{t / limit:5.2f} x the read-bandwidth limit ({bandwidth / 1e9:.1f} GB/s meanwhile)",
             flush=True,
         )
@@ -377,7 +379,7 @@ def main(argv=None):
                 f"small fit)"
             )
     if 3 in sections:
-        print("\n3. full gradient passes (binary, float32)")
+        print("\n3. full gradient passes (float32; binary, and MNIST's shape with 10 classes)")
         results["gradient_passes"] = gradient_passes(args.quick)
     if 4 in sections:
         print("\n4. sgd against the lecture's loop (batch 32, lr 0.01)")
