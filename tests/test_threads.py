@@ -73,3 +73,15 @@ def test_busy_cores_sees_another_process_running():
     finally:
         stop.set()
         worker.join()
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_threadpoolctl_limits_hold_inside_a_fit(monkeypatch, two_threads):
+    """joblib's workers and users limit threads with threadpoolctl; torch's OpenMP pool follows, and so do we."""
+    from threadpoolctl import threadpool_limits
+
+    monkeypatch.setattr(_threads, "busy_cores", lambda: 0)
+    monkeypatch.setattr(_threads, "SINGLE_THREAD_WORK", 1)  # a large fit, which would otherwise keep 2
+    with threadpool_limits(1):
+        assert set(_threads_seen_by_the_solver(569, 30)) == {1}
+    assert torch.get_num_threads() == 2
