@@ -38,9 +38,13 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from . import _threads
+from . import _kernels, _threads
+from ._fit import fit_problem
+from ._loss import POINTWISE, LinearModelLoss
 from ._measured import seconds, stored, where
+from ._problem import Problem
 from ._sparse import is_sparse
+from .penalties import L2
 
 
 @dataclass(frozen=True)
@@ -99,15 +103,14 @@ def measure(dtype: torch.dtype, device: str, fused: bool = False) -> Rates:
     at least ``_kernels.MIN_ELEMENTS`` entries), whose cost per entry
     differs from torch's; Newton's Hessian never goes through it.
     """
-    from . import _kernels
-
     d = 31
     smallest = max(_kernels.MIN_ELEMENTS // d + 1, 512) if fused else 512  # the kernel runs from MIN_ELEMENTS
     sizes = (smallest, 4 * smallest) if fused else (512, 8192)
     solvers = ("lbfgs",) if fused else ("lbfgs", "newton")
+    per_iteration = {}
     with _threads.single():  # on one thread the timings hold on a loaded machine (no waits at barriers)
-        per_iteration = {name: [_iteration_seconds(name, n, d, dtype, torch.device(device)) for n in sizes]
-                         for name in solvers}  # fmt: skip
+        for name in solvers:
+            per_iteration[name] = [_iteration_seconds(name, n, d, dtype, torch.device(device)) for n in sizes]
     p = d + 1
     lbfgs = _line(*[(n * p, t) for n, t in zip(sizes, per_iteration["lbfgs"])])
     if fused:
@@ -117,11 +120,6 @@ def measure(dtype: torch.dtype, device: str, fused: bool = False) -> Rates:
 
 def _iteration_seconds(solver, n, d, dtype, device):
     """Seconds per iteration of ``solver`` on a random binary (n, d) problem: (T(LONG) - T(SHORT)) / (LONG - SHORT)."""
-    from ._fit import fit_problem
-    from ._loss import POINTWISE, LinearModelLoss
-    from ._problem import Problem
-    from .penalties import L2
-
     g = torch.Generator().manual_seed(0)
     X = torch.randn(n, d, generator=g, dtype=dtype).to(device)
     y = (torch.rand(n, generator=g) < 0.5).to(dtype).to(device)
