@@ -23,6 +23,8 @@ from pathlib import Path
 
 import torch
 
+from ._atomic import atomic_write_bytes
+
 
 def cache_file() -> Path:
     """Where measured rates are kept (see the module docstring)."""
@@ -59,8 +61,6 @@ def stored(key: str, make, replace: bool = False):
         return table[key]
     table[key] = make()
     try:
-        from ._atomic import atomic_write_bytes
-
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(path, json.dumps(table, indent=1, sort_keys=True).encode())
     except OSError:
@@ -71,10 +71,10 @@ def stored(key: str, make, replace: bool = False):
 def _read(path: Path) -> dict:
     """The cache file's entries; {} when it is missing, unreadable or not a JSON object (never an error)."""
     try:
-        stored = json.loads(path.read_text())
+        table = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
-    return stored if isinstance(stored, dict) else {}
+    return table if isinstance(table, dict) else {}
 
 
 def seconds(fn, device, repeats=3):
