@@ -138,6 +138,16 @@ def test_singular_information_names_the_columns():
     assert np.isfinite(LogisticRegression(C=1.0).fit(X, y).summary(X, y).bse).all()
 
 
+def test_a_wide_singular_design_gets_a_line_not_thousands_of_names():
+    from torchlogit._inference import _singular_message
+
+    names = ["const"] + [f"x{j}" for j in range(3000)]
+    message = _singular_message(names)
+    assert "columns 'const', 'x0', 'x1', 'x2', 'x3', 'x4', 'x5', 'x6' and 2993 more are collinear" in message
+    assert len(message) < 300 and "\n" not in message
+    assert "'GPA', 'PSI', 'GPA2' are" in _singular_message(["GPA", "PSI", "GPA2"])  # a few: all named
+
+
 def test_float32_and_no_intercept():
     X, y = synthetic_binary()
     ref = sm.Logit(y, X).fit(disp=0, method="newton", tol=1e-12)

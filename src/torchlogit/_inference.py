@@ -149,15 +149,19 @@ def singular_columns(A, k, d1, names):
     return _singular_message([names[j] for j in torch.nonzero(loading > 0.05 * loading.max()).ravel().tolist()])
 
 
+MAX_NAMED = 8  # columns an error line names before it counts the rest
+
+
 def _singular_message(columns):
     if len(columns) == 1:
         what = (
             f"column {columns[0]!r} has no variation the model can use (constant, all zero, or a copy of the intercept)"
         )
     else:
-        what = (
-            f"columns {', '.join(repr(c) for c in columns)} are collinear (one is a linear combination of the others)"
-        )
+        shown = ", ".join(repr(c) for c in columns[:MAX_NAMED])
+        if len(columns) > MAX_NAMED:  # wide data: thousands of names would not make one readable line
+            shown += f" and {len(columns) - MAX_NAMED} more"
+        what = f"columns {shown} are collinear (one is a linear combination of the others)"
     return (
         f"the information matrix is singular: {what}; drop or merge them, or fit with an L2 penalty "
         "(their standard errors would be infinite)"
