@@ -214,10 +214,13 @@ def test_a_cold_kernel_cache_is_filled_elsewhere_while_fits_go_on(monkeypatch):
     cache = {"warm": False}
     compiled = threading.Event()
 
-    def compile_elsewhere():  # stands for the separate process filling the cache
+    finish = threading.Event()
+
+    def compile_elsewhere():  # stands for the separate process filling the cache, kernel by kernel
         time.sleep(0.3)
-        cache["warm"] = True
+        cache["warm"] = True  # the first kernels' files exist; the others are still compiling
         compiled.set()
+        finish.wait(5)
 
     monkeypatch.setattr(_kernels, "_cache_is_warm", lambda: cache["warm"])
     monkeypatch.setattr(_kernels, "_compile_elsewhere", compile_elsewhere)
@@ -226,6 +229,8 @@ def test_a_cold_kernel_cache_is_filled_elsewhere_while_fits_go_on(monkeypatch):
     assert not _kernels.applies(X) and not _kernels.ready()
     assert time.perf_counter() - start < 0.2  # returned at once
     assert compiled.wait(5)
+    assert not _kernels.ready()  # the compile has not ended: nothing is compiled a second time here
+    finish.set()
     _kernels._warming["thread"].join(5)
     assert _kernels.ready() and _kernels.applies(X)  # the cache is warm now: loaded, and used
 

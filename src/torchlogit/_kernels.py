@@ -87,8 +87,8 @@ def ready() -> bool:
     With numba's cache warm, the first call loads every kernel (under a
     second, once per process) and returns True, so fits are the same in
     every process. With a cold cache it starts the compile in another
-    process and returns False at once; a later call that finds the cache
-    filled loads it. If that process could not fill it (an unwritable cache),
+    process and returns False at once; a later call after that process has
+    ended loads the cache it filled. If that process could not fill it (an unwritable cache),
     the kernels are compiled here, as numba would at their first call.
     """
     if _warming["done"]:
@@ -96,7 +96,9 @@ def ready() -> bool:
     if not _kernels():
         return False
     thread = _warming["thread"]
-    if _cache_is_warm() or (thread is not None and not thread.is_alive()):
+    # a compile started elsewhere is waited for to its end: its first kernels' cache files appear while
+    # the others (float64, sparse) are still compiling, which would be compiled again here, holding the GIL
+    if (thread is None and _cache_is_warm()) or (thread is not None and not thread.is_alive()):
         warm_up()  # in this thread: a kernel's first parallel launch sets up numba's threading layer here
         _warming["done"] = True
         return True
