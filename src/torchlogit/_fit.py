@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from . import _kernels
+from . import _compact, _kernels
 from ._certificate import duality_gap
 from ._loss import BinaryCrossEntropy, LinearModelLoss
 from ._sparse import is_sparse, take_rows
@@ -276,14 +276,28 @@ def _fit_exact(problem, solver, w0, tol, max_iter, callback, std=None):
     datafit, dtype = problem.datafit, problem.dtype
     k_d = datafit.n_outputs * datafit.n_features
 
+    design = _compact.Design(problem) if _compact.applies(problem) else None  # small: [X' 1] held once
+    if std is None and design is not None:
+        moments = design.moments()
+        if moments is None:
+            design = None  # squares out of float64's range: the general path scales them
+        else:
+            std = Standardizer.from_scale(*moments, datafit.n_outputs, datafit.fit_intercept)
     if std is None:
         std = Standardizer.from_data(problem.X, problem.s, datafit.n_outputs, datafit.fit_intercept)
+    if design is not None:
+        design.standardize(std)
     # P(W) = penalty(V) with V = W sigma; its L2 part joins the smooth function, its L1 part a prox
     smooth, rough = problem.penalty.rescaled(std.sigma).split()
 
-    def fun_and_grad(phi):
+    def data_term(phi):  # (L, grad_phi L)
+        if design is not None:
+            return design.loss_gradient(phi)
         f, g = problem.data_loss_gradient(std.to_theta(phi))
-        g = std.grad_to_phi(g)
+        return f, std.grad_to_phi(g)
+
+    def fun_and_grad(phi):
+        f, g = data_term(phi)
         if smooth.alpha:
             V = phi[:k_d].view(datafit.n_outputs, datafit.n_features)
             f = f + smooth.value(V)
@@ -291,7 +305,7 @@ def _fit_exact(problem, solver, w0, tol, max_iter, callback, std=None):
         return float(f), g
 
     # float32 logits make f accurate to about 10 eps32 relative (it is summed in float64)
-    extra = {"f_rtol": 10 * torch.finfo(dtype).eps}
+    extra = {"f_rtol": 10 * torch.finfo(f64 if design is not None else dtype).eps}
     if solver == "lbfgs":
         rows = problem.preconditioner_rows()
         if datafit.n_features <= PRECONDITION_MAX_FEATURES and rows is not None:
@@ -299,9 +313,12 @@ def _fit_exact(problem, solver, w0, tol, max_iter, callback, std=None):
         else:
             extra["precondition"] = diagonal_preconditioner(std, problem.penalty.l2)
     if solver == "newton":
-        extra["hessian"] = lambda phi: problem.hessian(std.to_theta(phi), std=std)
+        if design is None:
+            extra["hessian"] = lambda phi: problem.hessian(std.to_theta(phi), std=std)
+        else:
+            extra["hessian"] = lambda phi: _plus_curvature(design.hessian(phi), smooth, phi[:k_d].view(1, -1))
     if solver == "prox-newton":
-        extra.update(_working_set_parts(problem, std, smooth, rough))
+        extra.update(_working_set_parts(problem, std, smooth, rough, design))
 
     def report(info):  # the solver iterates in phi; callers see theta
         info.x = std.to_theta(info.x)
@@ -453,20 +470,38 @@ class ColumnModel:
         return step.to(g.device)
 
 
-def _working_set_parts(problem, std, smooth, rough):
+def _plus_curvature(H, smooth, V):
+    """H (p, p), a design's data Hessian in phi, plus the smooth penalty's curvature on the weights V (k, d)."""
+    if smooth.l2:
+        H.diagonal()[: V.numel()] += smooth.curvature(V).reshape(-1)
+    return H
+
+
+def _working_set_parts(problem, std, smooth, rough, design=None):
     """prox-newton's lam, groups and hessian_ws for ``problem`` in phi coordinates.
 
     The data term's Hessian on a working set of features F is taken in
     standardised coordinates, restricted to F's columns (gathered one row block
-    at a time, summed over the source's blocks); a large sparse binary working
-    set in memory gets a :class:`ColumnModel` instead (no m x m matrix).
+    at a time, summed over the source's blocks); a small binary problem takes
+    it from its :class:`torchlogit._compact.Design`; a large sparse binary
+    working set in memory gets a :class:`ColumnModel` instead (no m x m matrix).
     """
     datafit = problem.datafit
+    k, d = datafit.n_outputs, datafit.n_features
     X = problem.X if problem.in_memory else None
     column_model = X is not None and is_sparse(X) and datafit.pointwise is BinaryCrossEntropy and X._numba()
+    sub_loss = {}
 
-    def data_hessian(sub_loss, theta_ws, features, std_ws):
-        return problem.data_hessian(theta_ws, std=std_ws, loss=sub_loss, columns=features)
+    def data_hessian(phi, features):
+        if design is not None:  # binary: the working set's coordinates are its features and the intercept
+            idx = torch.cat([features, torch.tensor([d])]) if datafit.fit_intercept else features
+            return design.hessian(phi, idx)
+        m = len(features)
+        if m not in sub_loss:
+            sub_loss[m] = LinearModelLoss(datafit.pointwise, m, k, datafit.fit_intercept)
+        W, b = datafit.unpack(std.to_theta(phi))  # every weight outside the working set is 0
+        theta = W[:, features].reshape(-1) if b is None else torch.cat([W[:, features].reshape(-1), b])
+        return problem.data_hessian(theta, std=std.subset(features), loss=sub_loss[m], columns=features)
 
     def model(phi, features, c2):  # None: use the Hessian
         if not (column_model and len(features) >= COLUMN_MODEL_MIN_FEATURES):
@@ -484,10 +519,11 @@ def working_set_parts(datafit, std, smooth, rough, device, data_hessian, model=N
     V[c, j] is its feature j (a feature's K coefficients enter the working
     set together); intercepts have no group (always in). lam = the L1 part's
     l1 w_j (w = 1 / sigma) on the weights, 0 on the intercepts.
-    ``data_hessian(sub_loss, theta_ws, features, std_ws)``: the data term's
-    Hessian on the working set (in memory, or summed over a stream's blocks);
-    the L2 part's curvature is added here. ``model(phi, features, c2)``: an
-    optional replacement for the Hessian (see :class:`ColumnModel`), or None.
+    ``data_hessian(phi, features)``: the data term's Hessian in phi
+    coordinates on the working set's coordinates (its features' weights,
+    class-major, then the intercepts); the L2 part's curvature is added here.
+    ``model(phi, features, c2)``: an optional replacement for the Hessian
+    (see :class:`ColumnModel`), or None.
     """
     k, d = datafit.n_outputs, datafit.n_features
     lam = torch.zeros(datafit.n_params, dtype=f64, device=device)
@@ -496,7 +532,6 @@ def working_set_parts(datafit, std, smooth, rough, device, data_hessian, model=N
     groups = torch.full((datafit.n_params,), -1, dtype=torch.long, device=device)
     groups[: k * d] = torch.arange(d, device=device).repeat(k)
     w = smooth._w(torch.zeros(d, dtype=f64, device=device)) * torch.ones(d, dtype=f64, device=device)
-    sub_loss = {}
 
     def hessian_ws(phi, features):
         m = len(features)
@@ -505,11 +540,7 @@ def working_set_parts(datafit, std, smooth, rough, device, data_hessian, model=N
         if found is not None:
             idx = features if not datafit.fit_intercept else torch.cat([features, torch.tensor([d], device=device)])
             return idx, found
-        if m not in sub_loss:
-            sub_loss[m] = LinearModelLoss(datafit.pointwise, m, k, datafit.fit_intercept)
-        W, b = datafit.unpack(std.to_theta(phi))  # every weight outside the working set is 0
-        theta = W[:, features].reshape(-1) if b is None else torch.cat([W[:, features].reshape(-1), b])
-        H = data_hessian(sub_loss[m], theta, features, std.subset(features))
+        H = data_hessian(phi, features)
         H.diagonal()[: k * m] += c2.repeat(k)
         idx = (torch.arange(k, device=device)[:, None] * d + features[None, :]).reshape(-1)
         if datafit.fit_intercept:

@@ -7,14 +7,19 @@ it again: a scheduler quantum, 1 to 4 ms. Measured on a 2-core machine
 under load: a breast-cancer L1 fit (569 x 30) took 310 ms with torch's two
 threads against 5 ms with one.
 
-So a fit looks, when it starts, at how many other processes are running
-(``busy_cores``: the kernel's count of runnable tasks, less this process's
-own running threads) and runs on at most the cores left free, and on one
-thread if the problem is small (below) and any other process is running.
-On a quiet machine it leaves torch's thread count alone: changing it for
-every fit costs more than it saves (measured on a 2-core AMD EPYC, quiet:
-a 10,000 x 20 fit took 15 ms when its threads went 2 -> 1 -> 2 around it,
-6 ms when left at 2 or at 1: the OpenMP workers spin after each change).
+So a small fit (below) always runs on one thread, and a larger one looks,
+when it starts, at how many other processes are running (``busy_cores``:
+the kernel's count of runnable tasks, less this process's own running
+threads) and runs on at most the cores left free; on a quiet machine a
+large fit leaves torch's thread count alone. Measured on a 2-core AMD EPYC
+(A/B in blocks of 15 fits, medians), one thread for small fits
+against torch's two: 1,000 x 10 alone 1.8 vs 2.1 ms; right after a
+scikit-learn fit (whose OpenBLAS threads still spin on the other core)
+1.9 vs 5.2 ms, 10,000 x 20 10.6 vs 13.0 ms; a 200,000 x 100 fit right after
+a small one is not slowed by the change of count (101 vs 99 ms). (An earlier
+note here said a change of count around every fit cost 9 ms; that did not
+reproduce: it was this VM's minute-to-minute drift.) Small fits skip the
+/proc reads too (~0.15 ms).
 
 Small is arithmetic, not a constant tuned on one CPU: a pass over the data
 costs about n p multiply-adds (p = k (d + 1) parameters); below
@@ -76,11 +81,11 @@ def _own_running_threads() -> int:
 
 def threads_for(work: float, current: int) -> int:
     """The thread count for a fit of ``work`` multiply-adds per pass, given torch's ``current`` count."""
+    if work < SINGLE_THREAD_WORK:
+        return 1
     busy = busy_cores()
     if busy == 0:
         return current  # a quiet machine: leave torch as the user set it
-    if work < SINGLE_THREAD_WORK:
-        return 1
     return max(1, min(current, cores() - busy))
 
 

@@ -1,0 +1,122 @@
+"""Small binary problems held as a standardised float64 design (``_compact``): the same objective, gradient,
+Hessian and optimum as the general path, which standardises X's blocks at every evaluation."""
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_problem
+
+from torchlogit import _compact
+from torchlogit._fit import Standardizer, fit_problem
+from torchlogit._loss import POINTWISE, LinearModelLoss
+from torchlogit._problem import Problem
+from torchlogit._sparse import SparseX
+from torchlogit.penalties import L1, L2, ElasticNet, NoPenalty
+
+f64 = torch.float64
+
+
+def _problem(penalty, fit_intercept=True, dtype=f64, n=80, d=6, shift=3.0):
+    X, y, sw = make_problem("binary", n=n, d=d, dtype=dtype)
+    X = X * torch.linspace(0.1, 10.0, d, dtype=dtype) + shift  # unscaled, off-centre columns
+    loss = LinearModelLoss(POINTWISE["binary"], d, 1, fit_intercept)
+    return Problem(loss, penalty, X, y, sw / sw.sum())
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_design_gives_the_general_paths_objective_gradient_and_hessian(fit_intercept):
+    problem = _problem(L2(0.1), fit_intercept)
+    std = Standardizer.from_data(problem.X, problem.s, 1, fit_intercept)
+    design = _compact.Design(problem)
+    design.standardize(std)
+    phi = torch.randn(problem.datafit.n_params, generator=torch.Generator().manual_seed(1), dtype=f64)
+    theta = std.to_theta(phi)
+    f, g = problem.data_loss_gradient(theta)
+    f_c, g_c = design.loss_gradient(phi)
+    assert float(f_c) == pytest.approx(float(f), rel=1e-13)
+    torch.testing.assert_close(g_c, std.grad_to_phi(g), rtol=1e-12, atol=1e-14)
+    H = problem.data_hessian(theta, std=std)
+    torch.testing.assert_close(design.hessian(phi), H, rtol=1e-12, atol=1e-14)
+    idx = torch.tensor([0, 2, 5] + ([6] if fit_intercept else []))
+    torch.testing.assert_close(design.hessian(phi, idx), H[idx][:, idx], rtol=1e-12, atol=1e-14)
+
+
+def test_moments_are_the_weighted_two_pass_ones_and_the_copy_is_standardised():
+    problem = _problem(L2(0.1))
+    X, s = problem.X, problem.s
+    design = _compact.Design(problem)
+    mu, sigma = design.moments()
+    mu_ref = s @ X
+    torch.testing.assert_close(mu, mu_ref, rtol=1e-13, atol=0)
+    torch.testing.assert_close(sigma, (s @ (X - mu_ref) ** 2).sqrt(), rtol=1e-12, atol=0)
+    design.standardize(Standardizer.from_scale(mu, sigma, 1, True))
+    torch.testing.assert_close(design.A[:, :-1], (X - mu) / sigma, rtol=1e-12, atol=1e-14)
+    assert bool((design.A[:, -1] == 1).all())
+    assert torch.equal(problem.X, _problem(L2(0.1)).X)  # the user's X is never written
+
+
+@pytest.mark.parametrize("scale", [1e-200, 1e160])
+def test_squares_out_of_range_leave_the_design_to_the_general_path(scale):
+    problem = _problem(NoPenalty())
+    problem = Problem(problem.datafit, problem.penalty, problem.X * scale, problem.y, problem.s)
+    assert _compact.Design(problem).moments() is None
+
+
+@pytest.mark.parametrize("penalty", [NoPenalty(), L2(0.05), L1(0.02), ElasticNet(0.04, 0.5)], ids=lambda p: p.name)
+@pytest.mark.parametrize("fit_intercept", [True, False])
+@pytest.mark.parametrize("dtype", [torch.float32, f64])
+def test_fits_reach_the_general_paths_optimum(monkeypatch, penalty, fit_intercept, dtype):
+    problem = _problem(penalty, fit_intercept, dtype)
+    assert _compact.applies(problem)
+    solver = "prox-newton" if penalty.l1 else "newton"
+    w0 = torch.zeros(problem.datafit.n_params, dtype=f64)
+    compact = fit_problem(problem, solver=solver, w0=w0, tol=1e-10, max_iter=200)
+    monkeypatch.setattr(_compact, "COMPACT_BYTES", 0)
+    assert not _compact.applies(problem)
+    general = fit_problem(problem, solver=solver, w0=w0, tol=1e-10, max_iter=200)
+    assert compact.converged and general.converged
+    rtol = 1e-5 if dtype == torch.float32 else 1e-8
+    np.testing.assert_allclose(
+        compact.x.numpy(), general.x.numpy(), rtol=rtol, atol=rtol * float(general.x.abs().max())
+    )
+    assert compact.fun == pytest.approx(general.fun, rel=1e-6 if dtype == torch.float32 else 1e-12)
+    if penalty.l1:
+        assert torch.equal(compact.x[:-1] == 0, general.x[:-1] == 0) if fit_intercept else True
+    if penalty.alpha:
+        assert compact.duality_gap <= (1e-7 if dtype == torch.float32 else 1e-9)  # the certificate reads X as it is
+
+
+def test_a_given_standardisation_is_used(monkeypatch):
+    """A regularisation path passes one Standardizer to all its fits; the design must use it, not its own."""
+    problem = _problem(L2(0.05))
+    w0 = torch.zeros(problem.datafit.n_params, dtype=f64)
+    std = Standardizer.from_scale(torch.full((6,), 2.0, dtype=f64), torch.full((6,), 3.0, dtype=f64), 1, True)
+    seen = []
+    monkeypatch.setattr(_compact.Design, "standardize", lambda self, s: seen.append(s) or _ORIGINAL(self, s))
+    res = fit_problem(problem, solver="newton", w0=w0, tol=1e-10, max_iter=100, std=std)
+    assert seen == [std]
+    ref = fit_problem(problem, solver="newton", w0=w0, tol=1e-10, max_iter=100)
+    np.testing.assert_allclose(res.x.numpy(), ref.x.numpy(), rtol=1e-8, atol=1e-10)
+
+
+_ORIGINAL = _compact.Design.standardize
+
+
+def test_which_problems_get_a_design():
+    assert _compact.applies(_problem(L2(0.1)))
+    X, y, sw = make_problem("multinomial", n=40, d=4, k=3)
+    multinomial = Problem(LinearModelLoss(POINTWISE["multinomial"], 4, 3, True), L2(0.1), X, y, sw / sw.sum())
+    assert not _compact.applies(multinomial)  # K^2 Hessian blocks: the general path
+    big = _problem(L2(0.1), n=(_compact.COMPACT_BYTES // (8 * 7)) + 1)
+    assert not _compact.applies(big)
+    small = _problem(L2(0.1))
+    import scipy.sparse
+
+    sparse = Problem(
+        small.datafit,
+        small.penalty,
+        SparseX.from_scipy(scipy.sparse.csr_matrix(small.X.numpy()), "cpu"),
+        small.y,
+        small.s,
+    )
+    assert not _compact.applies(sparse)  # never densified
