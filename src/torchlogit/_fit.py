@@ -10,7 +10,8 @@ or 10 million). The exact solvers run in standardised coordinates:
     x' = (x - mu) / sigma,    W = V / sigma,    b = c - W @ mu
 
 a linear change of variables theta = A phi applied to the parameters (never to
-X, which is not copied). The penalty stays on W, so the minimiser is the same;
+X, which is not copied; only a small binary problem's design, at most 8 MiB,
+is held standardised once: :mod:`torchlogit._compact`). The penalty stays on W, so the minimiser is the same;
 only the conditioning changes, which is why unscaled data converges without
 warnings. ``tol`` bounds max|grad_phi|, the gradient with respect to the
 coefficients of standardised features (equal to the raw gradient on data that
