@@ -20,10 +20,6 @@ LIBLINEAR = "liblinear-only behaviour: torchlogit maps solver='liblinear' to its
 
 LOGISTIC = {
     # L1 / elastic-net: what still differs
-    "test_elastic_net_vs_l1_l2[100]": "asserts that the l1_ratio a grid search picks scores at least as well on "
-    "held-out data as pure L1; at C=100 (a weak penalty) the exact optima differ by one sample of 125 the other way "
-    "(0.816 against 0.824); the assertion was tuned to saga's tol=1e-2 solutions",
-    "test_elastic_net_vs_l1_l2[1000000.0]": "the same as at C=100: one held-out sample of 125 (0.816 against 0.824)",
     "test_check_solver_option[LogisticRegression]": "expects solver='liblinear' to refuse three classes; torchlogit's "
     "liblinear alias fits the multinomial model (the L1 refusal for lbfgs that follows is given)",
     "test_scores_attribute_layout_elasticnet": "compares LogisticRegressionCV's fold scores with cold "

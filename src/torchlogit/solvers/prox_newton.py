@@ -20,7 +20,8 @@ in named steps; each outer iteration is:
    model's decrease delta = g^T d + sum lam (|x + d| - |x|).
 
 It stops when the largest KKT violation is <= tol (converged), when F has
-not decreased beyond its own rounding for three iterations (converged as far
+not decreased beyond its own rounding for three iterations, or when the
+model on every violating group finds no descent at all (converged as far
 as the data's precision allows: float32 data with tol 1e-8), when the line
 search finds no decrease, or after ``max_iter`` outer iterations.
 """
@@ -81,6 +82,24 @@ def _direction(H, g, x, lam, kkt):
     step_tol = 1e-2 * kkt / max(float(np.diag(Hn).max()), 1e-300)  # CD's test is on coordinate changes
     d, _ = _cd.solve(Hn, g.cpu().numpy(), x.cpu().numpy(), lam.cpu().numpy(), tol=step_tol)
     return torch.from_numpy(d).to(x.device)
+
+
+def _abs_change(x, d):
+    """|x + d| - |x| per coordinate, without cancellation where the sign stays: sign(x) d there.
+
+    Near the optimum d ~ 1e-9 on coordinates ~ 1: the plain difference is
+    rounding (~1e-16 |x|), which can outweigh the model's whole decrease
+    g^T d ~ 1e-20 and hide a real step.
+    """
+    v = x + d
+    same = (x != 0) & (torch.sign(v) == torch.sign(x))
+    return torch.where(same, torch.sign(x) * d, v.abs() - x.abs())
+
+
+def _violating_groups(x, score, groups):
+    """How many groups the working set could hold: those with a positive score or a non-zero coordinate."""
+    grouped = groups >= 0
+    return int(torch.unique(groups[grouped & ((score > 0) | (x != 0))]).numel())
 
 
 def working_set(x, score, groups, n_groups, size):
@@ -149,11 +168,13 @@ def prox_newton(
             d[idx] = _direction(H.to(x.device), g[idx], x[idx], lam[idx], kkt)
         else:
             d[idx] = H.solve(g[idx], x[idx], lam[idx], kkt)
-        delta = float(g @ d) + float((lam * ((x + d).abs() - x.abs())).sum())
+        delta = float(g @ d) + float((lam * _abs_change(x, d)).sum())
         if not delta < 0.0:
             size = 2 * max(size, len(chosen))  # the model sees no descent here: look at more groups
-            if len(chosen) >= n_groups:
-                msg = "no descent direction (the objective is at rounding level)"
+            if len(chosen) >= min(n_groups, _violating_groups(x, score, groups)):
+                # every group that violates the KKT conditions is already in, and on them the model's
+                # minimiser is d = 0: no coordinate can move at float64 resolution (as RoundingStall, converged)
+                msg, converged = "no descent direction: converged at rounding level", True
                 break
             continue
         # 4. line search on F
