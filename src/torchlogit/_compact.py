@@ -102,7 +102,8 @@ class Design:
         """(p, p) float64 data Hessian in phi; ``idx``: only those coordinates (a working set), (m, m)."""
         p = torch.sigmoid(self.A @ phi)
         h = self.s * p * (1.0 - p)  # (n,)
-        if idx is None:
+        if idx is None or len(idx) == self.A.shape[1]:  # (an elastic net's working set is often everything)
             return torch.mul(self.A, h[:, None], out=self._scaled).T @ self.A
-        A = self.A[:, idx]
+        A = self.A.index_select(1, idx)  # (n, m) the working set's columns
         return (A * h[:, None]).T @ A
+
