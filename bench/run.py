@@ -73,6 +73,23 @@ def read_bandwidth(nbytes=400 << 20):
     return nbytes / statistics.median(times)
 
 
+def gemm_rate(size=2048):
+    """Multiply-adds per second of a large square float32 GEMM: what this machine's cores can compute at best.
+
+    A pass over X costs 2 n d k multiply-adds (X W^T forward, R^T X back);
+    with k = 10 classes that work, not reading X, bounds the pass on a
+    machine with few cores.
+    """
+    A = torch.randn(size, size)
+    A @ A
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        A @ A
+        times.append(time.perf_counter() - start)
+    return size**3 / statistics.median(times)
+
+
 def warm_up():
     """Compile (first use after installing) or load the fused kernels, so no timing below includes it."""
     from torchlogit import _kernels
@@ -216,6 +233,7 @@ def gradient_passes(quick):
     if not quick:
         shapes += [(10_000_000, 100, 1), (1_000_000, 1_000, 1)]
     probe = torch.ones(100 << 20)
+    fma = gemm_rate()
     rows = []
     for n, d, k in shapes:  # k = 10: MNIST's shape, multinomial
         X = torch.randn(n, d)
@@ -235,6 +253,7 @@ def gradient_passes(quick):
             rates.append(probe.numel() * 4 / (time.perf_counter() - start))
         t, bandwidth = statistics.median(times), statistics.median(rates)
         limit = X.numel() * 4 / bandwidth
+        compute = 2 * X.numel() * k / fma  # seconds of multiply-adds at the GEMM rate
         kind = "binary" if k == 1 else f"{k} classes"
         rows.append(
             {
@@ -245,11 +264,14 @@ def gradient_passes(quick):
                 "bytes_per_second": X.numel() * 4 / t,
                 "bandwidth_bytes_per_second": bandwidth,
                 "times_bandwidth_limit": t / limit,
+                "compute_limit_seconds": compute,
+                "times_compute_limit": t / compute,
             }
         )
         print(
             f"  {n:>10,} x {d:<5} {kind:<10} {1e3 * t:9.2f} ms/pass  {X.numel() * 4 / t / 1e9:6.1f} GB/s  "
-            f"{t / limit:5.2f} x the read-bandwidth limit ({bandwidth / 1e9:.1f} GB/s meanwhile)",
+            f"{t / limit:5.2f} x the read-bandwidth limit ({bandwidth / 1e9:.1f} GB/s meanwhile)"
+            + (f"; compute limit {1e3 * compute:.2f} ms ({t / compute:.2f} x)" if compute > limit else ""),
             flush=True,
         )
         del X
