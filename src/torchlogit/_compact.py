@@ -106,4 +106,3 @@ class Design:
             return torch.mul(self.A, h[:, None], out=self._scaled).T @ self.A
         A = self.A.index_select(1, idx)  # (n, m) the working set's columns
         return (A * h[:, None]).T @ A
-

@@ -11,8 +11,8 @@ or 10 million). The exact solvers run in standardised coordinates:
 
 a linear change of variables theta = A phi applied to the parameters (never to
 X, which is not copied; only a small binary problem's design, at most 8 MiB,
-is held standardised once: :mod:`torchlogit._compact`). The penalty stays on W, so the minimiser is the same;
-only the conditioning changes, which is why unscaled data converges without
+is held standardised once: :mod:`torchlogit._compact`). The penalty stays on
+W, so the minimiser is the same; only the conditioning changes, which is why unscaled data converges without
 warnings. ``tol`` bounds max|grad_phi|, the gradient with respect to the
 coefficients of standardised features (equal to the raw gradient on data that
 is already standardised).
@@ -317,7 +317,7 @@ def _fit_exact(problem, solver, w0, tol, max_iter, callback, std=None):
         if design is None:
             extra["hessian"] = lambda phi: problem.hessian(std.to_theta(phi), std=std)
         else:
-            extra["hessian"] = lambda phi: _plus_curvature(design.hessian(phi), smooth, phi[:k_d].view(1, -1))
+            extra["hessian"] = lambda phi: smooth.add_curvature(design.hessian(phi), phi[:k_d].view(1, -1))
     if solver == "prox-newton":
         extra.update(_working_set_parts(problem, std, smooth, rough, design))
 
@@ -469,13 +469,6 @@ class ColumnModel:
         )
         step = torch.from_numpy(np.append(d, d_b) if self.fit_intercept else d)
         return step.to(g.device)
-
-
-def _plus_curvature(H, smooth, V):
-    """H (p, p), a design's data Hessian in phi, plus the smooth penalty's curvature on the weights V (k, d)."""
-    if smooth.l2:
-        H.diagonal()[: V.numel()] += smooth.curvature(V).reshape(-1)
-    return H
 
 
 def _working_set_parts(problem, std, smooth, rough, design=None):

@@ -106,9 +106,8 @@ class _Sums:
         penalty = self.penalty if std is None else self.penalty.rescaled(std.sigma)
         W = self.weights(theta.to(f64))
         curved = torch.zeros(self.datafit.n_params, dtype=torch.bool, device=H.device)
-        if penalty.l2:
-            H.diagonal()[: W.numel()] += penalty.curvature(W).reshape(-1)
-            curved[: W.numel()] = True
+        penalty.add_curvature(H, W)
+        curved[: W.numel()] = bool(penalty.l2)
         return self.datafit.fill_softmax_null_space(H, curved)
 
 

@@ -118,6 +118,13 @@ class Penalty:
         """The diagonal of d2P/dW2 (smooth part only): l2 w^2, shaped like W."""
         return (self.l2 * self._w(W) ** 2) * torch.ones_like(W, dtype=f64)
 
+    def add_curvature(self, H: Tensor, W: Tensor) -> Tensor:
+        """H (p, p), a data term's Hessian in theta's layout, plus :meth:`curvature` on W's diagonal entries (the
+        first W.numel()); in place, returned."""
+        if self.l2:
+            H.diagonal()[: W.numel()] += self.curvature(W).reshape(-1)
+        return H
+
     def prox(self, W: Tensor, step: float | Tensor) -> Tensor:
         """Soft-thresholding at step * l1 w, then the L2 shrinkage 1 / (1 + step * l2 w^2)."""
         W, w = W.to(f64), self._w(W)
