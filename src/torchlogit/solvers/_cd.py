@@ -72,46 +72,25 @@ def _exact_on_support(H, g, x, lam, d, Hd):
     """
     m = len(g)
     full = False  # reached the minimiser on a support (no sign flip on the way)
+    curved = np.diag(H) > 0.0
     for _ in range(m):
-        k = 0
-        for j in range(m):
-            if x[j] + d[j] != 0.0 and H[j, j] > 0.0:
-                k += 1
+        S = np.nonzero((x + d != 0.0) & curved)[0]
+        k = len(S)
         if k == 0:
             return False
-        S = np.empty(k, dtype=np.int64)
-        k = 0
-        for j in range(m):
-            if x[j] + d[j] != 0.0 and H[j, j] > 0.0:
-                S[k] = j
-                k += 1
-        M = np.empty((k, k))
-        r = np.empty(k)
-        for a in range(k):
-            j = S[a]
-            sign = 1.0 if x[j] + d[j] > 0.0 else -1.0
-            r[a] = -(g[j] + Hd[j] + lam[j] * sign)
-            for b in range(k):
-                M[a, b] = H[j, S[b]]
-        e, ok = _cholesky_solve(M, r)
+        v = x[S] + d[S]
+        r = -(g[S] + Hd[S] + lam[S] * np.sign(v))
+        e, ok = _cholesky_solve(np.ascontiguousarray(H[S][:, S]), r)
         if not ok:
             return False
         t, hit = 1.0, -1  # the largest step along e before a sign flips
         for a in range(k):
-            v = x[S[a]] + d[S[a]]
-            if v * (v + e[a]) <= 0.0 and e[a] != 0.0:
-                reach = -v / e[a]
-                if reach < t:
-                    t, hit = reach, a
-        for a in range(k):
-            d[S[a]] += t * e[a]
+            if v[a] * (v[a] + e[a]) <= 0.0 and e[a] != 0.0 and -v[a] / e[a] < t:
+                t, hit = -v[a] / e[a], a
+        d[S] += t * e
         if hit >= 0:
             d[S[hit]] = -x[S[hit]]  # exactly 0: it leaves the support
-        for i in range(m):  # H d afresh: the in-place updates would drift over many solves
-            acc = 0.0
-            for j in range(m):
-                acc += H[i, j] * d[j]
-            Hd[i] = acc
+        Hd[:] = H @ d  # afresh: in-place updates would drift over many solves
         if hit < 0:
             full = True
             break
