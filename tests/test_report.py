@@ -229,32 +229,32 @@ needs_chromium = pytest.mark.skipif(
 
 # Only the test's copy of the page carries this: the shipped report has no script.
 CHECK = """<script>
+// At the window's load event every image has loaded or failed, so the check runs synchronously there:
+// a promise (image.decode()) could settle after Chromium's --dump-dom, which then lacked the result.
 window.addEventListener("load", function () {
   var images = Array.prototype.slice.call(document.images);
   var table = document.querySelector("#summary table.coef");
-  // an image counts when the browser decodes it and its pixels are not all one value
-  Promise.all(images.map(function (image) {
-    return image.decode().then(function () {
-      var canvas = document.createElement("canvas");
-      canvas.width = image.naturalWidth;
-      canvas.height = image.naturalHeight;
-      var context = canvas.getContext("2d");
-      context.drawImage(image, 0, 0);
-      var data = context.getImageData(0, 0, canvas.width, canvas.height).data, lo = 255, hi = 0;
-      for (var k = 0; k < data.length; k += 4) { lo = Math.min(lo, data[k]); hi = Math.max(hi, data[k]); }
-      return image.naturalWidth > 0 && hi > lo ? 1 : 0;
-    }, function () { return 0; });
-  })).then(function (decoded) {
-    var out = document.createElement("pre");
-    out.id = "browser-check";
-    out.textContent = JSON.stringify({
-      images: images.length,
-      decoded: decoded.reduce(function (a, b) { return a + b; }, 0),
-      rows: table ? table.querySelectorAll("tr").length : 0,
-      height: table ? table.getBoundingClientRect().height : 0
-    });
-    document.body.appendChild(out);
+  // an image counts when the browser decoded it and its pixels are not all one value
+  var decoded = images.map(function (image) {
+    if (!image.complete || image.naturalWidth === 0) { return 0; }
+    var canvas = document.createElement("canvas");
+    canvas.width = image.naturalWidth;
+    canvas.height = image.naturalHeight;
+    var context = canvas.getContext("2d");
+    context.drawImage(image, 0, 0);
+    var data = context.getImageData(0, 0, canvas.width, canvas.height).data, lo = 255, hi = 0;
+    for (var k = 0; k < data.length; k += 4) { lo = Math.min(lo, data[k]); hi = Math.max(hi, data[k]); }
+    return hi > lo ? 1 : 0;
   });
+  var out = document.createElement("pre");
+  out.id = "browser-check";
+  out.textContent = JSON.stringify({
+    images: images.length,
+    decoded: decoded.reduce(function (a, b) { return a + b; }, 0),
+    rows: table ? table.querySelectorAll("tr").length : 0,
+    height: table ? table.getBoundingClientRect().height : 0
+  });
+  document.body.appendChild(out);
 });
 </script>
 """
