@@ -283,3 +283,96 @@ def test_fast_log_loss_equals_the_scorer(request, data):
     fast = LogisticRegressionCV(**kw).fit(X, y)
     slow = LogisticRegressionCV(**{**kw, "scoring": get_scorer("neg_log_loss")}).fit(X, y)
     np.testing.assert_allclose(fast.scores_, slow.scores_, rtol=1e-12, atol=1e-14)
+
+
+def _fold_setup(n, d, m=3, C=0.5, seed=0):
+    import torch
+
+    from torchlogit import _folds
+    from torchlogit._problem import Problem
+    from torchlogit.path import prepare
+    from torchlogit.penalties import from_params
+
+    X, y = make_classification(n, d, random_state=seed)
+    data, _ = prepare(LogisticRegressionCV(), X, y, None, None)
+    rng = np.random.default_rng(seed)
+    masks = [torch.as_tensor(rng.random(n) < 0.75) for _ in range(m)]
+    passes = _folds.FoldPasses(data, masks)
+
+    def problems(C):
+        return [
+            Problem(data.datafit, from_params("deprecated", C, 0.0, S), data.X, data.y, passes.S[:, j])
+            for j, S in enumerate(passes.totals)
+        ]
+
+    return data, passes, problems, rng
+
+
+def test_a_point_seen_again_costs_no_pass(monkeypatch):
+    """FoldPasses remembers each fold's last few points: the same (W, b) bits give the same values, no pass."""
+    import torch
+
+    from torchlogit import _folds
+
+    data, passes, _, rng = _fold_setup(600, 5)
+    calls = []
+    real = _folds.FoldPasses.pass_
+    monkeypatch.setattr(
+        _folds.FoldPasses, "pass_", lambda self, W, b, folds: calls.append(list(folds)) or real(self, W, b, folds)
+    )
+    W, b = torch.as_tensor(rng.standard_normal((3, 5))), torch.as_tensor(rng.standard_normal(3))
+    first = passes.loss_gradient(W, b, [0, 1, 2])
+    again = passes.loss_gradient(W[[2, 0]], b[[2, 0]], [2, 0])
+    assert calls == [[0, 1, 2]]
+    for a, c in zip(first, again):
+        torch.testing.assert_close(a[..., [2, 0]], c, rtol=0, atol=0)
+    moved = W.clone()
+    moved[1, 0] += 1e-12  # one fold's point changes in its last bits: that fold alone is passed over again
+    passes.loss_gradient(moved, b, [0, 1, 2])
+    assert calls == [[0, 1, 2], [1]]
+    for step in range(_folds.MEMO):  # the oldest point is forgotten after MEMO newer ones
+        passes.loss_gradient(W[:1] + step + 1, b[:1], [0])
+    passes.loss_gradient(W[:1], b[:1], [0])
+    assert calls[-1] == [0] and len(calls) == 2 + _folds.MEMO + 1
+
+
+def test_curvature_pairs_move_exactly_to_a_new_penalty():
+    """y = g(x + s) - g(x) of one C, re-penalised, is that difference under another C (to rounding)."""
+    import torch
+
+    from torchlogit import _folds
+
+    data, passes, problems, rng = _fold_setup(500, 6)
+    d = 6
+    at1 = _folds.FoldsAtC(passes, data.std, problems(0.3), True, 1e-6)
+    at2 = _folds.FoldsAtC(passes, data.std, problems(40.0), True, 1e-6)
+    x, s = torch.as_tensor(rng.standard_normal(d + 1)), torch.as_tensor(rng.standard_normal(d + 1) * 0.1)
+
+    def y(at):
+        return at.evaluate([1], [x + s])[0][1] - at.evaluate([1], [x])[0][1]
+
+    moved = _folds._repenalise(([s], [y(at1)]), at1.smooth[1], at2.smooth[1], d)
+    torch.testing.assert_close(moved[1][0], y(at2), rtol=1e-10, atol=1e-14)
+    assert not torch.allclose(y(at1), y(at2))  # the two penalties do differ
+
+
+@pytest.mark.parametrize("n", [600, 80_000])  # the blocked torch products; the fused kernel (2.4M entries)
+def test_fold_gaps_equal_the_single_fit_certificate(n):
+    """The folds' gaps (intercept Newton steps taken by passes over X) are each fold's own certificate."""
+    import torch
+
+    from torchlogit import _certificate, _folds
+    from torchlogit.solvers._result import Result
+
+    data, passes, problems, rng = _fold_setup(n, 30, seed=1)
+    probs = problems(0.05)
+    runs, want = [], []
+    for j, problem in enumerate(probs):  # points near, not at, each fold's optimum; intercepts off by 0.3
+        theta = torch.as_tensor(rng.standard_normal(31) * 0.05)
+        theta[-1] += 0.3 * (j - 1)
+        f = problem.objective(theta)
+        runs.append(Result(theta, f, float("nan"), 1, True, ""))
+        want.append(_certificate.duality_gap(problem, theta, f))
+    got = _folds.fold_gaps(passes, probs, runs, [0, 1, 2], True)
+    np.testing.assert_allclose(got, want, rtol=1e-7)
+    assert min(want) > 1e-3  # far enough from the optimum that the Newton steps matter

@@ -287,3 +287,37 @@ def test_standardised_hessian_is_the_chain_rule_of_the_raw_one(k, fit_intercept)
     else:  # softmax intercepts: H_phi fills the null space, so compare the Newton step it gives
         grad = std.grad_to_phi(problem.loss_gradient(theta)[1])
         torch.testing.assert_close(expected @ torch.linalg.solve(H_phi, grad), grad)
+
+
+def test_lbfgs_warm_pairs_from_another_penalty_keep_the_optimum_and_save_iterations():
+    """Curvature pairs of a run at one L2 strength, moved to another (y += (l2' - l2) s on W), warm-start it."""
+    from torchlogit.solvers._linesearch import drive
+    from torchlogit.solvers.lbfgs import lbfgs_steps
+
+    loss, fg_a, _, _ = logistic_functions(l2=0.1, n=400, d=6)
+    _, fg_b, _, _ = logistic_functions(l2=0.01, n=400, d=6)
+    first = lbfgs(fg_a, torch.zeros(loss.n_params, dtype=torch.float64), tol=1e-10, max_iter=500)
+    kd = loss.n_params - 3  # the intercepts (last 3 entries) carry no penalty
+    ys = [torch.cat([y[:kd] + (0.01 - 0.1) * s[:kd], y[kd:]]) for s, y in zip(*first.pairs)]
+    cold = drive(lbfgs_steps(first.x, tol=1e-10, max_iter=500), fg_b)
+    warm = drive(lbfgs_steps(first.x, tol=1e-10, max_iter=500, pairs=(first.pairs[0], ys)), fg_b)
+    assert cold.converged and warm.converged
+    assert abs(warm.fun - cold.fun) <= 1e-12 * abs(cold.fun)
+    assert warm.n_iter < cold.n_iter
+    bad = drive(lbfgs_steps(first.x, tol=1e-10, max_iter=500, pairs=(first.pairs[0], [-y for y in ys])), fg_b)
+    assert bad.converged and bad.n_iter == cold.n_iter  # pairs with s.y <= 0 are dropped
+
+
+def test_lbfgs_done_must_hold_with_the_gradient_test():
+    """``done`` adds a convergence test: a run it refuses goes on past max|g| <= tol; one it accepts stops there."""
+    from torchlogit.solvers._linesearch import drive
+    from torchlogit.solvers.lbfgs import lbfgs_steps
+
+    loss, fg, _, _ = logistic_functions()
+    w0 = torch.zeros(loss.n_params, dtype=torch.float64)
+    plain = drive(lbfgs_steps(w0, tol=1e-4, max_iter=200), fg)
+    agreed = drive(lbfgs_steps(w0, tol=1e-4, max_iter=200, done=lambda f, g: True), fg)
+    assert plain.converged and agreed.n_iter == plain.n_iter
+    seen = []
+    tighter = drive(lbfgs_steps(w0, tol=1e-4, max_iter=200, done=lambda f, g: seen.append(f) or len(seen) > 3), fg)
+    assert tighter.converged and tighter.n_iter == plain.n_iter + 3 and tighter.fun < plain.fun

@@ -14,22 +14,29 @@ from ._numba_kernels import FLAGS, TILE, tile_logits, tile_loss_32, tile_loss_64
 
 @njit(parallel=True, fastmath=FLAGS, nogil=True, cache=True)
 def folds_loss_gradient(X, W, b, y, S, rows, chunks):
-    """Per chunk: F (chunks, m) the folds' sum_i s_if loss_if, G (chunks, m, d + 1) their (X^T r_f, sum_i r_if).
+    """Per chunk: F (chunks, m) the folds' sum_i s_if loss_if, G (chunks, m, d + 1) their (X^T r_f, sum_i r_if)
+    and H (chunks, m) their sum_i s_if p_if (1 - p_if), the curvature in the intercept.
 
     X (n, d) C-contiguous; W (m, d), b (m,), y (n,) and S (m, n) (one
     contiguous row of weights per fold) in X's dtype. Partial sums are
     float64 per chunk; the caller adds the chunks in order (deterministic).
+    ``tile_loss_32``/``_64`` leave e = exp(-|z|) in their scratch (two_f
+    times the 2^k held in ``bits``), so p (1 - p) = e / (1 + e)^2 needs no
+    second exponential.
     """
     n, d = X.shape
     m = W.shape[0]
     G = np.zeros((chunks, m, d + 1))
     F = np.zeros((chunks, m))
+    H = np.zeros((chunks, m))
     for c in prange(chunks):
         zero = np.zeros(1, dtype=X.dtype)[0]
+        one = np.ones(1, dtype=X.dtype)[0]
         g_acc = np.zeros((m, d), dtype=X.dtype)  # X^T r over <= 16 tiles, then flushed to float64
         z = np.empty(TILE, dtype=X.dtype)
         two_f = np.empty(TILE, dtype=X.dtype)
         bits = np.empty(TILE, dtype=np.int64)
+        two_k = bits.view(X.dtype)  # 2^k as tile_loss_32/_64 leave it (float32: the first TILE entries)
         r = np.empty(TILE, dtype=X.dtype)
         loss = np.empty(TILE, dtype=X.dtype)
         lo = c * rows
@@ -42,12 +49,15 @@ def folds_loss_gradient(X, W, b, y, S, rows, chunks):
                     tile_loss_32(z, y[t0 : t0 + t], S[k, t0 : t0 + t], t, two_f, bits.view(np.int32), loss, r)
                 else:
                     tile_loss_64(z, y[t0 : t0 + t], S[k, t0 : t0 + t], t, two_f, bits, loss, r)
-                f, gb = 0.0, 0.0
+                f, gb, hb = 0.0, 0.0, 0.0
                 for i in range(t):
                     f += np.float64(loss[i])
                     gb += np.float64(r[i])
+                    e = two_f[i] * two_k[i]
+                    hb += np.float64(S[k, t0 + i] * e / ((one + e) * (one + e)))
                 F[c, k] += f
                 G[c, k, d] += gb
+                H[c, k] += hb
                 tile_scatter(X, t0, t, r, g_acc[k])
             if (t0 - lo) % (16 * TILE) == 0:
                 for k in range(m):
@@ -57,4 +67,4 @@ def folds_loss_gradient(X, W, b, y, S, rows, chunks):
         for k in range(m):
             for j in range(d):
                 G[c, k, j] += g_acc[k, j]
-    return F, G
+    return F, G, H

@@ -20,6 +20,7 @@ class Result:
     history   objective value after each iteration
     duality_gap  an upper bound on fun - min(fun) (L2 fits; set by the caller), else None
     stopped   True when a callback asked the solver to stop (then converged is False)
+    pairs     L-BFGS's curvature pairs (s list, y list) at the end, to warm-start a next run; else None
     """
 
     x: torch.Tensor
@@ -31,6 +32,7 @@ class Result:
     history: list = field(default_factory=list)
     duality_gap: float | None = None
     stopped: bool = False
+    pairs: tuple | None = None
 
 
 STOPPED = "stopped by a callback"

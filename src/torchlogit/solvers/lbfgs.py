@@ -65,22 +65,42 @@ def lbfgs(
     return drive(steps, fun_and_grad)
 
 
-def lbfgs_steps(w0, *, tol, max_iter, callback=None, memory=10, ftol=64 * EPS, f_rtol=64 * EPS, precondition=None):
+def lbfgs_steps(
+    w0,
+    *,
+    tol,
+    max_iter,
+    callback=None,
+    memory=10,
+    ftol=64 * EPS,
+    f_rtol=64 * EPS,
+    precondition=None,
+    pairs=None,
+    done=None,
+):
     """:func:`lbfgs` as a generator: yields each point x it needs, receives (f, g) there; returns its Result.
 
     The same steps, stopping rules and messages whoever evaluates the
     function: :func:`lbfgs` with one function, ``torchlogit._folds`` with one
-    pass over the data for many folds' points at once.
+    pass over the data for many folds' points at once. ``pairs``: curvature
+    pairs (s list, y list) to start from, e.g. a previous run's
+    ``Result.pairs`` on the same function or on one whose gradient differs
+    by a known linear term (the caller then corrects y); pairs with
+    s.y <= 0 are dropped. ``done(f, g) -> bool``: a further test that must
+    hold with max|g| <= tol for convergence (an estimate of the duality gap).
     """
     x = w0.detach().to(torch.float64).clone()
     f, g = yield x
     history = []
     s_hist, y_hist = [], []
+    for s, y in zip(*(pairs or ((), ()))):
+        if float(s @ y) > EPS * float(y @ y):
+            s_hist, y_hist = (s_hist + [s])[-memory:], (y_hist + [y])[-memory:]
     msg, converged = f"max_iter={max_iter} reached", False
     it = stalls = 0
     gmax = float(g.abs().max()) if g.numel() else 0.0
     while True:
-        if gmax <= tol:
+        if gmax <= tol and (done is None or done(f, g)):
             msg, converged = f"max|gradient| {gmax:.3g} <= tol {tol:.3g}", True
             break
         if it >= max_iter:
@@ -116,4 +136,4 @@ def lbfgs_steps(w0, *, tol, max_iter, callback=None, memory=10, ftol=64 * EPS, f
                 break
         else:
             stalls = 0
-    return Result(x, float(f), gmax, it, converged, msg, history, stopped=msg == STOPPED)
+    return Result(x, float(f), gmax, it, converged, msg, history, stopped=msg == STOPPED, pairs=(s_hist, y_hist))
