@@ -16,9 +16,13 @@ Each fold runs its own L-BFGS (its own memory, step and line search):
 :func:`torchlogit.solvers.lbfgs.lbfgs_steps`, the solver as a generator that
 yields the point it needs next and receives (f, g). :func:`lockstep` gathers the points every unfinished fold asks for,
 evaluates them in one pass and hands each fold its values; a fold that has
-converged asks for nothing, so the pass narrows as folds finish. The duality
-gaps are computed the same way (:func:`fold_gaps`: two passes for all folds),
-and a fold whose gap is above ``gap_tol`` is continued with a tighter tol, as
+converged asks for nothing, so the pass narrows as folds finish. From one C
+to the next a fold keeps its point and its curvature pairs, and converges
+only where a duality-gap estimate from the same pass is also small
+(:class:`FoldsAtC`). The gaps themselves come from the same passes
+(:func:`fold_gaps`: Newton steps on the intercepts, usually none or one
+pass, as the last point's pass is remembered), and a fold whose gap is
+above ``gap_tol`` is continued with a tighter tol, as
 :func:`torchlogit.path.certify` does for one fit.
 
 Sums are float64 (the logits of a block in X's dtype, then float64; the
@@ -101,12 +105,6 @@ class FoldPasses:
         self.y32, self._St = data.y.contiguous(), None  # X's dtype, for the fused kernel
         self._memo = {}  # fold -> [(w, b, (L, G column, gb, hb)), ...], newest first
 
-    def logits(self, W, b, folds):
-        """Z (n, len(folds)) float64 = X W^T + b: W (m', d), b (m',) float64."""
-        Wt = W.T.to(self.X.dtype)
-        out = [self.X[i : i + self.block] @ Wt for i in range(0, self.X.shape[0], self.block)]
-        return torch.cat(out).to(f64) + b
-
     def loss_gradient(self, W, b, folds):
         """:meth:`pass_` with its last few results per fold remembered: a point seen again (the next C's warm
         start, a continuation's start, the certificate at a solver's last point) costs no pass."""
@@ -171,13 +169,6 @@ class FoldPasses:
         )
         G = torch.from_numpy(Gc.sum(axis=0))  # (m', d + 1): chunks added in order, as _kernels does
         return torch.from_numpy(Fc.sum(axis=0)), G[:, :-1].T, G[:, -1], torch.from_numpy(Hc.sum(axis=0))
-
-    def residual_product(self, R):
-        """X^T R (d, m') float64 for R (n, m') float64, blocked as :meth:`loss_gradient`."""
-        G = torch.zeros(self.X.shape[1], R.shape[1], dtype=f64, device=self.X.device)
-        for i in range(0, self.X.shape[0], self.block):
-            G += (self.X[i : i + self.block].T @ R[i : i + self.block].to(self.X.dtype)).to(f64)
-        return G
 
 
 class FoldsAtC:
