@@ -108,14 +108,15 @@ class FoldPasses:
     def loss_gradient(self, W, b, folds):
         """:meth:`pass_` with its last few results per fold remembered: a point seen again (the next C's warm
         start, a continuation's start, the certificate at a solver's last point) costs no pass."""
-        fresh = [r for r, j in enumerate(folds) if self._seen(j, W[r], b[r]) is None]
+        values = [self._seen(j, W[r], b[r]) for r, j in enumerate(folds)]
+        fresh = [r for r, v in enumerate(values) if v is None]
         if fresh:
             got = self.pass_(W[fresh], b[fresh], [folds[r] for r in fresh])
             for c, r in enumerate(fresh):
+                values[r] = tuple(v[..., c].clone() for v in got)
                 kept = self._memo.setdefault(folds[r], [])
-                kept.insert(0, (W[r].clone(), b[r].clone(), tuple(v[..., c].clone() for v in got)))
+                kept.insert(0, (W[r].clone(), b[r].clone(), values[r]))
                 del kept[MEMO:]
-        values = [self._seen(j, W[r], b[r]) for r, j in enumerate(folds)]
         return tuple(torch.stack([v[q] for v in values], dim=-1) for q in range(4))
 
     def _seen(self, j, w, b):
@@ -326,8 +327,9 @@ def fold_gaps(passes, problems, runs, folds, fit_intercept, max_iter=50):
     The intercepts b' are re-optimised at fixed W by Newton's method, every
     fold at once, each step one pass over X (:meth:`FoldPasses.loss_gradient`
     gives dL/db and d2L/db2 with L and A = X^T R); at b' the gap is
-    [f - L(W, b') - P(W)]^+ + P's Fenchel-Young gap at -A. From an L-BFGS
-    point (|dL/db| <= tol) that is two passes: one step, and its check.
+    [f - L(W, b') - P(W)]^+ + P's Fenchel-Young gap at -A. At an L-BFGS
+    point the first pass is the one remembered from its last evaluation, so
+    the certificate costs no pass or one per Newton step (usually one).
     """
     W = torch.stack([r.x[:-1] if fit_intercept else r.x for r in runs])  # (m', d)
     b = torch.stack([r.x[-1] for r in runs]) if fit_intercept else torch.zeros(len(runs), dtype=f64, device=W.device)
@@ -344,14 +346,14 @@ def fold_gaps(passes, problems, runs, folds, fit_intercept, max_iter=50):
         # where the decrement is large, halve the step until L does not increase; below 1e-10 the
         # quadratic model is exact to rounding and the full step is taken
         large, t = decrement >= 1e-10, torch.ones_like(b)
-        for _ in range(5):
-            trial = passes.loss_gradient(W, b - t * step, folds)
+        for attempt in range(5):  # the last trial is taken as it is (b and its values stay together)
+            trial_b = b - t * step
+            trial = passes.loss_gradient(W, trial_b, folds)
             worse = large & (trial[0] > L)
-            if not bool(worse.any()):
+            if not bool(worse.any()) or attempt == 4:
                 break
             t = torch.where(worse, t / 2, t)
-        b = b - t * step
-        L, G, g, h = trial
+        b, (L, G, g, h) = trial_b, trial
     A = G.T  # (m', d): dL/dW at b'
     gaps = []
     for r, (run, problem) in enumerate(zip(runs, problems)):

@@ -65,6 +65,17 @@ def lbfgs(
     return drive(steps, fun_and_grad)
 
 
+def _remember(s_hist, y_hist, s, y, memory):
+    """Append the pair (s, y) where s.y > 0 (keeping the inverse-Hessian estimate positive definite); keep the
+    newest ``memory`` pairs."""
+    if float(s @ y) > EPS * float(y @ y):
+        s_hist.append(s)
+        y_hist.append(y)
+        if len(s_hist) > memory:
+            s_hist.pop(0)
+            y_hist.pop(0)
+
+
 def lbfgs_steps(
     w0,
     *,
@@ -94,8 +105,7 @@ def lbfgs_steps(
     history = []
     s_hist, y_hist = [], []
     for s, y in zip(*(pairs or ((), ()))):
-        if float(s @ y) > EPS * float(y @ y):
-            s_hist, y_hist = (s_hist + [s])[-memory:], (y_hist + [y])[-memory:]
+        _remember(s_hist, y_hist, s, y, memory)
     msg, converged = f"max_iter={max_iter} reached", False
     it = stalls = 0
     gmax = float(g.abs().max()) if g.numel() else 0.0
@@ -114,12 +124,7 @@ def lbfgs_steps(
             break
         t, f_new, g_new = found
         s, y = t * d, g_new - g
-        if float(s @ y) > EPS * float(y @ y):  # keep the inverse-Hessian estimate positive definite
-            s_hist.append(s)
-            y_hist.append(y)
-            if len(s_hist) > memory:
-                s_hist.pop(0)
-                y_hist.pop(0)
+        _remember(s_hist, y_hist, s, y, memory)
         x, f_old, f, g = x + s, f, f_new, g_new
         it += 1
         gmax = float(g.abs().max())
