@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import make_problem
 
-from torchlogit import _compact
+from torchlogit import _compact, _kernels
 from torchlogit._fit import Standardizer, fit_problem
 from torchlogit._loss import POINTWISE, LinearModelLoss
 from torchlogit._problem import Problem
@@ -23,11 +23,24 @@ def _problem(penalty, fit_intercept=True, dtype=f64, n=80, d=6, shift=3.0):
     return Problem(loss, penalty, X, y, sw / sw.sum())
 
 
+@pytest.fixture(params=["torch", "kernel"])
+def gram(request, monkeypatch):
+    """The design's Hessians (and moments) formed by torch, or by the numba kernel even on small data."""
+    if request.param == "kernel":
+        if not _kernels.ready():
+            pytest.skip("numba is not installed (or its kernels not compiled): torch forms the Hessians")
+        monkeypatch.setattr(_compact, "GRAM_KERNEL_FROM", 0)
+    else:
+        monkeypatch.setattr(_compact, "GRAM_KERNEL_FROM", 1 << 62)
+    return request.param
+
+
 @pytest.mark.parametrize("fit_intercept", [True, False])
-def test_design_gives_the_general_paths_objective_gradient_and_hessian(fit_intercept):
+def test_design_gives_the_general_paths_objective_gradient_and_hessian(fit_intercept, gram):
     problem = _problem(L2(0.1), fit_intercept)
     std = Standardizer.from_data(problem.X, problem.s, 1, fit_intercept)
     design = _compact.Design(problem)
+    assert design.gram_kernel == (gram == "kernel")
     design.standardize(std)
     phi = torch.randn(problem.datafit.n_params, generator=torch.Generator().manual_seed(1), dtype=f64)
     theta = std.to_theta(phi)
@@ -39,9 +52,12 @@ def test_design_gives_the_general_paths_objective_gradient_and_hessian(fit_inter
     torch.testing.assert_close(design.hessian(phi), H, rtol=1e-12, atol=1e-14)
     idx = torch.tensor([0, 2, 5] + ([6] if fit_intercept else []))
     torch.testing.assert_close(design.hessian(phi, idx), H[idx][:, idx], rtol=1e-12, atol=1e-14)
+    other = 0.5 * phi  # not where loss_gradient was last evaluated: its logits are not reused
+    H_other = problem.data_hessian(std.to_theta(other), std=std)
+    torch.testing.assert_close(design.hessian(other), H_other, rtol=1e-12, atol=1e-14)
 
 
-def test_moments_are_the_weighted_two_pass_ones_and_the_copy_is_standardised():
+def test_moments_are_the_weighted_two_pass_ones_and_the_copy_is_standardised(gram):
     problem = _problem(L2(0.1))
     X, s = problem.X, problem.s
     design = _compact.Design(problem)
@@ -55,6 +71,19 @@ def test_moments_are_the_weighted_two_pass_ones_and_the_copy_is_standardised():
     assert torch.equal(problem.X, _problem(L2(0.1)).X)  # the user's X is never written
 
 
+@pytest.mark.parametrize("given", [False, True], ids=["own moments", "given standardisation"])
+def test_correlation_is_the_standardised_rows_weighted_gram(gram, given):
+    """The L-BFGS preconditioner's R from every row: the kernel path rescales the moments' product."""
+    problem = _problem(L2(0.1))
+    X, s = problem.X, problem.s
+    design = _compact.Design(problem)
+    mu, sigma = design.moments()
+    std = Standardizer.from_scale(mu + 0.5 * given, sigma * (1 + given), 1, True)
+    design.standardize(std)
+    Z = (X - std.mu) / std.sigma
+    torch.testing.assert_close(design.correlation(), (Z * s[:, None]).T @ Z / s.sum(), rtol=1e-12, atol=1e-14)
+
+
 @pytest.mark.parametrize("scale", [1e-200, 1e160])
 def test_squares_out_of_range_leave_the_design_to_the_general_path(scale):
     problem = _problem(NoPenalty())
@@ -65,7 +94,7 @@ def test_squares_out_of_range_leave_the_design_to_the_general_path(scale):
 @pytest.mark.parametrize("penalty", [NoPenalty(), L2(0.05), L1(0.02), ElasticNet(0.04, 0.5)], ids=lambda p: p.name)
 @pytest.mark.parametrize("fit_intercept", [True, False])
 @pytest.mark.parametrize("dtype", [torch.float32, f64])
-def test_fits_reach_the_general_paths_optimum(monkeypatch, penalty, fit_intercept, dtype):
+def test_fits_reach_the_general_paths_optimum(monkeypatch, penalty, fit_intercept, dtype, gram):
     problem = _problem(penalty, fit_intercept, dtype)
     assert _compact.applies(problem)
     solver = "prox-newton" if penalty.l1 else "newton"
@@ -100,6 +129,12 @@ def test_a_given_standardisation_is_used(monkeypatch):
 
 
 _ORIGINAL = _compact.Design.standardize
+
+
+def test_the_gram_kernel_serves_narrow_designs_only(gram):
+    """Wide data (3 x 100,000 fits in a design) never forms a p x p product by the kernel, nor a timing of one."""
+    assert not _compact._gram_kernel(3, 100_001)
+    assert _compact._gram_kernel(10_000, 21) == (gram == "kernel")
 
 
 def test_which_problems_get_a_design():

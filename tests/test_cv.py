@@ -242,10 +242,12 @@ def test_folds_solved_together_equal_one_by_one(dtype, fit_intercept):
     atol = 1e-6 if dtype == np.float64 else 1e-4
     assert together.C_ == apart.C_
     np.testing.assert_allclose(together.scores_, apart.scores_, rtol=0, atol=atol)
-    # float32 logits leave the flat optimum of C=1000 known to ~1e-2 in its coefficients (both are certified)
+    # float32 logits leave the flat optimum of C=1000 known to ~1e-2 in its coefficients (both are certified).
+    # tol bounds the gradient, the coefficients only through the curvature: measured, each path's float64
+    # coefficients lie within 1e-5 of the tol-1e-10 optimum, and the two paths up to 1.2e-5 apart.
     upto = None if dtype == np.float64 else 3
     np.testing.assert_allclose(
-        together.coefs_paths_[:, :, :upto], apart.coefs_paths_[:, :, :upto], rtol=0, atol=10 * atol
+        together.coefs_paths_[:, :, :upto], apart.coefs_paths_[:, :, :upto], rtol=0, atol=3e-5 if upto is None else 1e-3
     )
     if dtype == np.float64:
         assert np.nanmax(together.duality_gaps_) <= 1e-6 * 0.7  # certified, as the per-fold paths are

@@ -91,6 +91,39 @@ def test_binary_kernel_does_not_depend_on_the_thread_count():
         assert f == results[0][0] and torch.equal(g, results[0][1])
 
 
+@pytest.mark.parametrize("n, p", [(1, 1), (63, 5), (4099, 21), (20_000, 7), (3000, 66)])
+def test_weighted_gram_matches_torch_and_is_symmetric(n, p):
+    """A^T diag(h) A: ragged tiles and chunks, p not a multiple of the 4 x 4 blocks, one row."""
+    g = torch.Generator().manual_seed(n + p)
+    A = torch.randn(n, p, generator=g, dtype=torch.float64) * torch.logspace(-3, 3, p, dtype=torch.float64)
+    h = torch.rand(n, generator=g, dtype=torch.float64)
+    H = _kernels.weighted_gram(A, h)
+    assert torch.equal(H, H.T)
+    scale = (A.abs() * h.sqrt()[:, None]).T.square().sum(1).sqrt()  # |H_jk| <= scale_j scale_k (Cauchy-Schwarz)
+    err = (H - (A * h[:, None]).T @ A).abs() / (scale[:, None] * scale)
+    assert float(err.max()) < 1e-14
+
+
+def test_weighted_gram_does_not_depend_on_the_thread_count():
+    import numba
+
+    g = torch.Generator().manual_seed(0)
+    A, h = (
+        torch.randn(50_000, 21, generator=g, dtype=torch.float64),
+        torch.rand(50_000, generator=g, dtype=torch.float64),
+    )
+    results = []
+    torch_threads = torch.get_num_threads()
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        try:
+            if threads <= numba.config.NUMBA_NUM_THREADS:
+                results.append(_kernels.weighted_gram(A, h))
+        finally:
+            torch.set_num_threads(torch_threads)
+    assert all(torch.equal(H, results[0]) for H in results[1:])
+
+
 def test_moments_kernel_matches_torch():
     X, _, _, s = _problem(3000, 9, 1.0)
     X = X * 3 + 7

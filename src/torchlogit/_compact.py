@@ -24,8 +24,10 @@ Binary only: a multinomial Hessian's K^2 blocks are the general path's.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
+from . import _kernels, _measured
 from ._loss import BinaryCrossEntropy
 from ._sparse import is_sparse
 
@@ -34,6 +36,12 @@ f64 = torch.float64
 # Bytes of the float64 copy [X' 1]: 2^20 entries (e.g. 50,000 x 20). A size, not a timing: the copy
 # stays within a few MiB, and beyond ~1e6 entries the arithmetic dominates the calls anyway.
 COMPACT_BYTES = 8 << 20
+
+# Multiply-adds n p^2 of a Hessian from which the numba kernel is considered (``_gram_kernel``): below
+# ~1M a Hessian costs ~0.05 ms either way, less than loading numba (~0.4 s once per process) would repay.
+GRAM_KERNEL_FROM = 1 << 20
+# Columns up to which it is: its two (p, 64) float64 tiles stay within a core's L2 cache (256 KiB).
+GRAM_KERNEL_MAX_COLUMNS = 256
 
 
 def applies(problem) -> bool:
@@ -66,7 +74,16 @@ class Design:
         self.shift = torch.zeros(d, dtype=f64)  # what has been subtracted from X so far
         self.y = problem.y.to(f64)  # (n,) 0/1
         self.s = problem.s.to(f64)  # (n,) summing to 1
-        self._scaled = torch.empty_like(self.A)  # the Hessian's diag(h) A, reused
+        self._gram_kernel = None  # A^T diag(h) A by numba (True) or torch, decided at the first product
+        self._buffer = None  # torch's diag(h) A (n, p), allocated at its first use and reused
+        self._last = None  # (phi, A phi) of the last loss_gradient
+
+    def _scratch(self):
+        # one (n, p) buffer for the fit: a fresh temporary of this size is a page-faulted allocation
+        # each time (measured ~1,000 faults, ~2 ms, per 10,000 x 20 fit on a VM)
+        if self._buffer is None:
+            self._buffer = torch.empty_like(self.A)
+        return self._buffer
 
     def moments(self):
         """(mu, sigma) float64 (d,): weighted column means (0 without an intercept) and spreads, two-pass.
@@ -77,11 +94,15 @@ class Design:
         if self.fit_intercept:
             self.shift = self.s @ self.features
             self.features -= self.shift
-        m2 = self.s @ self.features.square()
+        F, s = self.features.numpy(), self.s.numpy()
+        m2 = torch.from_numpy(np.einsum("ij,ij,i->j", F, F, s))  # sum_i s_i x_ij^2 without an (n, d) temporary
         tiny = 1e8 * torch.finfo(f64).tiny  # as the general path: squares near underflow lose digits
-        varies = self.features.amax(0) > self.features.amin(0)  # (d,) a column that is not constant
-        if not bool(torch.isfinite(m2).all()) or bool(((m2 < tiny) & varies).any()):
+        if not bool(torch.isfinite(m2).all()):
             return None
+        if bool((m2 < tiny).any()):  # constant columns (m2 = 0) are fine; tiny spreads that vary are not
+            varies = self.features.amax(0) > self.features.amin(0)
+            if bool(((m2 < tiny) & varies).any()):
+                return None
         return self.shift.clone(), m2.sqrt()
 
     def standardize(self, std):
@@ -91,18 +112,73 @@ class Design:
             self.features -= mu - self.shift
             self.shift = mu
         self.features /= std.sigma
+        self._last = None
+
+    def correlation(self):
+        """R = sum_i s_i x'_i x'_i^T / sum_i s_i (d, d) float64, over every row of the standardised copy."""
+        d = self.features.shape[1]
+        return self.gram(self.A, self.s)[:d, :d] / float(self.s.sum())
 
     def loss_gradient(self, phi):
         """(f, g): float64 scalar tensor and (p,), the data term and its gradient in phi."""
         z = (self.A @ phi)[:, None]  # (n, 1) logits
+        self._last = (phi.clone(), z[:, 0])  # Newton asks for the Hessian where its line search ended
         rows, g_z = BinaryCrossEntropy.loss_and_gradient(z, self.y)
         return self.s @ rows, (self.s * g_z[:, 0]) @ self.A
 
+    def _logits(self, phi):
+        """z = A phi (n,), from the last :meth:`loss_gradient` when it was at this phi."""
+        if self._last is not None and torch.equal(self._last[0], phi):
+            return self._last[1]
+        return self.A @ phi
+
     def hessian(self, phi, idx=None):
         """(p, p) float64 data Hessian in phi; ``idx``: only those coordinates (a working set), (m, m)."""
-        p = torch.sigmoid(self.A @ phi)
+        p = torch.sigmoid(self._logits(phi))
         h = self.s * p * (1.0 - p)  # (n,)
         if idx is None or len(idx) == self.A.shape[1]:  # (an elastic net's working set is often everything)
-            return torch.mul(self.A, h[:, None], out=self._scaled).T @ self.A
-        A = self.A.index_select(1, idx)  # (n, m) the working set's columns
+            return self.gram(self.A, h)
+        return self.gram(self.A.index_select(1, idx), h)  # (n, m) the working set's columns
+
+    @property
+    def gram_kernel(self) -> bool:
+        """Whether :meth:`gram` runs the numba kernel (``_gram_kernel``), decided once, at the first product."""
+        if self._gram_kernel is None:
+            self._gram_kernel = _gram_kernel(*self.A.shape)
+        return self._gram_kernel
+
+    def gram(self, A, h):
+        """A^T diag(h) A (m, m) float64 for A (n, m), this design or some of its columns."""
+        if self.gram_kernel:
+            return _kernels.weighted_gram(A, h)
+        if A is self.A:
+            return torch.mul(A, h[:, None], out=self._scratch()).T @ A
         return (A * h[:, None]).T @ A
+
+
+def _gram_kernel(n, p) -> bool:
+    """Whether the Hessians of an (n, p) design are formed by ``_kernels.weighted_gram`` rather than a torch GEMM.
+
+    Where numba is loaded and the product is large enough (``GRAM_KERNEL_FROM``),
+    by which of the two measured faster on this machine for p columns (once,
+    kept by :mod:`torchlogit._measured`): a skinny float64 GEMM's speed
+    depends on the BLAS's dispatch for the CPU (10,000 x 21 on a 2-core AMD
+    EPYC: MKL 0.5 ms, the kernel 0.1 ms).
+    """
+    if n * p * p < GRAM_KERNEL_FROM or p > GRAM_KERNEL_MAX_COLUMNS or not _kernels.ready():
+        return False
+    if _measured.fixed_choices():
+        return True  # the test suite's machine-independent setting: the kernel wherever it applies
+    return _measured.fastest(f"weighted gram, {p} columns", lambda: _time_grams(p)) == "kernel"
+
+
+def _time_grams(p):
+    """{'kernel': s, 'torch': s}: A^T diag(h) A each way on random float64 data, ~4M multiply-adds."""
+    g = torch.Generator().manual_seed(0)
+    A = torch.randn(max(1024, (4 << 20) // (p * p)), p, generator=g, dtype=f64)
+    h = torch.rand(A.shape[0], generator=g, dtype=f64)
+    cpu = torch.device("cpu")
+    return {
+        "kernel": _measured.seconds(lambda: _kernels.weighted_gram(A, h), cpu),
+        "torch": _measured.seconds(lambda: (A * h[:, None]).T @ A, cpu),
+    }

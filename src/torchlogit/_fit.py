@@ -200,7 +200,7 @@ def _column_scale(X, c, block_bytes):
 PRECONDITION_MAX_FEATURES = 4096
 
 
-def correlation_preconditioner(std, X, s, l2s, curvature=0.02, floor=1e-6):
+def correlation_preconditioner(std, X, s, l2s, curvature=0.02, floor=1e-6, R=None):
     """M v for L-BFGS: the inverse of the Hessian's shape at a typical point, per class.
 
     In standardised coordinates the Hessian block of class k is about
@@ -212,9 +212,12 @@ def correlation_preconditioner(std, X, s, l2s, curvature=0.02, floor=1e-6):
     of iterations; M = (R + l2s / (c sigma^2) + floor)^-1 removes them.
     Intercepts and constant columns keep M = 1. Costs one (m, d) x (d, m)
     product with m ~ 10 d rows and a (d, d) Cholesky factorisation, once.
+    ``R``: the correlation matrix where the caller has it (a :class:`torchlogit._compact.Design`
+    forms it from every row in one product); it is modified in place.
     """
     k, d = std.k, std.d
-    R = std.correlation(X, s, max_rows=max(10 * d, 10000))
+    if R is None:
+        R = std.correlation(X, s, max_rows=max(10 * d, 10000))
     const = std.constant
     R[const, :] = 0.0
     R[:, const] = 0.0
@@ -310,7 +313,8 @@ def _fit_exact(problem, solver, w0, tol, max_iter, callback, std=None):
     if solver == "lbfgs":
         rows = problem.preconditioner_rows()
         if datafit.n_features <= PRECONDITION_MAX_FEATURES and rows is not None:
-            extra["precondition"] = correlation_preconditioner(std, *rows, problem.penalty.l2)
+            R = None if design is None else design.correlation()
+            extra["precondition"] = correlation_preconditioner(std, *rows, problem.penalty.l2, R=R)
         else:
             extra["precondition"] = diagonal_preconditioner(std, problem.penalty.l2)
     if solver == "newton":

@@ -269,3 +269,76 @@ def shifted_moments(X, s, shift, rows, chunks):
                     a1[j] = 0.0
                     a2[j] = 0.0
     return M1, M2  # per chunk; summed by the caller (see binary_loss_gradient)
+
+
+@njit(parallel=True, fastmath=FLAGS, nogil=True, cache=True)
+def weighted_gram(A, h, rows, chunks):
+    """See torchlogit._kernels.weighted_gram; returns per-chunk partial sums (chunks, q, q), q = p rounded up to 4.
+
+    Each tile of TILE rows is copied transposed into At (q, TILE) and
+    Bt = At diag(h), so that every 4 x 4 block of H is 16 dot products over
+    contiguous rows of the tile, accumulated in registers (the compiler
+    vectorises them across the tile). Only blocks on or above the diagonal
+    are formed; the caller mirrors them. Padding rows and columns are zero.
+    """
+    n, p = A.shape
+    q = (p + 3) // 4 * 4
+    out = np.zeros((chunks, q, q))
+    for c in prange(chunks):
+        At = np.zeros((q, TILE))
+        Bt = np.zeros((q, TILE))
+        H = out[c]
+        lo = c * rows
+        hi = min(n, lo + rows)
+        for t0 in range(lo, hi, TILE):
+            m = min(TILE, hi - t0)
+            for i in range(m):
+                hi_ = h[t0 + i]
+                for j in range(p):
+                    a = A[t0 + i, j]
+                    At[j, i] = a
+                    Bt[j, i] = hi_ * a
+            for i in range(m, TILE):  # a short last tile: its unused rows contribute zero
+                for j in range(p):
+                    At[j, i] = 0.0
+                    Bt[j, i] = 0.0
+            for j0 in range(0, q, 4):
+                for k0 in range(j0, q, 4):
+                    a00 = a01 = a02 = a03 = a10 = a11 = a12 = a13 = 0.0
+                    a20 = a21 = a22 = a23 = a30 = a31 = a32 = a33 = 0.0
+                    for i in range(TILE):
+                        b0, b1, b2, b3 = Bt[j0, i], Bt[j0 + 1, i], Bt[j0 + 2, i], Bt[j0 + 3, i]
+                        x0, x1, x2, x3 = At[k0, i], At[k0 + 1, i], At[k0 + 2, i], At[k0 + 3, i]
+                        a00 += b0 * x0
+                        a01 += b0 * x1
+                        a02 += b0 * x2
+                        a03 += b0 * x3
+                        a10 += b1 * x0
+                        a11 += b1 * x1
+                        a12 += b1 * x2
+                        a13 += b1 * x3
+                        a20 += b2 * x0
+                        a21 += b2 * x1
+                        a22 += b2 * x2
+                        a23 += b2 * x3
+                        a30 += b3 * x0
+                        a31 += b3 * x1
+                        a32 += b3 * x2
+                        a33 += b3 * x3
+                    H[j0, k0] += a00
+                    H[j0, k0 + 1] += a01
+                    H[j0, k0 + 2] += a02
+                    H[j0, k0 + 3] += a03
+                    H[j0 + 1, k0] += a10
+                    H[j0 + 1, k0 + 1] += a11
+                    H[j0 + 1, k0 + 2] += a12
+                    H[j0 + 1, k0 + 3] += a13
+                    H[j0 + 2, k0] += a20
+                    H[j0 + 2, k0 + 1] += a21
+                    H[j0 + 2, k0 + 2] += a22
+                    H[j0 + 2, k0 + 3] += a23
+                    H[j0 + 3, k0] += a30
+                    H[j0 + 3, k0 + 1] += a31
+                    H[j0 + 3, k0 + 2] += a32
+                    H[j0 + 3, k0 + 3] += a33
+    return out
