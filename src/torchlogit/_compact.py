@@ -62,10 +62,11 @@ def applies(problem) -> bool:
 class Design:
     """[X' 1] (or X' without an intercept) in float64, and the data term's f, g, H in phi coordinates.
 
-    Built in three steps, each in place in one (n, p) buffer (temporaries
-    of that size would cost a page-faulted allocation each, ~0.1 ms on
-    10,000 x 20): the copy of X, then :meth:`moments` (when the fit has no
-    standardisation yet), then :meth:`standardize`.
+    Built in three steps, each in place in one (n, p) buffer (a fresh
+    temporary of that size is a page-faulted allocation each time: on
+    10,000 x 21 float64, ~400 faults, ~0.8 ms, measured on a VM): the copy
+    of X, then :meth:`moments` (when the fit has no standardisation yet),
+    then :meth:`standardize`.
     """
 
     def __init__(self, problem):
@@ -84,8 +85,7 @@ class Design:
         self._last = None  # (phi, A phi) of the last loss_gradient
 
     def _scratch(self):
-        # one (n, p) buffer for the fit: a fresh temporary of this size is a page-faulted allocation
-        # each time (10,000 x 21 float64: ~400 faults, ~0.8 ms, measured on a VM)
+        # one (n, p) buffer for the fit, for the reason the class docstring gives
         if self._buffer is None:
             self._buffer = torch.empty_like(self.A)
         return self._buffer
