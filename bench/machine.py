@@ -10,7 +10,7 @@ import os
 
 
 def cpu_model():
-    """The model name the kernel reports (the same name torchlogit keys its measured solver costs by)."""
+    """The CPU as torchlogit keys its measurements: model name, family/model/stepping, widest vector extension."""
     from torchlogit._measured import machine
 
     return machine("cpu")

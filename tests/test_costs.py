@@ -8,7 +8,7 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
-from torchlogit import LogisticRegression, _costs
+from torchlogit import LogisticRegression, _costs, _measured
 from torchlogit._costs import Line, Rates
 from torchlogit.solvers import LBFGS_ITERATIONS, NEWTON_ITERATIONS, choose
 
@@ -150,3 +150,18 @@ def test_a_measured_choice_is_the_fastest_and_kept(tmp_path, monkeypatch):
     (tmp_path / "costs.json").write_text(json.dumps({key: "damaged"}))
     monkeypatch.setattr(_measured, "_fastest", {})
     assert _measured.fastest("a choice", lambda: {"kernel": 1.0, "torch": 2.0}) == "kernel"
+
+
+def test_cpus_sharing_a_model_name_are_kept_apart():
+    # a cloud VM reports "AMD EPYC" for an AVX2 Zen 2 and an AVX-512 Zen 5: their measurements must not mix
+    def info(family, model, flags):
+        first = f"processor\t: 0\nmodel name\t: AMD EPYC\ncpu family\t: {family}\nmodel\t\t: {model}\n"
+        return first + f"stepping\t: 0\nflags\t\t: fpu sse4_2 {flags}\n\nprocessor\t: 1\nmodel name\t: other\n"
+
+    zen2 = _measured._describe_cpu(info(23, 49, "avx avx2 fma"))
+    zen5 = _measured._describe_cpu(info(26, 2, "avx avx2 fma avx512f"))
+    assert zen2 == "AMD EPYC (cpu family 23 model 49 stepping 0, avx2)"
+    assert zen5 == "AMD EPYC (cpu family 26 model 2 stepping 0, avx512f)"
+    assert _measured._describe_cpu("model name\t: Some CPU\n") == "Some CPU (no simd flags)"
+    with pytest.raises(ValueError):
+        _measured._describe_cpu("processor\t: 0\n")

@@ -5,7 +5,8 @@ rather than by constants tuned on one CPU: the solver of ``solver='auto'``
 (:mod:`torchlogit._costs`) and, here, the layout of the torch pass's
 forward product. Each measurement is taken once per machine and kept in a
 small JSON file (``$TORCHLOGIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/torchlogit``
-or ``~/.cache/torchlogit``) under the CPU or GPU model, torch's version and
+or ``~/.cache/torchlogit``) under the GPU's name or the CPU (its model name,
+family/model/stepping numbers and widest vector extension), torch's version and
 the thread count, so that the same fit in another process makes the same
 choices (the same coefficients, bit for bit); an unwritable folder only
 means measuring again in the next process. A leaf module: it imports no
@@ -35,17 +36,35 @@ def cache_file() -> Path:
 
 
 def machine(device: str) -> str:
-    """The processor a measurement belongs to: the GPU's name, or the CPU model the kernel reports."""
+    """The processor a measurement belongs to: the GPU's name, or the CPU as the kernel reports it.
+
+    The CPU's model name alone does not tell processors apart: a cloud VM
+    may report "AMD EPYC" for a Zen 2 with AVX2 and for a Zen 5 with
+    AVX-512, whose kernels and BLAS run at different speeds. So the key adds
+    the family, model and stepping numbers and the widest vector extension.
+    """
     if device.startswith("cuda"):
         return torch.cuda.get_device_name(torch.device(device))
     try:
         with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+            return _describe_cpu(f.read())
+    except (OSError, ValueError):
+        return platform.processor() or platform.machine()
+
+
+def _describe_cpu(cpuinfo: str) -> str:
+    """'<model name> (family F model M stepping S, <isa>)' from /proc/cpuinfo's first processor."""
+    fields = {}
+    for line in cpuinfo.split("\n\n")[0].splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            fields[key.strip()] = value.strip()
+    if "model name" not in fields:
+        raise ValueError("no model name in /proc/cpuinfo")
+    flags = set(fields.get("flags", "").split())
+    isa = next((f for f in ("avx512f", "avx2", "avx", "sse4_2") if f in flags), "no simd flags")
+    ids = " ".join(f"{k} {fields[k]}" for k in ("cpu family", "model", "stepping") if k in fields)
+    return f"{fields['model name']} ({ids}, {isa})" if ids else f"{fields['model name']} ({isa})"
 
 
 def where(device: str) -> str:
