@@ -1,5 +1,7 @@
 """Solvers as free functions: same optimum, honest reports, the lecture's loop."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +13,8 @@ from torchlogit._problem import Problem
 from torchlogit.nn import LinearModel
 from torchlogit.penalties import L2, NoPenalty
 from torchlogit.solvers import SOLVERS, choose, get_optimizer, lbfgs, make_batches, newton, sgd
+from torchlogit.solvers._linesearch import drive
+from torchlogit.solvers.lbfgs import lbfgs_steps
 
 
 def logistic_functions(kind="multinomial", l2=0.1, n=300, d=4, k=3):
@@ -246,6 +250,60 @@ def test_correlation_preconditioner_keeps_the_optimum_and_cuts_iterations(dtype,
         assert res.fun == pytest.approx(ref.fun, rel=1e-8)
     # measured: 20 against 307 (float64), 20 against 313 (float32)
     assert runs[4096].n_iter * 5 < runs[0].n_iter
+
+
+@pytest.mark.parametrize("diagonal", [False, True])
+def test_scaled_preconditioners_invert_the_hessian_at_the_null_model(diagonal):
+    """Where every p_i is ybar (w = 0, the intercept's optimum) the binary Hessian in phi coordinates is
+    c R + l2 / sigma^2 with c = ybar (1 - ybar), and 1 / c for the intercept: the scaled correlation
+    preconditioner inverts it, and the scaled diagonal one inverts its diagonal."""
+    from torchlogit._fit import correlation_preconditioner, diagonal_preconditioner
+
+    X, y3 = correlated_problem(n=3000, d=12, k=3)
+    y = (y3 == 0).to(torch.float64)
+    n, d = X.shape
+    s = torch.full((n,), 1.0 / n, dtype=torch.float64)
+    std = Standardizer.from_data(X, s, 1, True)
+    loss = LinearModelLoss(POINTWISE["binary"], d, 1, True)
+    problem = Problem(loss, L2(1e-2), X, y, s)
+    ybar = float(y.mean())
+    theta = torch.cat([torch.zeros(d, dtype=torch.float64), torch.tensor([math.log(ybar / (1 - ybar))])])
+    H = problem.hessian(theta, std=std)  # (d + 1, d + 1), phi coordinates
+    c = ybar * (1 - ybar)
+    l2 = problem.penalty.l2
+    if diagonal:
+        M = diagonal_preconditioner(std, l2, c, scaled=True)
+        expected = 1.0 / H.diagonal()
+        got = torch.stack([M(e) for e in torch.eye(d + 1, dtype=torch.float64)]).diagonal()
+        torch.testing.assert_close(got, expected, rtol=1e-7, atol=0)
+    else:
+        R = std.correlation(X, s, max_rows=n)  # every row: the exact weighted correlation
+        M = correlation_preconditioner(std, X, s, l2, c, floor=0.0, R=R, scaled=True)
+        MH = torch.stack([M(col) for col in H.T]).T
+        torch.testing.assert_close(MH, torch.eye(d + 1, dtype=torch.float64), rtol=0, atol=1e-8)
+
+
+def test_a_scaled_preconditioner_takes_a_full_first_step():
+    """On a quadratic with M = A^-1 and ``scaled``, the first step is Newton's: one iteration; without it the
+    first step is cut to unit length and the run needs more."""
+    g = torch.Generator().manual_seed(0)
+    Q = torch.randn(8, 8, generator=g, dtype=torch.float64)
+    A = Q @ Q.T + 0.1 * torch.eye(8, dtype=torch.float64)
+    b = 100 * torch.randn(8, generator=g, dtype=torch.float64)  # the optimum is far from 0
+    Ainv = torch.linalg.inv(A)
+
+    def fg(x):
+        return float(0.5 * x @ A @ x - b @ x), A @ x - b
+
+    runs = {}
+    for scaled in (False, True):
+        steps = lbfgs_steps(
+            torch.zeros(8, dtype=torch.float64), tol=1e-8, max_iter=100, precondition=lambda v: Ainv @ v, scaled=scaled
+        )
+        runs[scaled] = drive(steps, fg)
+        assert runs[scaled].converged
+    assert runs[True].n_iter == 1
+    assert runs[False].n_iter > 1
 
 
 def test_lbfgs_is_not_stopped_by_noise_in_f():

@@ -200,7 +200,7 @@ def _column_scale(X, c, block_bytes):
 PRECONDITION_MAX_FEATURES = 4096
 
 
-def correlation_preconditioner(std, X, s, l2s, curvature=0.02, floor=1e-6, R=None):
+def correlation_preconditioner(std, X, s, l2s, curvature=0.02, floor=1e-6, R=None, scaled=False):
     """M v for L-BFGS: the inverse of the Hessian's shape at a typical point, per class.
 
     In standardised coordinates the Hessian block of class k is about
@@ -214,6 +214,9 @@ def correlation_preconditioner(std, X, s, l2s, curvature=0.02, floor=1e-6, R=Non
     product with m ~ 10 d rows and a (d, d) Cholesky factorisation, once.
     ``R``: the correlation matrix where the caller has it (a :class:`torchlogit._compact.Design`
     forms it from every row in one product); it is modified in place.
+    ``scaled``: return M / c, the inverse Hessian itself (intercepts 1 / c) where every row's curvature is
+    c, so that the first L-BFGS step, before any curvature pair, is Newton's under that model (a caller
+    that has measured c at its start point: :class:`torchlogit._folds.FoldsAtC`).
     """
     k, d = std.k, std.d
     if R is None:
@@ -227,23 +230,35 @@ def correlation_preconditioner(std, X, s, l2s, curvature=0.02, floor=1e-6, R=Non
     if int(info):  # R + floor not positive definite in floating point: fall back to no preconditioner
         return None
 
+    unit = 1.0 / curvature if scaled else 1.0
+
     def apply(v):
         V = v[: k * d].view(k, d)
-        return torch.cat([torch.cholesky_solve(V.T, L).T.reshape(-1), v[k * d :]])
+        Mv = torch.cat([torch.cholesky_solve(V.T, L).T.reshape(-1), v[k * d :]])
+        return Mv * unit if scaled else Mv
 
     return apply
 
 
-def diagonal_preconditioner(std, l2s, curvature=0.02):
+def diagonal_preconditioner(std, l2s, curvature=0.02, scaled=False):
     """M v for L-BFGS on wide data: the diagonal of the correlation preconditioner (R_jj = 1).
 
     In standardised coordinates the penalty's curvature l2s / sigma_j^2 varies
     as widely as the columns' spreads (a rare word's sigma is tiny), which is
     what leaves L-BFGS many iterations on text; M = 1 / (c + l2s / sigma^2)
     takes it out at no cost. Intercepts and constant columns keep M = 1.
+    ``scaled``: 1 / (c + l2s / sigma^2), and 1 / c on intercepts and constant columns, the inverse of the
+    Hessian's diagonal where every row's curvature is c (as :func:`correlation_preconditioner`'s).
     """
     k, d = std.k, std.d
     m = 1.0 / (curvature + l2s / std.sigma**2)
+    if scaled:
+        m = torch.where(std.constant, torch.full_like(m, 1.0 / curvature), m)
+
+        def apply_scaled(v):
+            return torch.cat([(v[: k * d].view(k, d) * m).reshape(-1), v[k * d :] / curvature])
+
+        return apply_scaled
     m = torch.where(std.constant, torch.ones_like(m), m / curvature)  # M = 1 where the data term dominates
 
     def apply(v):

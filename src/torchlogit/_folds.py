@@ -192,10 +192,23 @@ class FoldsAtC:
         self.curvature = [math.inf] * len(problems)  # each fold's d2L/dc2 at its last evaluated point
 
     def preconditioners(self, X):
+        """Each fold's L-BFGS preconditioner, an estimate of its inverse Hessian with units (``scaled``) from the
+        curvature c = sum_i s_i p_i (1 - p_i) measured at its start point (:meth:`evaluate` must have seen it):
+        at the first C the null model's, where c R + l2 / sigma^2 is the Hessian exactly, and at each later C
+        the previous optimum's. Measured on 200,000 x 100 (cv=5, 10 C): 51 passes -> 43 against the fixed
+        c = 0.02 that single fits use, whose first step is also shortened to unit length."""
         std = self.std
-        if self.d <= PRECONDITION_MAX_FEATURES:
-            return [correlation_preconditioner(std, X, p.s.to(X.dtype), p.penalty.l2) for p in self.problems]
-        return [diagonal_preconditioner(std, p.penalty.l2) for p in self.problems]
+        curvatures = [min(max(c, 1e-12), 0.25) for c in self.curvature]  # p (1 - p) <= 1/4
+        if self.d > PRECONDITION_MAX_FEATURES:
+            return [
+                diagonal_preconditioner(std, p.penalty.l2, c, scaled=True) for p, c in zip(self.problems, curvatures)
+            ]
+        # the folds share R (a SharedStandardizer computes it once): one weights conversion, not one per fold
+        R = std.correlation(X, self.problems[0].s.to(X.dtype), max_rows=max(10 * self.d, 10000))
+        return [
+            correlation_preconditioner(std, X, None, p.penalty.l2, c, R=R.clone(), scaled=True)
+            for p, c in zip(self.problems, curvatures)
+        ]
 
     def evaluate(self, js, phis):
         d, std = self.d, self.std
@@ -250,6 +263,7 @@ def solve_folds(data, Cs, masks, *, penalty="deprecated", tol=1e-6, max_iter=100
             if previous is not None:
                 pairs = [_repenalise(pairs[j], previous[j], at.smooth[j], d) for j in range(m)]
             previous = at.smooth
+            at.evaluate(list(range(m)), phis)  # the start points' curvatures (after the first C, remembered passes)
             done = _certified(at, phis, pairs, at.preconditioners(data.X), tol, max_iter, gap_tol)
             for j in range(m):
                 if not bool(torch.isfinite(done[j].x).all()):
@@ -279,6 +293,7 @@ def _certified(at, phis, pairs, precondition, tol, max_iter, gap_tol):
                 precondition=precondition[j],
                 pairs=pairs[j],
                 done=at.small_gap(j),
+                scaled=True,
             )
             for j in todo
         ]

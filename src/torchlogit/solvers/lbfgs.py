@@ -88,6 +88,7 @@ def lbfgs_steps(
     precondition=None,
     pairs=None,
     done=None,
+    scaled=False,
 ):
     """:func:`lbfgs` as a generator: yields each point x it needs, receives (f, g) there; returns its Result.
 
@@ -99,6 +100,8 @@ def lbfgs_steps(
     by a known linear term (the caller then corrects y); pairs with
     s.y <= 0 are dropped. ``done(f, g) -> bool``: a further test that must
     hold with max|g| <= tol for convergence (an estimate of the duality gap).
+    ``scaled``: ``precondition`` estimates the inverse Hessian itself, units included, so the first step
+    (before any pair) is tried at length 1, not shortened to a unit-length direction.
     """
     x = w0.detach().to(torch.float64).clone()
     f, g = yield x
@@ -116,8 +119,8 @@ def lbfgs_steps(
         if it >= max_iter:
             break
         d = _direction(g, s_hist, y_hist, precondition)
-        # First step: the direction -M g carries g's units; scale it to length <= 1.
-        step = 1.0 if s_hist else min(1.0, 1.0 / float(d.norm()))
+        # First step: unless M has the Hessian's units, the direction -M g carries g's; scale it to length <= 1.
+        step = 1.0 if s_hist or scaled else min(1.0, 1.0 / float(d.norm()))
         found = yield from wolfe_steps(x, f, g, d, step=step, f_noise=f_rtol * abs(f))
         if found is None:
             msg = "line search found no decrease (objective at rounding level)"
