@@ -287,6 +287,19 @@ def test_fast_log_loss_equals_the_scorer(request, data):
     np.testing.assert_allclose(fast.scores_, slow.scores_, rtol=1e-12, atol=1e-14)
 
 
+def test_path_scores_in_blocks_of_test_rows_equal_one_block(binary, monkeypatch):
+    """The test rows are gathered a block at a time (no copy of X[test]); blocks of 7 rows give the same
+    scores as one block."""
+    from torchlogit import _cv
+
+    X, y = binary
+    kw = {**COMMON, "Cs": [0.01, 1.0], "l1_ratios": (0.0,)}
+    whole = LogisticRegressionCV(**kw).fit(X, y)
+    monkeypatch.setattr(_cv, "SCORE_BLOCK_BYTES", 7 * X.shape[1] * 4)
+    blocks = LogisticRegressionCV(**kw).fit(X, y)
+    np.testing.assert_allclose(blocks.scores_, whole.scores_, rtol=1e-12, atol=1e-14)
+
+
 def _fold_setup(n, d, m=3, C=0.5, seed=0):
     import torch
 
