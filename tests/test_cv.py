@@ -366,7 +366,7 @@ def test_curvature_pairs_move_exactly_to_a_new_penalty():
     def y(at):
         return at.evaluate([1], [x + s])[0][1] - at.evaluate([1], [x])[0][1]
 
-    moved = _folds._repenalise(([s], [y(at1)]), at1.smooth[1], at2.smooth[1], d)
+    moved = _folds._repenalise(([s], [y(at1)]), at1.l2[1], at2.l2[1], d)
     torch.testing.assert_close(moved[1][0], y(at2), rtol=1e-10, atol=1e-14)
     assert not torch.allclose(y(at1), y(at2))  # the two penalties do differ
 

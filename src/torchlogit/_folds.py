@@ -252,7 +252,7 @@ def solve_folds(data, Cs, masks, *, penalty="deprecated", tol=1e-6, max_iter=100
     m, d = len(masks), data.X.shape[1]
     phis = [std.to_phi(data.null_theta(passes.S[:, j].to(data.sw.dtype))) for j in range(m)]  # each fold's point
     results = [[None] * len(Cs) for _ in range(m)]
-    pairs, previous = [None] * m, None  # each fold's L-BFGS curvature pairs, and the penalties they were taken at
+    pairs, previous = [None] * m, None  # each fold's L-BFGS curvature pairs, and the L2 curvatures they were taken at
     with _threads.for_work(float(data.X.shape[0]) * (d + 1) * m):
         for i in np.argsort(np.asarray(Cs, dtype=float), kind="stable"):  # the largest penalty first
             problems = [
@@ -261,8 +261,8 @@ def solve_folds(data, Cs, masks, *, penalty="deprecated", tol=1e-6, max_iter=100
             ]
             at = FoldsAtC(passes, std, problems, fit_intercept, gap_tol)
             if previous is not None:
-                pairs = [_repenalise(pairs[j], previous[j], at.smooth[j], d) for j in range(m)]
-            previous = at.smooth
+                pairs = [_repenalise(pairs[j], previous[j], at.l2[j], d) for j in range(m)]
+            previous = at.l2
             at.evaluate(list(range(m)), phis)  # the start points' curvatures (after the first C, remembered passes)
             done = _certified(at, phis, pairs, at.preconditioners(data.X), tol, max_iter, gap_tol)
             for j in range(m):
@@ -324,16 +324,14 @@ def _certified(at, phis, pairs, precondition, tol, max_iter, gap_tol):
 
 
 def _repenalise(pairs, old, new, d):
-    """L-BFGS pairs (s, y) of f + old's penalty as pairs of f + new's: y + grad_new(s) - grad_old(s), where both
-    gradients are linear in the coefficients (L2) and the intercept, after entry d, has none."""
+    """L-BFGS pairs (s, y) of f + old's penalty as pairs of f + new's: y + (l2_new - l2_old) s on the
+    coefficients, where ``old``/``new`` (d,) are the pure L2 penalties' curvatures per coordinate
+    (:attr:`FoldsAtC.l2`; the gradient of each is l2 * V) and the intercept, after entry d, has none."""
     if pairs is None:
         return None
     s_hist, y_hist = pairs
-    ys = []
-    for s, y in zip(s_hist, y_hist):
-        V = s[None, :d]
-        ys.append(torch.cat([y[:d] + (new.gradient(V) - old.gradient(V))[0], y[d:]]))
-    return s_hist, ys
+    delta = new - old
+    return s_hist, [torch.cat([y[:d] + delta * s[:d], y[d:]]) for s, y in zip(s_hist, y_hist)]
 
 
 def fold_gaps(passes, problems, runs, folds, fit_intercept, max_iter=50):
