@@ -602,7 +602,8 @@ def _with_coefs(reg, data, theta, ratio):
 
 
 def _path_logits(data, results, test):
-    """Z (n_test, n_cs, k) in X's dtype: every path point's logits on the rows ``test`` from one product."""
+    """Z (n_test, n_cs, k) in X's dtype: every path point's logits on the rows ``test``, one product per block
+    of test rows (all C at once)."""
     loss = data.datafit
     rows = torch.as_tensor(test, device=data.y.device)
     dtype = f64 if is_sparse(data.X) else data.X.dtype

@@ -293,7 +293,7 @@ def _certified(at, phis, pairs, precondition, tol, max_iter, gap_tol):
                 precondition=precondition[j],
                 pairs=pairs[j],
                 done=at.small_gap(j),
-                scaled=True,
+                scaled=precondition[j] is not None,  # None: R + floor failed its Cholesky, no units to trust
             )
             for j in todo
         ]

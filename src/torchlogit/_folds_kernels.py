@@ -62,7 +62,7 @@ def folds_loss_gradient(X, W, b, y, S, rows, chunks):
                 G[c, k, d] += gb
                 H[c, k] += hb
             k = 0
-            while k + 2 <= m:  # two folds per sweep over the tile (measured: 5 folds, 200,000 x 100: -10%)
+            while k + 2 <= m:  # two folds per sweep over the tile (see the docstring)
                 tile_scatter_pair(X, t0, t, R[k], R[k + 1], g_acc[k], g_acc[k + 1])
                 k += 2
             if k < m:

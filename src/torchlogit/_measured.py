@@ -53,7 +53,8 @@ def machine(device: str) -> str:
 
 
 def _describe_cpu(cpuinfo: str) -> str:
-    """'<model name> (family F model M stepping S, <isa>)' from /proc/cpuinfo's first processor."""
+    """'<model name> (cpu family F model M stepping S, <isa>)' from /proc/cpuinfo's first processor, <isa> the
+    widest of avx512f, avx2, avx, sse4_2 among its flags."""
     fields = {}
     for line in cpuinfo.split("\n\n")[0].splitlines():
         key, sep, value = line.partition(":")
