@@ -230,7 +230,7 @@ def correlation_preconditioner(std, X, s, l2s, curvature=0.02, floor=1e-6, R=Non
     if int(info):  # R + floor not positive definite in floating point: fall back to no preconditioner
         return None
 
-    unit = 1.0 / curvature if scaled else 1.0
+    unit = 1.0 / curvature  # scaled: M / c
 
     def apply(v):
         V = v[: k * d].view(k, d)
@@ -252,17 +252,12 @@ def diagonal_preconditioner(std, l2s, curvature=0.02, scaled=False):
     """
     k, d = std.k, std.d
     m = 1.0 / (curvature + l2s / std.sigma**2)
-    if scaled:
-        m = torch.where(std.constant, torch.full_like(m, 1.0 / curvature), m)
-
-        def apply_scaled(v):
-            return torch.cat([(v[: k * d].view(k, d) * m).reshape(-1), v[k * d :] / curvature])
-
-        return apply_scaled
-    m = torch.where(std.constant, torch.ones_like(m), m / curvature)  # M = 1 where the data term dominates
+    # scaled: the Hessian's units (intercepts and constant columns 1 / c); else M = 1 where the data term dominates
+    icept = curvature if scaled else 1.0
+    m = torch.where(std.constant, torch.full_like(m, 1.0 / icept), m if scaled else m / curvature)
 
     def apply(v):
-        return torch.cat([(v[: k * d].view(k, d) * m).reshape(-1), v[k * d :]])
+        return torch.cat([(v[: k * d].view(k, d) * m).reshape(-1), v[k * d :] / icept])
 
     return apply
 
