@@ -57,6 +57,26 @@ def test_design_gives_the_general_paths_objective_gradient_and_hessian(fit_inter
     torch.testing.assert_close(design.hessian(other), H_other, rtol=1e-12, atol=1e-14)
 
 
+def test_fused_newton_terms_equal_the_separate_ones_and_each_hessian_is_handed_out_once(gram):
+    """Newton's evaluations form H in the same kernel as f and g where the gram kernel serves (else nothing changes)."""
+    problem = _problem(L2(0.1), n=300)
+    std = Standardizer.from_data(problem.X, problem.s, 1, True)
+    separate, fused = _compact.Design(problem), _compact.Design(problem)
+    for design in (separate, fused):
+        design.standardize(std)
+    assert fused.fuse_hessian() == (gram == "kernel")
+    phi = torch.randn(problem.datafit.n_params, generator=torch.Generator().manual_seed(2), dtype=f64) * 3
+    (f, g), (f_fused, g_fused) = separate.loss_gradient(phi), fused.loss_gradient(phi)
+    assert float(f_fused) == pytest.approx(float(f), rel=1e-13)
+    torch.testing.assert_close(g_fused, g, rtol=1e-12, atol=1e-15)
+    H = separate.hessian(phi)
+    H_fused = fused.hessian(phi)
+    torch.testing.assert_close(H_fused, H, rtol=1e-12, atol=1e-15)
+    H_fused += 1.0  # as Newton adds the penalty's curvature, in place
+    torch.testing.assert_close(fused.hessian(phi), H, rtol=1e-12, atol=1e-15)  # formed again, not the one changed
+    torch.testing.assert_close(fused.hessian(0.5 * phi), separate.hessian(0.5 * phi), rtol=1e-12, atol=1e-15)
+
+
 def test_moments_are_the_weighted_two_pass_ones_and_the_copy_is_standardised(gram):
     problem = _problem(L2(0.1))
     X, s = problem.X, problem.s

@@ -124,6 +124,45 @@ def test_weighted_gram_does_not_depend_on_the_thread_count():
     assert all(torch.equal(H, results[0]) for H in results[1:])
 
 
+@pytest.mark.parametrize("n, p, scale", [(1, 1, 1.0), (4099, 21, 3.0), (700, 66, 30.0)])
+def test_design_newton_terms_match_torch(n, p, scale):
+    """f, g and H of a float64 design from one kernel: ragged tiles, p not a multiple of 4, logits up to ~1e2."""
+    g = torch.Generator().manual_seed(n + p)
+    A = torch.randn(n, p, generator=g, dtype=torch.float64)
+    phi = torch.randn(p, generator=g, dtype=torch.float64) * scale / p**0.5
+    y = (torch.rand(n, generator=g) < 0.5).double()
+    s = torch.rand(n, generator=g, dtype=torch.float64) / n
+    f, grad, H = _kernels.design_newton_terms(A, phi, y, s)
+    z = A @ phi
+    prob = torch.sigmoid(z)
+    softplus = torch.logaddexp(torch.zeros_like(z), z)  # (torch's softplus returns z itself beyond z = 20)
+    assert f == pytest.approx(float((softplus - y * z) @ s), rel=1e-13)
+    torch.testing.assert_close(grad, A.T @ (s * (prob - y)), rtol=1e-12, atol=1e-16)
+    H_ref = (A * (s * prob * (1 - prob))[:, None]).T @ A
+    assert torch.equal(H, H.T)
+    torch.testing.assert_close(H, H_ref, rtol=1e-12, atol=1e-16)
+
+
+def test_design_newton_terms_do_not_depend_on_the_thread_count():
+    import numba
+
+    g = torch.Generator().manual_seed(0)
+    A = torch.randn(50_000, 21, generator=g, dtype=torch.float64)
+    phi, y = torch.randn(21, generator=g, dtype=torch.float64), (torch.rand(50_000, generator=g) < 0.3).double()
+    s = torch.full((50_000,), 1 / 50_000, dtype=torch.float64)
+    results = []
+    torch_threads = torch.get_num_threads()
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        try:
+            if threads <= numba.config.NUMBA_NUM_THREADS:
+                results.append(_kernels.design_newton_terms(A, phi, y, s))
+        finally:
+            torch.set_num_threads(torch_threads)
+    for f, grad, H in results[1:]:
+        assert f == results[0][0] and torch.equal(grad, results[0][1]) and torch.equal(H, results[0][2])
+
+
 def test_moments_kernel_matches_torch():
     X, _, _, s = _problem(3000, 9, 1.0)
     X = X * 3 + 7

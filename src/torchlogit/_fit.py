@@ -331,6 +331,7 @@ def _fit_exact(problem, solver, w0, tol, max_iter, callback, std=None):
         if design is None:
             extra["hessian"] = lambda phi: problem.hessian(std.to_theta(phi), std=std)
         else:
+            design.fuse_hessian()
             extra["hessian"] = lambda phi: smooth.add_curvature(design.hessian(phi), phi[:k_d].view(1, -1))
     if solver == "prox-newton":
         extra.update(_working_set_parts(problem, std, smooth, rough, design))

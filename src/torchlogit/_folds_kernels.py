@@ -12,7 +12,7 @@ from numba import njit, prange
 from ._numba_kernels import FLAGS, TILE, tile_logits, tile_loss_32, tile_loss_64, tile_scatter, tile_scatter_pair
 
 
-@njit(parallel=True, fastmath=FLAGS, nogil=True, cache=True)
+@njit(parallel=True, fastmath=FLAGS, error_model="numpy", nogil=True, cache=True)
 def folds_loss_gradient(X, W, b, y, S, rows, chunks):
     """Per chunk: F (chunks, m) the folds' sum_i s_if loss_if, G (chunks, m, d + 1) their (X^T r_f, sum_i r_if)
     and H (chunks, m) their sum_i s_if p_if (1 - p_if), the curvature in the intercept.
@@ -48,16 +48,17 @@ def folds_loss_gradient(X, W, b, y, S, rows, chunks):
             for k in range(m):
                 tile_logits(X, t0, t, W[k], b[k], z, zero)
                 r = R[k]
+                s = S[k][t0 : t0 + t]  # (a contiguous slice, unlike S[k, t0 : t0 + t]: the loops below vectorise)
                 if X.itemsize == 4:
-                    tile_loss_32(z, y[t0 : t0 + t], S[k, t0 : t0 + t], t, two_f, bits.view(np.int32), loss, r)
+                    tile_loss_32(z, y[t0 : t0 + t], s, t, two_f, bits.view(np.int32), loss, r)
                 else:
-                    tile_loss_64(z, y[t0 : t0 + t], S[k, t0 : t0 + t], t, two_f, bits, loss, r)
+                    tile_loss_64(z, y[t0 : t0 + t], s, t, two_f, bits, loss, r)
                 f, gb, hb = 0.0, 0.0, 0.0
                 for i in range(t):
                     f += np.float64(loss[i])
                     gb += np.float64(r[i])
                     e = two_f[i] * two_k[i]
-                    hb += np.float64(S[k, t0 + i] * e / ((one + e) * (one + e)))
+                    hb += np.float64(s[i] * e / ((one + e) * (one + e)))
                 F[c, k] += f
                 G[c, k, d] += gb
                 H[c, k] += hb

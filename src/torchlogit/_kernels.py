@@ -122,7 +122,13 @@ def _cache_is_warm() -> bool:
     """Whether numba's cache holds the dense kernels (their index files exist); True where that cannot be told."""
     try:
         compiled = _kernels()
-        dense = ("binary_loss_gradient", "multinomial_loss_gradient", "shifted_moments", "weighted_gram")
+        dense = (
+            "binary_loss_gradient",
+            "multinomial_loss_gradient",
+            "shifted_moments",
+            "weighted_gram",
+            "design_newton_terms",
+        )
         for kernel in (getattr(compiled, name) for name in dense):
             if not os.path.exists(kernel._cache._cache_file._index_path):  # numba's own bookkeeping
                 return False
@@ -167,6 +173,7 @@ def warm_up() -> bool:
         shifted_moments(X, v, torch.zeros(3, dtype=dtype))
         if dtype == f64:  # the Hessian of a design held in float64 (torchlogit._compact)
             weighted_gram(X, v)
+            design_newton_terms(X, torch.zeros(3, dtype=dtype), v, v)
         for fmt in ("csr", "csc"):  # the sparse kernels, for both layouts and one or several classes
             np_dtype = np.float32 if dtype == torch.float32 else np.float64
             S = SparseX.from_scipy(sp.random(8, 3, density=0.5, format=fmt, dtype=np_dtype))
@@ -254,3 +261,22 @@ def weighted_gram(A, h):
     out = _kernels().weighted_gram(A.numpy(), h.contiguous().numpy(), rows, -(-n // rows))
     H = torch.from_numpy(out.sum(axis=0)[:p, :p])  # (q, q) blocks on and above the diagonal -> (p, p)
     return H.triu() + H.triu(1).T
+
+
+def design_newton_terms(A, phi, y, s):
+    """(f, g, H) of the binary data term at z = A phi, from one read of A: a Newton step's three terms.
+
+    f = sum_i s_i [softplus(z_i) - y_i z_i] (a Python float), g = A^T r with
+    r = s (sigmoid(z) - y) (p,), H = A^T diag(s p (1 - p)) A (p, p): float64,
+    for A (n, p) float64 C-contiguous, phi (p,), y (n,) in {0, 1} and s (n,)
+    float64. The three of :class:`torchlogit._compact.Design`'s ``loss_gradient``
+    and ``hessian`` in one kernel (``weighted_gram``'s tiles, the loss
+    formulas of ``binary_loss_gradient``); chunks as ``weighted_gram``'s.
+    """
+    numba_follows_torch()
+    n, p = A.shape
+    rows = -(-max(1024, -(-n // 64)) // 64) * 64
+    arrays = (t.contiguous().numpy() for t in (phi, y, s))
+    F, G, out = _kernels().design_newton_terms(A.numpy(), *arrays, rows, -(-n // rows))
+    H = torch.from_numpy(out.sum(axis=0)[:p, :p])
+    return _chunk_total(F), torch.from_numpy(G.sum(axis=0)), H.triu() + H.triu(1).T
