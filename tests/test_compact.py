@@ -7,6 +7,7 @@ import torch
 from conftest import make_problem
 
 from torchlogit import _compact, _kernels
+from torchlogit._certificate import duality_gap
 from torchlogit._fit import Standardizer, fit_problem
 from torchlogit._loss import POINTWISE, LinearModelLoss
 from torchlogit._problem import Problem
@@ -133,6 +134,23 @@ def test_fits_reach_the_general_paths_optimum(monkeypatch, penalty, fit_intercep
         assert torch.equal(compact.x[:-1] == 0, general.x[:-1] == 0) if fit_intercept else True
     if penalty.alpha:
         assert compact.duality_gap <= (1e-7 if dtype == torch.float32 else 1e-9)  # the certificate reads X as it is
+
+
+@pytest.mark.parametrize("penalty", [L2(0.05), L1(0.02), L1(0.001), ElasticNet(0.04, 0.5)], ids=lambda p: p.name)
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_the_designs_certificate_is_the_general_one(penalty, fit_intercept):
+    """The gap a fit on a Design reports (from the design, in phi) is the one the general path forms from X,
+    short of the optimum (where it is large, and for pure L1 the dual point is scaled) and at it."""
+    problem = _problem(penalty, fit_intercept, n=200)
+    solver = "prox-newton" if penalty.l1 else "newton"
+    w0 = torch.zeros(problem.datafit.n_params, dtype=f64)
+    gaps = []
+    for max_iter, tol in ((1, 1e-3), (100, 1e-10)):
+        res = fit_problem(problem, solver=solver, w0=w0, tol=tol, max_iter=max_iter)
+        general = duality_gap(problem, res.x, res.fun)
+        assert res.duality_gap == pytest.approx(general, rel=1e-6, abs=1e-15)
+        gaps.append(res.duality_gap)
+    assert gaps[0] > 1e3 * gaps[1]
 
 
 def test_a_given_standardisation_is_used(monkeypatch):

@@ -47,16 +47,44 @@ def duality_gap(problem, theta, f_theta, max_iter=50):
         theta = torch.cat([W.reshape(-1), b.to(X.dtype)])
     data_b, g_b = datafit.loss_gradient(theta, X, y, s)  # second pass
     A = g_b[: k * d].view(k, d)  # X^T (s u): the data term's gradient in W at b'
-    W = W.to(f64)
+    return _bound(
+        penalty, W.to(f64), A, f_theta, data_b, lambda: datafit.logits(theta, X).to(f64), datafit.pointwise, y, s
+    )
+
+
+def design_duality_gap(design, pointwise, penalty, phi, f_phi, max_iter=50):
+    """:func:`duality_gap` in the coordinates of a :class:`torchlogit._compact.Design` (binary, float64).
+
+    ``penalty``: the problem's penalty rescaled to those coordinates (V = W
+    sigma); ``phi`` (p,) the solution there and ``f_phi`` its objective. The
+    gap is the same number as in theta's (the same logits and dual point;
+    X'^T (s u) = (X^T (s u)) / sigma once sum_i s_i u_i = 0), formed from the
+    design in memory: one product A phi and one A^T r, no pass over X.
+    """
+    d = design.features.shape[1]
+    V = phi[:d].view(1, d)
+    b = phi[d:].clone()  # (1,) or (0,)
+    # products with the contiguous [X' 1] (its X' columns are a strided view, which a product would copy)
+    Z0 = (design.A @ torch.cat([V[0], torch.zeros_like(b)]))[:, None]  # (n, 1) logits without the intercept
+    if design.fit_intercept:
+        b = _intercept_newton(pointwise, Z0, design.y, design.s, b, max_iter)
+    Z = Z0 + b if design.fit_intercept else Z0
+    rows, g_z = pointwise.loss_and_gradient(Z, design.y)
+    A = ((design.s * g_z[:, 0]) @ design.A)[:d].view(1, d)  # X'^T (s u)
+    return _bound(penalty, V, A, f_phi, design.s @ rows, lambda: Z, pointwise, design.y, design.s)
+
+
+def _bound(penalty, W, A, f_theta, data_b, logits, pointwise, y, s):
+    """The gap from W (k, d) float64, A = X^T (s u) (k, d) and the data term at b', ``data_b``; ``logits()``
+    gives Z at b' (n, k) float64, needed only for a pure L1 penalty whose P* is infinite at -A."""
     fy = penalty.fenchel_young_gap(W, -A)
     if torch.isfinite(fy):
         return max(0.0, float(f_theta) - float(data_b) - float(penalty.value(W))) + float(fy)
     # pure L1 with |A_j| > l1 w_j somewhere: scale the dual point into P*'s domain
     limit = penalty.l1 * penalty._w(W) * torch.ones_like(W)
     c = float(torch.clamp(limit / A.abs().clamp_min(1e-300), max=1.0).min())
-    Z = datafit.logits(theta, X).to(f64)
-    u, _ = datafit.pointwise.gradient_state(Z, y)
-    dual = -float((s.to(f64) * datafit.pointwise.conjugate(c * u, y)).sum())
+    u, _ = pointwise.gradient_state(logits(), y)
+    dual = -float((s.to(f64) * pointwise.conjugate(c * u, y)).sum())
     return max(0.0, float(f_theta) - dual)
 
 

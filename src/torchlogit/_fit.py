@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from . import _compact, _kernels
-from ._certificate import duality_gap
+from ._certificate import design_duality_gap, duality_gap
 from ._loss import BinaryCrossEntropy, LinearModelLoss
 from ._sparse import is_sparse, take_rows
 from .nn import LinearModel
@@ -281,7 +281,8 @@ def fit_problem(problem, *, solver, w0, tol, max_iter, callback=None, sgd_option
         res = _fit_representer(problem, w0, tol, max_iter, callback, std)
     else:
         res = _fit_exact(problem, solver, w0, tol, max_iter, callback, std)
-    res.duality_gap = duality_gap(problem, res.x, res.fun) if problem.in_memory else None
+    if res.duality_gap is None and problem.in_memory:  # (a fit on a Design has set it from there)
+        res.duality_gap = duality_gap(problem, res.x, res.fun)
     return res
 
 
@@ -343,6 +344,9 @@ def _fit_exact(problem, solver, w0, tol, max_iter, callback, std=None):
     res = SOLVERS[solver](
         fun_and_grad, std.to_phi(w0), tol=tol, max_iter=max_iter, callback=None if callback is None else report, **extra
     )
+    if design is not None and problem.penalty.alpha:  # the certificate from the design: no pass over X
+        penalty = problem.penalty.rescaled(std.sigma)
+        res.duality_gap = design_duality_gap(design, datafit.pointwise, penalty, res.x, res.fun)
     res.x = std.to_theta(res.x)
     return res
 
