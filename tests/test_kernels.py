@@ -105,23 +105,29 @@ def test_weighted_gram_matches_torch_and_is_symmetric(n, p):
 
 
 def test_weighted_gram_does_not_depend_on_the_thread_count():
-    import numba
-
     g = torch.Generator().manual_seed(0)
     A, h = (
         torch.randn(50_000, 21, generator=g, dtype=torch.float64),
         torch.rand(50_000, generator=g, dtype=torch.float64),
     )
+    results = _on_one_and_two_threads(lambda: _kernels.weighted_gram(A, h))
+    assert all(torch.equal(H, results[0]) for H in results[1:])
+
+
+def _on_one_and_two_threads(call):
+    """call()'s results with torch (and so numba, which follows it) on one thread, then two where numba has them."""
+    import numba
+
     results = []
     torch_threads = torch.get_num_threads()
     for threads in (1, 2):
         torch.set_num_threads(threads)
         try:
             if threads <= numba.config.NUMBA_NUM_THREADS:
-                results.append(_kernels.weighted_gram(A, h))
+                results.append(call())
         finally:
             torch.set_num_threads(torch_threads)
-    assert all(torch.equal(H, results[0]) for H in results[1:])
+    return results
 
 
 @pytest.mark.parametrize("n, p, scale", [(1, 1, 1.0), (4099, 21, 3.0), (700, 66, 30.0)])
@@ -144,21 +150,11 @@ def test_design_newton_terms_match_torch(n, p, scale):
 
 
 def test_design_newton_terms_do_not_depend_on_the_thread_count():
-    import numba
-
     g = torch.Generator().manual_seed(0)
     A = torch.randn(50_000, 21, generator=g, dtype=torch.float64)
     phi, y = torch.randn(21, generator=g, dtype=torch.float64), (torch.rand(50_000, generator=g) < 0.3).double()
     s = torch.full((50_000,), 1 / 50_000, dtype=torch.float64)
-    results = []
-    torch_threads = torch.get_num_threads()
-    for threads in (1, 2):
-        torch.set_num_threads(threads)
-        try:
-            if threads <= numba.config.NUMBA_NUM_THREADS:
-                results.append(_kernels.design_newton_terms(A, phi, y, s))
-        finally:
-            torch.set_num_threads(torch_threads)
+    results = _on_one_and_two_threads(lambda: _kernels.design_newton_terms(A, phi, y, s))
     for f, grad, H in results[1:]:
         assert f == results[0][0] and torch.equal(grad, results[0][1]) and torch.equal(H, results[0][2])
 
