@@ -256,10 +256,19 @@ def weighted_gram(A, h):
     does not depend on the thread count.
     """
     numba_follows_torch()
-    n, p = A.shape
-    rows = -(-max(1024, -(-n // 64)) // 64) * 64  # a multiple of the kernel's 64-row tile
-    out = _kernels().weighted_gram(A.numpy(), h.contiguous().numpy(), rows, -(-n // rows))
-    H = torch.from_numpy(out.sum(axis=0)[:p, :p])  # (q, q) blocks on and above the diagonal -> (p, p)
+    out = _kernels().weighted_gram(A.numpy(), h.contiguous().numpy(), *_gram_chunks(A.shape[0]))
+    return _mirrored(out, A.shape[1])
+
+
+def _gram_chunks(n):
+    """(rows, chunks) for the gram kernels: a multiple of their 64-row tile, a function of n only."""
+    rows = -(-max(1024, -(-n // 64)) // 64) * 64
+    return rows, -(-n // rows)
+
+
+def _mirrored(out, p):
+    """(p, p) from a gram kernel's per-chunk (q, q) blocks on and above the diagonal: chunks added in order."""
+    H = torch.from_numpy(out.sum(axis=0)[:p, :p])
     return H.triu() + H.triu(1).T
 
 
@@ -274,9 +283,6 @@ def design_newton_terms(A, phi, y, s):
     formulas of ``binary_loss_gradient``); chunks as ``weighted_gram``'s.
     """
     numba_follows_torch()
-    n, p = A.shape
-    rows = -(-max(1024, -(-n // 64)) // 64) * 64
     arrays = (t.contiguous().numpy() for t in (phi, y, s))
-    F, G, out = _kernels().design_newton_terms(A.numpy(), *arrays, rows, -(-n // rows))
-    H = torch.from_numpy(out.sum(axis=0)[:p, :p])
-    return _chunk_total(F), torch.from_numpy(G.sum(axis=0)), H.triu() + H.triu(1).T
+    F, G, out = _kernels().design_newton_terms(A.numpy(), *arrays, *_gram_chunks(A.shape[0]))
+    return _chunk_total(F), torch.from_numpy(G.sum(axis=0)), _mirrored(out, A.shape[1])
