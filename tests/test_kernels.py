@@ -313,12 +313,13 @@ def test_a_warm_kernel_cache_is_used_from_the_first_pass(monkeypatch):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("fit_intercept", [True, False])
-def test_the_softmax_kernel_agrees_with_torch(dtype, fit_intercept, monkeypatch):
+@pytest.mark.parametrize("k", [4, 7, 10])  # classes one at a time; five, then a pair; two blocks of five
+def test_the_softmax_kernel_agrees_with_torch(dtype, fit_intercept, k, monkeypatch):
     """One read of X for the multinomial pass: f and its gradient as torch computes them (float64 references)."""
     from torchlogit._loss import MultinomialCrossEntropy
 
     g = torch.Generator().manual_seed(3)
-    n, d, k = 3001, 37, 4  # n not a multiple of the 64-row tile nor of 4
+    n, d = 3001, 37  # n not a multiple of the 64-row tile nor of 4
     X = torch.randn(n, d, generator=g, dtype=dtype) * 3
     y = torch.randint(0, k, (n,), generator=g)
     s = (torch.rand(n, generator=g) / n).to(dtype)
@@ -334,6 +335,28 @@ def test_the_softmax_kernel_agrees_with_torch(dtype, fit_intercept, monkeypatch)
     rtol_f, rtol_g = TOLERANCE[dtype]
     assert float(f_k) == pytest.approx(float(f_ref), rel=rtol_f)
     assert float((g_k - g_ref).abs().max()) <= rtol_g * float(g_ref.abs().max())
+
+
+def test_the_softmax_kernel_holds_where_logits_differ_by_more_than_exp_can_hold(monkeypatch):
+    """Logits ~ +-1000 apart (exp(z - max) below float64's smallest normal, the kernel's 2^t clamps at 2^-1022):
+    f and the gradient still equal torch's float64 logsumexp and softmax."""
+    from torchlogit._loss import MultinomialCrossEntropy
+
+    g = torch.Generator().manual_seed(5)
+    n, d, k = 1000, 9, 10
+    X = torch.randn(n, d, generator=g, dtype=torch.float64)
+    y = torch.randint(0, k, (n,), generator=g)
+    s = torch.full((n,), 1.0 / n, dtype=torch.float64)
+    loss = LinearModelLoss(MultinomialCrossEntropy, d, k, True)
+    theta = torch.randn(loss.n_params, generator=g, dtype=torch.float64) * 300
+    f_ref, g_ref = loss.loss_gradient(theta, X, y, s)
+    monkeypatch.setattr(_kernels, "MIN_ELEMENTS", 0)
+    calls, real = [], _kernels.multinomial_loss_gradient
+    monkeypatch.setattr(_kernels, "multinomial_loss_gradient", lambda *a: calls.append(1) or real(*a))
+    f_k, g_k = loss.loss_gradient(theta, X, y, s)
+    assert calls and float(f_ref) > 100  # most rows far from their class: the large-logit regime
+    assert float(f_k) == pytest.approx(float(f_ref), rel=1e-13)
+    assert float((g_k - g_ref).abs().max()) <= 1e-12 * float(g_ref.abs().max())
 
 
 def test_a_multinomial_fit_through_the_kernel_reaches_the_torch_optimum(monkeypatch):
