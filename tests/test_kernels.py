@@ -173,7 +173,7 @@ def test_loss_gradient_takes_the_kernel_and_agrees_with_torch(monkeypatch):
     X, _, y, s = _problem(20_000, 30, 1.0)
     loss = LinearModelLoss(POINTWISE["binary"], 30, 1, True)
     theta = torch.randn(31) * 0.1
-    assert _kernels.ready()  # loaded (warm_up's own calls) before the count starts
+    assert _kernels.ready()
     monkeypatch.setattr(_kernels, "MIN_ELEMENTS", 0)
     calls = []
     real = _kernels.binary_loss_gradient
