@@ -211,7 +211,7 @@ def correlation_preconditioner(std, X, s, l2s, curvature=0.02, floor=1e-6, R=Non
     features (neighbouring pixels) are what leave plain L-BFGS with hundreds
     of iterations; M = (R + l2s / (c sigma^2) + floor)^-1 removes them.
     Intercepts and constant columns keep M = 1. Costs one (m, d) x (d, m)
-    product with m ~ 10 d rows and a (d, d) Cholesky factorisation, once.
+    product with m ~ 10 d rows and a (d, d) Cholesky factorisation and inverse, once.
     ``R``: the correlation matrix where the caller has it (a :class:`torchlogit._compact.Design`
     forms it from every row in one product); it is modified in place.
     ``scaled``: return M / c, the inverse Hessian itself (intercepts 1 / c) where every row's curvature is
@@ -229,12 +229,16 @@ def correlation_preconditioner(std, X, s, l2s, curvature=0.02, floor=1e-6, R=Non
     L, info = torch.linalg.cholesky_ex(R)
     if int(info):  # R + floor not positive definite in floating point: fall back to no preconditioner
         return None
+    # M itself, (d, d) symmetric, so that each use is one product: cholesky_solve's two triangular solves
+    # took 0.7 ms per use on MNIST (d = 784, 10 classes; V M 0.2 ms) and 39 ms at d = 4,096 (V M 5 ms).
+    # Forming M costs about 20 uses at those sizes (8 ms, 0.9 s); L-BFGS uses it twice per iteration.
+    M = torch.cholesky_inverse(L)
 
     unit = 1.0 / curvature  # scaled: M / c
 
     def apply(v):
         V = v[: k * d].view(k, d)
-        Mv = torch.cat([torch.cholesky_solve(V.T, L).T.reshape(-1), v[k * d :]])
+        Mv = torch.cat([(V @ M).reshape(-1), v[k * d :]])
         return Mv * unit if scaled else Mv
 
     return apply
