@@ -372,3 +372,13 @@ def test_a_multinomial_fit_through_the_kernel_reaches_the_torch_optimum(monkeypa
     assert calls
     np.testing.assert_allclose(fused.coef_, ref.coef_, rtol=1e-4, atol=1e-5)
     assert fused.convergence_.objective == pytest.approx(ref.convergence_.objective, rel=1e-7)
+
+
+@pytest.mark.parametrize("n", [1, 4096, 4097, 8193, 60_000, 200_000, 1_048_577, 10_000_000])
+def test_rows_are_split_into_a_power_of_two_of_chunks_none_empty(n):
+    """Threads in any power-of-two number share the chunks equally; every chunk has rows; 2,048-4,096 rows each
+    up to 256 chunks."""
+    rows, chunks = _kernels._chunks(n)
+    assert chunks & (chunks - 1) == 0 and chunks <= 256
+    assert (chunks - 1) * rows < n <= chunks * rows
+    assert chunks == 256 or n <= 4096 or 2048 < rows <= 4096
