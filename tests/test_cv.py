@@ -253,7 +253,9 @@ def test_folds_solved_together_equal_one_by_one(dtype, fit_intercept):
         assert np.nanmax(together.duality_gaps_) <= 1e-6 * 0.7  # certified, as the per-fold paths are
 
 
-def test_fold_pass_kernel_equals_blocked_products(monkeypatch):
+@pytest.mark.parametrize("folds", [[2, 0], [0, 1, 2, 3, 4], [6, 5, 4, 3, 2, 1, 0]])
+@pytest.mark.parametrize("way", [(False, False), (True, False), (False, True), (True, True)])  # (five, touch)
+def test_fold_pass_kernel_equals_blocked_products(monkeypatch, folds, way):
     """The fused numba pass over m folds gives the blocked torch products (float64 data: to rounding)."""
     import torch
 
@@ -263,14 +265,15 @@ def test_fold_pass_kernel_equals_blocked_products(monkeypatch):
     X, y = make_classification(80_000, 30, random_state=1)  # 2.4M entries: the kernels apply
     data, _ = prepare(LogisticRegressionCV(), X, y, None, None)
     rng = np.random.default_rng(0)
-    masks = [torch.as_tensor(rng.random(len(y)) < 0.75) for _ in range(3)]
+    masks = [torch.as_tensor(rng.random(len(y)) < 0.75) for _ in range(7)]
     passes = _folds.FoldPasses(data, masks)
-    W = torch.as_tensor(rng.standard_normal((2, 30)) * 0.2)
-    b = torch.as_tensor(rng.standard_normal(2))
+    W = torch.as_tensor(rng.standard_normal((len(folds), 30)) * 0.2)
+    b = torch.as_tensor(rng.standard_normal(len(folds)))
     assert _kernels.applies(data.X)
-    fused = passes.loss_gradient(W, b, [2, 0])
+    monkeypatch.setattr(_folds.FoldPasses, "_layout", lambda self, args: way)
+    fused = passes.loss_gradient(W, b, folds)
     monkeypatch.setattr(_kernels, "applies", lambda X: False)
-    blocked = passes.loss_gradient(W, b, [2, 0])
+    blocked = passes.loss_gradient(W, b, folds)
     for a, c in zip(fused, blocked):
         np.testing.assert_allclose(a.numpy(), c.numpy(), rtol=1e-10, atol=1e-13)
 
@@ -391,3 +394,33 @@ def test_fold_gaps_equal_the_single_fit_certificate(n):
     got = _folds.fold_gaps(passes, probs, runs, [0, 1, 2], True)
     np.testing.assert_allclose(got, want, rtol=1e-7)
     assert min(want) > 1e-3  # far enough from the optimum that the Newton steps matter
+
+
+def test_the_fold_kernels_way_is_measured_once_and_kept(monkeypatch, tmp_path):
+    """Outside the test suite's fixed choices the fold kernel's way (logits five folds at a time or one at a
+    time, tiles touched first or not) is timed on the pass's own data, kept in the cache file, and reused."""
+    import json
+
+    import torch
+
+    from torchlogit import _folds, _kernels, _measured
+    from torchlogit.path import prepare
+
+    monkeypatch.setenv("TORCHLOGIT_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(_measured, "fixed_choices", lambda: False)
+    monkeypatch.setattr(_measured, "_fastest", {})
+    X, y = make_classification(80_000, 30, random_state=1)
+    data, _ = prepare(LogisticRegressionCV(), X, y, None, None)
+    rng = np.random.default_rng(0)
+    passes = _folds.FoldPasses(data, [torch.as_tensor(rng.random(len(y)) < 0.75) for _ in range(5)])
+    W, b = torch.as_tensor(rng.standard_normal((5, 30)) * 0.2), torch.zeros(5, dtype=torch.float64)
+    assert _kernels.applies(data.X)
+    first = passes.pass_(W, b, list(range(5)))
+    (entry,) = [v for k, v in json.loads((tmp_path / "costs.json").read_text()).items() if "fold pass 30 columns" in k]
+    assert set(entry) == {"one", "one, touch", "five", "five, touch"} and all(t > 0 for t in entry.values())
+    calls = []
+    monkeypatch.setattr(_measured, "seconds", lambda *a, **k: calls.append(1) or 1.0)
+    again = passes.pass_(W, b, list(range(5)))
+    assert not calls  # kept: not timed again
+    for u, v in zip(first, again):
+        assert torch.equal(u, v)

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import _kernels, _threads
+from . import _kernels, _measured, _threads
 from ._costs import estimate
 from ._fit import PRECONDITION_MAX_FEATURES, correlation_preconditioner, diagonal_preconditioner, representer_shape
 from ._problem import Problem
@@ -159,17 +159,35 @@ class FoldPasses:
         St = self._St if list(folds) == list(range(self._St.shape[0])) else self._St[list(folds)]
         dt = self.X.dtype
         rows, chunks = _kernels._chunks(self.X.shape[0])
-        Fc, Gc, Hc = _folds_kernels.folds_loss_gradient(
-            self.X.numpy(),
-            W.to(dt).contiguous().numpy(),
-            b.to(dt).contiguous().numpy(),
-            self.y32.numpy(),
-            St.numpy(),
-            rows,
-            chunks,
-        )
+        Xn, y = self.X.numpy(), self.y32.numpy()
+        args = (Xn, W.to(dt).contiguous().numpy(), b.to(dt).contiguous().numpy(), y, St.numpy(), rows, chunks)
+        Fc, Gc, Hc = _folds_kernels.folds_loss_gradient(*args, *self._layout(args))
         G = torch.from_numpy(Gc.sum(axis=0))  # (m', d + 1): chunks added in order, as _kernels does
         return torch.from_numpy(Fc.sum(axis=0)), G[:, :-1].T, G[:, -1], torch.from_numpy(Hc.sum(axis=0))
+
+    def _layout(self, args):
+        """(five, touch) for the fold kernel (``folds_loss_gradient``'s docstring: no way is the fastest for
+        every d, dtype and size): the fastest of the four ways on this pass's own arguments, timed once per
+        machine, d, dtype and size of X to a power of two, and kept (``_measured``). Under the test suite's
+        fixed choices: the logits one fold at a time (the same bits as one fold alone), no touch."""
+        from . import _folds_kernels
+
+        X, W = args[0], args[1]
+        if _measured.fixed_choices():
+            return False, False
+        ways = {"one": (False, False), "one, touch": (False, True), "five": (True, False), "five, touch": (True, True)}
+        if W.shape[0] < 5:  # five at a time needs five folds: time the touch alone
+            ways = {name: way for name, way in ways.items() if not way[0]}
+
+        def time_each():
+            cpu = torch.device("cpu")
+            kernel = _folds_kernels.folds_loss_gradient
+            return {
+                name: _measured.seconds(lambda w=way: kernel(*args, *w), cpu, repeats=2) for name, way in ways.items()
+            }
+
+        what = f"fold pass {X.shape[1]} columns, {X.dtype}, {len(ways)} ways, X ~2^{round(math.log2(X.nbytes))} bytes"
+        return ways[_measured.fastest(what, time_each)]
 
 
 class FoldsAtC:

@@ -9,11 +9,20 @@ stays in cache while every fold computes its logits, losses and X^T r on it.
 import numpy as np
 from numba import njit, prange
 
-from ._numba_kernels import FLAGS, TILE, tile_logits, tile_loss_32, tile_loss_64, tile_scatter_many
+from ._numba_kernels import (
+    FLAGS,
+    TILE,
+    tile_logits,
+    tile_logits_many,
+    tile_loss_32,
+    tile_loss_64,
+    tile_scatter_many,
+    tile_touch,
+)
 
 
 @njit(parallel=True, fastmath=FLAGS, error_model="numpy", nogil=True, cache=True)
-def folds_loss_gradient(X, W, b, y, S, rows, chunks):
+def folds_loss_gradient(X, W, b, y, S, rows, chunks, five, touch):
     """Per chunk: F (chunks, m) the folds' sum_i s_if loss_if, G (chunks, m, d + 1) their (X^T r_f, sum_i r_if)
     and H (chunks, m) their sum_i s_if p_if (1 - p_if), the curvature in the intercept.
 
@@ -26,10 +35,14 @@ def folds_loss_gradient(X, W, b, y, S, rows, chunks):
     scattered five folds per sweep over the tile, then two (``tile_scatter_many``),
     each fold's sum in the same order as alone: the same bits as one fold at a
     time. Five per sweep took a pass on 200,000 x 100 (5 folds, Zen 5) from 6.0 to
-    5.7 ms in float32, 12.4 to 10.8 in float64. The logits stay one fold at a time:
-    :func:`tile_logits_many`'s blocks of five were slower here at d = 100 in float32
-    (6.1 -> 6.7 ms), faster at d = 30 and 300; ``LogisticRegressionCV`` on the former
-    was 3% slower with them.
+    5.7 ms in float32, 12.4 to 10.8 in float64. ``five``: the logits five folds at
+    a time (:func:`tile_logits_many`), else one at a time (:func:`tile_logits`, the
+    same bits as one fold alone). ``touch``: each tile is first read one value per
+    cache line (:func:`tile_touch`; the results are the same bits). Which is
+    fastest depends on d, the dtype and whether X fits in cache (the same Zen 5,
+    float32, 5 folds, 200,000 rows: at d = 100, one at a time 5.6 ms, five 6.0,
+    five and touch 4.5; at d = 300, 12.1, 11.8 and 14.4), so the caller measures
+    (``_folds.FoldPasses._layout``).
     """
     n, d = X.shape
     m = W.shape[0]
@@ -40,7 +53,7 @@ def folds_loss_gradient(X, W, b, y, S, rows, chunks):
         zero = np.zeros(1, dtype=X.dtype)[0]
         one = np.ones(1, dtype=X.dtype)[0]
         g_acc = np.zeros((m, d), dtype=X.dtype)  # X^T r over <= 16 tiles, then flushed to float64
-        z = np.empty(TILE, dtype=X.dtype)
+        Z = np.empty((m, TILE), dtype=X.dtype)  # the folds' logits on this tile
         two_f = np.empty(TILE, dtype=X.dtype)
         bits = np.empty(TILE, dtype=np.int64)
         two_k = bits.view(X.dtype)  # 2^k as tile_loss_32/_64 leave it (float32: the first TILE entries)
@@ -50,8 +63,15 @@ def folds_loss_gradient(X, W, b, y, S, rows, chunks):
         hi = min(n, lo + rows)
         for t0 in range(lo, hi, TILE):
             t = min(TILE, hi - t0)
+            if touch:
+                F[c, 0] += tile_touch(X, t0, t)  # + 0.0: the loads kept
+            if five:
+                tile_logits_many(X, t0, t, W, b, Z, zero)
+            else:
+                for k in range(m):
+                    tile_logits(X, t0, t, W[k], b[k], Z[k], zero)
             for k in range(m):
-                tile_logits(X, t0, t, W[k], b[k], z, zero)
+                z = Z[k]
                 r = R[k]
                 s = S[k][t0 : t0 + t]  # (a contiguous slice, unlike S[k, t0 : t0 + t]: the loops below vectorise)
                 if X.itemsize == 4:

@@ -170,7 +170,7 @@ def warm_up() -> bool:
         binary_loss_gradient(X, torch.zeros(3, dtype=dtype), 0.0, v, v)
         multinomial_loss_gradient(X, torch.zeros(2, 3, dtype=dtype), torch.zeros(2, dtype=dtype), v.long(), v)
         W, S = np.zeros((2, 3), dtype=X.numpy().dtype), np.zeros((2, 8), dtype=X.numpy().dtype)
-        _folds_kernels.folds_loss_gradient(X.numpy(), W, W[:, 0].copy(), v.numpy(), S, 8, 1)  # CV folds together
+        _folds_kernels.folds_loss_gradient(X.numpy(), W, W[:, 0].copy(), v.numpy(), S, 8, 1, False, False)  # CV
         shifted_moments(X, v, torch.zeros(3, dtype=dtype))
         if dtype == f64:  # the Hessian of a design held in float64 (torchlogit._compact)
             weighted_gram(X, v)

@@ -349,6 +349,20 @@ def tile_logits_five(X, t0, m, W, b, k, Z, zero):
 
 
 @njit(fastmath=FLAGS, error_model="numpy", inline="always", cache=True)
+def tile_touch(X, t0, m):
+    """Read one value per 64-byte line of X[t0 : t0 + m], so that the tile comes into cache by independent
+    loads before any arithmetic waits on it. Returns 0.0 (nan where X holds inf or nan): the sum of the values
+    times 0, which the compiler cannot drop (IEEE: inf * 0 is nan), so the caller adds it to a result."""
+    d = X.shape[1]
+    step = 64 // X.itemsize
+    acc = 0.0
+    for i in range(t0, t0 + m):
+        for j in range(0, d, step):
+            acc += X[i, j] * 0.0
+    return acc
+
+
+@njit(fastmath=FLAGS, error_model="numpy", inline="always", cache=True)
 def tile_scatter_many(X, t0, m, R, G):
     """G[k] += X[t0 : t0 + m]^T R[k, :m] for every row k of R: five at a time, then in pairs, then singly."""
     K = R.shape[0]
