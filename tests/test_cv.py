@@ -424,3 +424,21 @@ def test_the_fold_kernels_way_is_measured_once_and_kept(monkeypatch, tmp_path):
     assert not calls  # kept: not timed again
     for u, v in zip(first, again):
         assert torch.equal(u, v)
+
+
+def test_touching_the_tiles_first_changes_no_bit():
+    """tile_touch only reads: the fold kernel gives the same bits with and without it, either logits way."""
+    from torchlogit import _folds_kernels, _kernels
+
+    rng = np.random.default_rng(3)
+    n, d, m = 3001, 37, 6
+    X = rng.standard_normal((n, d)).astype(np.float32)
+    W, b = (0.3 * rng.standard_normal((m, d))).astype(np.float32), np.zeros(m, np.float32)
+    y = (rng.random(n) < 0.4).astype(np.float32)
+    S = (rng.random((m, n)) / n).astype(np.float32)
+    rows, chunks = _kernels._chunks(n)
+    for five in (False, True):
+        plain = _folds_kernels.folds_loss_gradient(X, W, b, y, S, rows, chunks, five, False)
+        touched = _folds_kernels.folds_loss_gradient(X, W, b, y, S, rows, chunks, five, True)
+        for u, v in zip(plain, touched):
+            assert np.array_equal(u, v)

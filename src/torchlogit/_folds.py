@@ -167,9 +167,10 @@ class FoldPasses:
 
     def _layout(self, args):
         """(five, touch) for the fold kernel (``folds_loss_gradient``'s docstring: no way is the fastest for
-        every d, dtype and size): the fastest of the four ways on this pass's own arguments, timed once per
-        machine, d, dtype and size of X to a power of two, and kept (``_measured``). Under the test suite's
-        fixed choices: the logits one fold at a time (the same bits as one fold alone), no touch."""
+        every d, dtype and size): the fastest of the four ways on this pass's own arguments (12 passes, the
+        first time), timed once per machine, d, dtype and size of X to a power of two, and kept (``_measured``).
+        Under the test suite's fixed choices: the logits one fold at a time (the same bits as one fold alone),
+        no touch."""
         from . import _folds_kernels
 
         X, W = args[0], args[1]

@@ -35,7 +35,8 @@ order, so the result does not depend on the number of threads.
 
 Only C-contiguous float32 or float64 X on the CPU takes this path (GPUs and
 other layouts use torch). The multinomial loss has a kernel of its own
-(softmax per row, four rows at a time against each class's weights); it
+(each tile's logits in register blocks of four rows by five classes, the
+softmax along the tile's rows, X^T R five classes per sweep); it
 serves a shape only where it measured faster than torch's pass on the
 machine (``LinearModelLoss._multinomial_kernel``). A fresh install has to compile
 the kernels (2 cores: 6-17 s; ``make`` does it at install time through

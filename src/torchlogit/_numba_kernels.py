@@ -255,7 +255,7 @@ def tile_softmax(Z, y, s, m, E, mx, se, bits, gb):
     Z (K, TILE) in X's dtype; E (K, TILE), mx, se (TILE,) float64 and bits
     (TILE,) int64 scratch. Every loop runs along the tile's rows, so that it
     vectorises: exp(Z - max) by :func:`tile_exp2_64` (libm's scalar exp took
-    1.7 of MNIST's 12 ms per pass), one libm log per row.
+    1.7 ms of MNIST's 12 ms per pass), one libm log per row.
     """
     K = Z.shape[0]
     two_k = bits.view(np.float64)
