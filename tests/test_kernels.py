@@ -382,3 +382,37 @@ def test_rows_are_split_into_a_power_of_two_of_chunks_none_empty(n):
     assert chunks & (chunks - 1) == 0 and chunks <= 256
     assert (chunks - 1) * rows < n <= chunks * rows
     assert chunks == 256 or n <= 4096 or 2048 < rows <= 4096
+
+
+def test_the_softmax_kernel_gives_the_same_bits_with_its_tiles_touched_first():
+    g = torch.Generator().manual_seed(4)
+    n, d, k = 3001, 37, 7
+    X = torch.randn(n, d, generator=g)
+    W, b = 0.3 * torch.randn(k, d, generator=g), torch.randn(k, generator=g)
+    y, s = torch.randint(0, k, (n,), generator=g), torch.rand(n, generator=g) / n
+    plain = _kernels.multinomial_loss_gradient(X, W, b, y, s, False)
+    touched = _kernels.multinomial_loss_gradient(X, W, b, y, s, True)
+    assert plain[0] == touched[0] and all(torch.equal(u, v) for u, v in zip(plain[1:], touched[1:]))
+
+
+def test_whether_touching_pays_is_measured_once_on_the_pass_and_kept(monkeypatch, tmp_path):
+    """Outside the test suite's fixed choices the softmax kernel is timed both ways on its own arguments once
+    per machine and shape; the answer is kept in the cache file and reused without timing."""
+    import json
+
+    from torchlogit import _measured
+
+    monkeypatch.setenv("TORCHLOGIT_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(_measured, "fixed_choices", lambda: False)
+    monkeypatch.setattr(_measured, "_fastest", {})
+    g = torch.Generator().manual_seed(4)
+    n, d, k = 20_000, 30, 5
+    X, W, b = torch.randn(n, d, generator=g), 0.1 * torch.randn(k, d, generator=g), torch.zeros(k)
+    y, s = torch.randint(0, k, (n,), generator=g), torch.full((n,), 1.0 / n)
+    first = _kernels.multinomial_loss_gradient(X, W, b, y, s)
+    (entry,) = [v for key, v in json.loads((tmp_path / "costs.json").read_text()).items() if "touched first?" in key]
+    assert set(entry) == set(_kernels.WAYS) and all(t > 0 for t in entry.values())
+    calls = []
+    monkeypatch.setattr(_measured, "seconds", lambda *a, **kw: calls.append(1) or 1.0)
+    again = _kernels.multinomial_loss_gradient(X, W, b, y, s)
+    assert not calls and first[0] == again[0] and torch.equal(first[1], again[1])

@@ -61,6 +61,7 @@ import threading
 
 import torch
 
+from . import _measured
 from ._threads import numba_follows_torch
 
 f64 = torch.float64
@@ -169,7 +170,7 @@ def warm_up() -> bool:
     for dtype in (torch.float32, torch.float64):
         X, v = torch.zeros(8, 3, dtype=dtype), torch.zeros(8, dtype=dtype)
         binary_loss_gradient(X, torch.zeros(3, dtype=dtype), 0.0, v, v)
-        multinomial_loss_gradient(X, torch.zeros(2, 3, dtype=dtype), torch.zeros(2, dtype=dtype), v.long(), v)
+        multinomial_loss_gradient(X, torch.zeros(2, 3, dtype=dtype), torch.zeros(2, dtype=dtype), v.long(), v, False)
         W, S = np.zeros((2, 3), dtype=X.numpy().dtype), np.zeros((2, 8), dtype=X.numpy().dtype)
         _folds_kernels.folds_loss_gradient(X.numpy(), W, W[:, 0].copy(), v.numpy(), S, 8, 1, False, False)  # CV
         shifted_moments(X, v, torch.zeros(3, dtype=dtype))
@@ -225,19 +226,43 @@ def binary_loss_gradient(X, w, b, y, s):
     return _chunk_total(F), torch.from_numpy(G.sum(axis=0))
 
 
-def multinomial_loss_gradient(X, W, b, y, s):
+def multinomial_loss_gradient(X, W, b, y, s, touch=None):
     """(f, gW, gb): f = sum_i s_i [logsumexp(z_i) - z_i,y_i] with z_i = W x_i + b, gW = R^T X, gb = sum_i R_i,
     R = s (softmax(z) - onehot(y)), in one read of X.
 
     X (n, d) C-contiguous; W (K, d), b (K,), s (n,) of X's dtype; y (n,) int64
-    class indices. f a Python float, gW (K, d) and gb (K,) float64.
+    class indices. f a Python float, gW (K, d) and gb (K,) float64. ``touch``:
+    whether the kernel reads each tile into cache first; None: as measured
+    fastest on this machine for this shape (:func:`touch_pays`).
     """
     numba_follows_torch()
     rows, chunks = _chunks(X.shape[0])
-    arrays = (t.contiguous().numpy() for t in (W, b, y, s))
-    F, G = _kernels().multinomial_loss_gradient(X.numpy(), *arrays, rows, chunks)
+    kernel = _kernels().multinomial_loss_gradient
+    args = (X.numpy(), *(t.contiguous().numpy() for t in (W, b, y, s)), rows, chunks)
+    if touch is None:
+        touch = touch_pays(kernel, args, f"multinomial pass, {W.shape[0]} classes")
+    F, G = kernel(*args, touch)
     total = torch.from_numpy(G.sum(axis=0))  # (K, d + 1), chunks added in order
     return _chunk_total(F), total[:, :-1], total[:, -1]
+
+
+def touch_pays(kernel, args, what) -> bool:
+    """Whether ``kernel(*args, touch)`` (its first argument X) is faster with each tile read into cache first:
+    timed both ways on these arguments (6 passes) once per machine, d, dtype and size of X to a power of two,
+    and kept (``_measured``); False under the test suite's fixed choices."""
+    if _measured.fixed_choices():
+        return False
+    X = args[0]
+    cpu = torch.device("cpu")
+
+    def time_each():
+        return {way: _measured.seconds(lambda t=t: kernel(*args, t), cpu, repeats=2) for way, t in WAYS.items()}
+
+    key = f"{what}, {X.shape[1]} columns, {X.dtype}, X ~2^{round(math.log2(max(1, X.nbytes)))} bytes, touched first?"
+    return WAYS[_measured.fastest(key, time_each)]
+
+
+WAYS = {"touched first": True, "as it comes": False}
 
 
 def _chunk_total(F):
