@@ -416,7 +416,9 @@ def test_the_fold_kernels_way_is_measured_once_and_kept(monkeypatch, tmp_path):
     W, b = torch.as_tensor(rng.standard_normal((5, 30)) * 0.2), torch.zeros(5, dtype=torch.float64)
     assert _kernels.applies(data.X)
     first = passes.pass_(W, b, list(range(5)))
-    (entry,) = [v for k, v in json.loads((tmp_path / "costs.json").read_text()).items() if "fold pass 30 columns" in k]
+    (entry,) = [
+        v for k, v in json.loads((tmp_path / "costs.json").read_text()).items() if "fold pass, 4 ways, 30 columns" in k
+    ]
     assert set(entry) == {"one", "one, touch", "five", "five, touch"} and all(t > 0 for t in entry.values())
     calls = []
     monkeypatch.setattr(_measured, "seconds", lambda *a, **k: calls.append(1) or 1.0)

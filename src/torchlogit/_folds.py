@@ -38,7 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import _kernels, _measured, _threads
+from . import _kernels, _threads
 from ._costs import estimate
 from ._fit import PRECONDITION_MAX_FEATURES, correlation_preconditioner, diagonal_preconditioner, representer_shape
 from ._problem import Problem
@@ -168,27 +168,14 @@ class FoldPasses:
     def _layout(self, args):
         """(five, touch) for the fold kernel (``folds_loss_gradient``'s docstring: no way is the fastest for
         every d, dtype and size): the fastest of the four ways on this pass's own arguments (12 passes, the
-        first time), timed once per machine, d, dtype and size of X to a power of two, and kept (``_measured``).
-        Under the test suite's fixed choices: the logits one fold at a time (the same bits as one fold alone),
-        no touch."""
+        first time; :func:`torchlogit._kernels.fastest_way`). Under the test suite's fixed choices: the logits
+        one fold at a time (the same bits as one fold alone), no touch."""
         from . import _folds_kernels
 
-        X, W = args[0], args[1]
-        if _measured.fixed_choices():
-            return False, False
-        ways = {"one": (False, False), "one, touch": (False, True), "five": (True, False), "five, touch": (True, True)}
-        if W.shape[0] < 5:  # five at a time needs five folds: time the touch alone
+        ways = {"five, touch": (True, True), "five": (True, False), "one, touch": (False, True), "one": (False, False)}
+        if args[1].shape[0] < 5:  # five at a time needs five folds: time the touch alone
             ways = {name: way for name, way in ways.items() if not way[0]}
-
-        def time_each():
-            cpu = torch.device("cpu")
-            kernel = _folds_kernels.folds_loss_gradient
-            return {
-                name: _measured.seconds(lambda w=way: kernel(*args, *w), cpu, repeats=2) for name, way in ways.items()
-            }
-
-        what = f"fold pass {X.shape[1]} columns, {X.dtype}, {len(ways)} ways, X ~2^{round(math.log2(X.nbytes))} bytes"
-        return ways[_measured.fastest(what, time_each)]
+        return _kernels.fastest_way(_folds_kernels.folds_loss_gradient, args, ways, f"fold pass, {len(ways)} ways")
 
 
 class FoldsAtC:

@@ -247,22 +247,25 @@ def multinomial_loss_gradient(X, W, b, y, s, touch=None):
 
 
 def touch_pays(kernel, args, what) -> bool:
-    """Whether ``kernel(*args, touch)`` (its first argument X) is faster with each tile read into cache first:
-    timed both ways on these arguments (6 passes) once per machine, d, dtype and size of X to a power of two,
-    and kept (``_measured``); False under the test suite's fixed choices."""
+    """Whether ``kernel(*args, touch)`` is faster with each tile read into cache first (6 passes, the first
+    time: :func:`fastest_way`)."""
+    return fastest_way(kernel, args, {"touched first": (True,), "as it comes": (False,)}, what + ", touched first?")[0]
+
+
+def fastest_way(kernel, args, ways, what):
+    """The flags of the fastest ``kernel(*args, *flags)`` among ``ways`` ({name: flags}), timed on these very
+    arguments (three calls each, the first time) once per machine, d, dtype and size of X (args[0]) to a
+    power of two, and kept (``_measured``). Under the test suite's fixed choices: the last way."""
     if _measured.fixed_choices():
-        return False
+        return list(ways.values())[-1]
     X = args[0]
     cpu = torch.device("cpu")
 
     def time_each():
-        return {way: _measured.seconds(lambda t=t: kernel(*args, t), cpu, repeats=2) for way, t in WAYS.items()}
+        return {name: _measured.seconds(lambda f=f: kernel(*args, *f), cpu, repeats=2) for name, f in ways.items()}
 
-    key = f"{what}, {X.shape[1]} columns, {X.dtype}, X ~2^{round(math.log2(max(1, X.nbytes)))} bytes, touched first?"
-    return WAYS[_measured.fastest(key, time_each)]
-
-
-WAYS = {"touched first": True, "as it comes": False}
+    key = f"{what}, {X.shape[1]} columns, {X.dtype}, X ~2^{round(math.log2(max(1, X.nbytes)))} bytes"
+    return ways[_measured.fastest(key, time_each)]
 
 
 def _chunk_total(F):
