@@ -38,7 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import _kernels, _threads
+from . import _kernels, _measured, _threads
 from ._costs import estimate
 from ._fit import PRECONDITION_MAX_FEATURES, correlation_preconditioner, diagonal_preconditioner, representer_shape
 from ._problem import Problem
@@ -168,14 +168,14 @@ class FoldPasses:
     def _layout(self, args):
         """(five, touch) for the fold kernel (``folds_loss_gradient``'s docstring: no way is the fastest for
         every d, dtype and size): the fastest of the four ways on this pass's own arguments (12 passes, the
-        first time; :func:`torchlogit._kernels.fastest_way`). Under the test suite's fixed choices: the logits
+        first time; :func:`torchlogit._measured.fastest_flags`). Under the test suite's fixed choices: the logits
         one fold at a time (the same bits as one fold alone), no touch."""
         from . import _folds_kernels
 
         ways = {"five, touch": (True, True), "five": (True, False), "one, touch": (False, True), "one": (False, False)}
         if args[1].shape[0] < 5:  # five at a time needs five folds: time the touch alone
             ways = {name: way for name, way in ways.items() if not way[0]}
-        return _kernels.fastest_way(_folds_kernels.folds_loss_gradient, args, ways, f"fold pass, {len(ways)} ways")
+        return _measured.fastest_flags(_folds_kernels.folds_loss_gradient, args, ways, f"fold pass, {len(ways)} ways")
 
 
 class FoldsAtC:

@@ -248,24 +248,9 @@ def multinomial_loss_gradient(X, W, b, y, s, touch=None):
 
 def touch_pays(kernel, args, what) -> bool:
     """Whether ``kernel(*args, touch)`` is faster with each tile read into cache first (6 passes, the first
-    time: :func:`fastest_way`)."""
-    return fastest_way(kernel, args, {"touched first": (True,), "as it comes": (False,)}, what + ", touched first?")[0]
-
-
-def fastest_way(kernel, args, ways, what):
-    """The flags of the fastest ``kernel(*args, *flags)`` among ``ways`` ({name: flags}), timed on these very
-    arguments (three calls each, the first time) once per machine, d, dtype and size of X (args[0]) to a
-    power of two, and kept (``_measured``). Under the test suite's fixed choices: the last way."""
-    if _measured.fixed_choices():
-        return list(ways.values())[-1]
-    X = args[0]
-    cpu = torch.device("cpu")
-
-    def time_each():
-        return {name: _measured.seconds(lambda f=f: kernel(*args, *f), cpu, repeats=2) for name, f in ways.items()}
-
-    key = f"{what}, {X.shape[1]} columns, {X.dtype}, X ~2^{round(math.log2(max(1, X.nbytes)))} bytes"
-    return ways[_measured.fastest(key, time_each)]
+    time: :func:`torchlogit._measured.fastest_flags`)."""
+    ways = {"touched first": (True,), "as it comes": (False,)}
+    return _measured.fastest_flags(kernel, args, ways, what + ", touched first?")[0]
 
 
 def _chunk_total(F):

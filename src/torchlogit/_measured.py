@@ -2,8 +2,9 @@
 
 torchlogit chooses a few things by timing them on the machine it runs on
 rather than by constants tuned on one CPU: the solver of ``solver='auto'``
-(:mod:`torchlogit._costs`) and, here, the layout of the torch pass's
-forward product. Each measurement is taken once per machine and kept in a
+(:mod:`torchlogit._costs`), the ways of the fused kernels (:func:`fastest_flags`:
+whether a tile is read into cache first, the fold kernel's logits) and,
+here, the layout of the torch pass's forward product. Each measurement is taken once per machine and kept in a
 small JSON file (``$TORCHLOGIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/torchlogit``
 or ``~/.cache/torchlogit``) under the GPU's name or the CPU (its model name,
 family/model/stepping numbers and widest vector extension), torch's version and
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import platform
 import time
@@ -144,6 +146,22 @@ def fastest(what: str, time_each) -> str:
             timed = stored(f"{where('cpu')} | {what}", time_each, replace=True)
             _fastest[what] = min(timed, key=timed.get)
     return _fastest[what]
+
+
+def fastest_flags(fn, args, ways, what):
+    """The flags of the fastest ``fn(*args, *flags)`` among ``ways`` ({name: flags}), timed on these very
+    arguments (three calls each, the first time) once per machine, d, dtype and size of X (``args[0]``, an
+    array) to a power of two, and kept. Under the test suite's fixed choices: the last way."""
+    if fixed_choices():
+        return list(ways.values())[-1]
+    X = args[0]
+    cpu = torch.device("cpu")
+
+    def time_each():
+        return {name: seconds(lambda f=f: fn(*args, *f), cpu, repeats=2) for name, f in ways.items()}
+
+    key = f"{what}, {X.shape[1]} columns, {X.dtype}, X ~2^{round(math.log2(max(1, X.nbytes)))} bytes"
+    return ways[fastest(key, time_each)]
 
 
 def logits_layout(rows: int, d: int, k: int, dtype: torch.dtype, device: str) -> str:
