@@ -138,9 +138,12 @@ def test_fits_reach_the_general_paths_optimum(monkeypatch, penalty, fit_intercep
 
 @pytest.mark.parametrize("penalty", [L2(0.05), L1(0.02), L1(0.001), ElasticNet(0.04, 0.5)], ids=lambda p: p.name)
 @pytest.mark.parametrize("fit_intercept", [True, False])
-def test_the_designs_certificate_is_the_general_one(penalty, fit_intercept):
-    """The gap a fit on a Design reports (from the design, in phi) is the one the general path forms from X,
-    short of the optimum (where it is large, and for pure L1 the dual point is scaled) and at it."""
+@pytest.mark.parametrize("compiled_gap", [True, False], ids=["compiled", "torch"])
+def test_the_designs_certificate_is_the_general_one(monkeypatch, penalty, fit_intercept, compiled_gap):
+    """The gap a fit on a Design reports (from the design, in phi; compiled or by torch's steps) is the one the
+    general path forms from X, short of the optimum (where it is large, and for pure L1 the dual point is
+    scaled) and at it."""
+    monkeypatch.setattr(_compact, "COMPILED", compiled_gap)
     problem = _problem(penalty, fit_intercept, n=200)
     solver = "prox-newton" if penalty.l1 else "newton"
     w0 = torch.zeros(problem.datafit.n_params, dtype=f64)
@@ -193,3 +196,80 @@ def test_which_problems_get_a_design():
         small.s,
     )
     assert not _compact.applies(sparse)  # never densified
+
+
+@pytest.fixture
+def compiled():
+    if _kernels.design_solvers() is None:
+        pytest.skip("numba is not installed (or its kernels not compiled): the torch solvers run on the design")
+
+
+def _fit_both_ways(monkeypatch, problem, solver, **kwargs):
+    """(compiled, torch): the same fit by ``_design_kernels`` and by the torch solver on the same design."""
+    w0 = torch.zeros(problem.datafit.n_params, dtype=f64)
+    calls = []
+    original = _compact.compiled_solve
+    monkeypatch.setattr(_compact, "compiled_solve", lambda *a, **k: calls.append(1) or original(*a, **k))
+    fast = fit_problem(problem, solver=solver, w0=w0, **kwargs)
+    assert calls, "the compiled solver did not serve"
+    monkeypatch.setattr(_compact, "COMPILED", False)
+    slow = fit_problem(problem, solver=solver, w0=w0, **kwargs)
+    return fast, slow
+
+
+@pytest.mark.parametrize(
+    "penalty", [NoPenalty(), L2(0.05), L1(0.1), L1(0.05), ElasticNet(0.1, 0.5)], ids=lambda p: f"{p.name}{p.alpha}"
+)
+@pytest.mark.parametrize("fit_intercept", [True, False])
+@pytest.mark.parametrize("dtype", [torch.float32, f64])
+def test_the_compiled_solvers_take_the_torch_solvers_steps(monkeypatch, compiled, penalty, fit_intercept, dtype):
+    """Newton and prox-Newton compiled whole: the same iterations, stopping rule, optimum and support."""
+    problem = _problem(penalty, fit_intercept, dtype, n=150, d=8)
+    solver = "prox-newton" if penalty.l1 else "newton"
+    fast, slow = _fit_both_ways(monkeypatch, problem, solver, tol=1e-10, max_iter=200)
+    assert fast.converged and slow.converged
+    assert fast.n_iter == slow.n_iter and len(fast.history) == fast.n_iter
+    np.testing.assert_allclose(fast.history, slow.history, rtol=1e-12)
+    np.testing.assert_allclose(fast.x.numpy(), slow.x.numpy(), rtol=1e-8, atol=1e-9 * float(slow.x.abs().max()))
+    assert fast.fun == pytest.approx(slow.fun, rel=1e-13)
+    assert fast.message.split()[0] == slow.message.split()[0]  # the same reason (the numbers are rounding)
+    if penalty.l1:
+        assert torch.equal(fast.x == 0, slow.x == 0)
+        assert 0 < int((fast.x[:8] != 0).sum()) < 8  # a real selection, not all or nothing
+    if penalty.alpha:
+        assert fast.duality_gap == pytest.approx(slow.duality_gap, rel=1e-3, abs=1e-14)
+
+
+def test_the_compiled_solvers_stop_and_say_why_as_the_torch_ones(monkeypatch, compiled):
+    problem = _problem(L1(0.05), n=150, d=8)
+    fast, slow = _fit_both_ways(monkeypatch, problem, "prox-newton", tol=1e-10, max_iter=2)
+    assert fast.n_iter == slow.n_iter == 2
+    assert not fast.converged and fast.message == slow.message == "max_iter=2 reached"
+    fast, slow = _fit_both_ways(monkeypatch, _problem(L2(0.05)), "newton", tol=1e-10, max_iter=0)
+    assert fast.n_iter == 0 and fast.history == [] and fast.message == slow.message
+    np.testing.assert_array_equal(fast.x.numpy(), 0.0)
+
+
+def test_compiled_newton_on_collinear_columns_without_a_penalty_takes_the_minimum_norm_step(monkeypatch, compiled):
+    """A singular Hessian (a repeated column, no penalty): Cholesky fails and the pseudo-inverse steps, as in torch."""
+    problem = _problem(NoPenalty(), n=120, d=4)
+    X = torch.cat([problem.X, problem.X[:, :1]], dim=1)  # column 4 repeats column 0
+    loss = LinearModelLoss(POINTWISE["binary"], 5, 1, True)
+    problem = Problem(loss, NoPenalty(), X, problem.y, problem.s)
+    fast, slow = _fit_both_ways(monkeypatch, problem, "newton", tol=1e-9, max_iter=100)
+    assert fast.converged and slow.converged
+    assert fast.fun == pytest.approx(slow.fun, rel=1e-12)
+    keep = [1, 2, 3, 5]  # the columns not repeated, and the intercept
+    np.testing.assert_allclose(fast.x[keep].numpy(), slow.x[keep].numpy(), rtol=1e-6, atol=1e-8)
+    assert float(fast.x[0] + fast.x[4]) == pytest.approx(float(slow.x[0] + slow.x[4]), rel=1e-6)
+    # the pseudo-inverse splits the pair's weight evenly (torch's Cholesky of the nearly singular H may not)
+    assert float(fast.x[0]) == pytest.approx(float(fast.x[4]), rel=1e-9)
+
+
+def test_a_callback_gets_every_iteration_from_the_torch_solver(compiled):
+    """The compiled solvers report nothing per iteration, so a fit with a callback keeps the torch loop."""
+    problem = _problem(L2(0.05))
+    seen = []
+    w0 = torch.zeros(problem.datafit.n_params, dtype=f64)
+    res = fit_problem(problem, solver="newton", w0=w0, tol=1e-10, max_iter=100, callback=seen.append)
+    assert [info.iteration for info in seen] == list(range(1, res.n_iter + 1))

@@ -63,6 +63,11 @@ def design_duality_gap(design, pointwise, penalty, phi, f_phi, max_iter=50):
     """
     d = design.features.shape[1]
     V = phi[:d].view(1, d)
+    terms = design.gap_terms(phi, max_iter)  # the same steps compiled, where the kernels serve
+    if terms is not None:
+        b, data_b, G = terms
+        Z = lambda: (design.A @ torch.cat([V[0], b]))[:, None]  # noqa: E731 (pure L1's scaled dual point only)
+        return _bound(penalty, V, G[:d].view(1, d), f_phi, data_b, Z, pointwise, design.y, design.s)
     b = phi[d:].clone()  # (1,) or (0,)
     # products with the contiguous [X' 1] (its X' columns are a strided view, which a product would copy)
     Z0 = (design.A @ torch.cat([V[0], torch.zeros_like(b)]))[:, None]  # (n, 1) logits without the intercept

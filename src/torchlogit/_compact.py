@@ -38,6 +38,7 @@ import torch
 from . import _kernels, _measured
 from ._loss import BinaryCrossEntropy
 from ._sparse import is_sparse
+from .solvers._result import Result, RoundingStall
 
 f64 = torch.float64
 
@@ -172,6 +173,21 @@ class Design:
             return self.gram(self.A, h)
         return self.gram(self.A.index_select(1, idx), h)  # (n, m) the working set's columns
 
+    def gap_terms(self, phi, max_iter):
+        """The duality gap's data terms at phi, compiled (``_design_kernels.gap_terms``): (b' (1,) or (0,), the
+        data term at b', its gradient (p,) there); None where the kernels do not serve (then torch's steps)."""
+        kernels = _kernels.design_solvers() if COMPILED else None
+        if kernels is None:
+            return None
+        x = phi.to(f64).contiguous().numpy()
+        b, data, G = kernels.gap_terms(self.A.numpy(), x, *self._ys(), self.fit_intercept, max_iter)
+        b = torch.tensor([b] if self.fit_intercept else [], dtype=f64)
+        return b, data, torch.from_numpy(G)
+
+    def _ys(self):
+        """(y, s) as contiguous numpy float64 arrays for the compiled kernels."""
+        return np.ascontiguousarray(self.y.numpy()), np.ascontiguousarray(self.s.numpy())
+
     @property
     def gram_kernel(self) -> bool:
         """Whether :meth:`gram` runs the numba kernel (``_gram_kernel``), decided once, at the first product."""
@@ -214,3 +230,54 @@ def _time_grams(p):
         "kernel": _measured.seconds(lambda: _kernels.weighted_gram(A, h), cpu),
         "torch": _measured.seconds(lambda: (A * h[:, None]).T @ A, cpu),
     }
+
+
+# Whether Newton and prox-Newton on a design run compiled whole (``compiled_solve``); the tests switch it
+# off to compare with the torch solvers, which remain the path wherever the kernels cannot serve.
+COMPILED = True
+
+_MESSAGES = {  # the torch solvers' words for each status of _design_kernels
+    1: None,  # max_iter: formatted below
+    2: "line search found no decrease (objective at rounding level)",
+    3: RoundingStall.MESSAGE,
+    4: "no descent direction: converged at rounding level",
+}
+
+
+def compiled_solve(design, solver, smooth, rough, x0, *, tol, max_iter, f_rtol):
+    """``solver`` ('newton' or 'prox-newton') on ``design`` in one compiled call, or None where it does not serve.
+
+    The torch solver of that name, step for step, without its ~5 us per torch
+    call (:mod:`torchlogit._design_kernels`): on 1,000 x 10 those calls were
+    most of a Newton fit. Serves a design of at most
+    ``GRAM_KERNEL_MAX_COLUMNS`` columns (its Hessian's tiles stay in a core's
+    L2 cache) when the kernels are ready. ``smooth``, ``rough``: the
+    penalty's L2 and L1 parts in the design's coordinates (``Penalty.split``
+    of the rescaled penalty); x0 (p,) float64. Returns a
+    :class:`~torchlogit.solvers.Result` in the design's coordinates.
+    """
+    n, p = design.A.shape
+    if not COMPILED or solver not in ("newton", "prox-newton") or p > GRAM_KERNEL_MAX_COLUMNS:
+        return None
+    kernels = _kernels.design_solvers()
+    if kernels is None:
+        return None
+    d = design.features.shape[1]
+    c2, lam = np.zeros(p), np.zeros(p)  # per coordinate; 0 on the intercept
+    c2[:d] = (smooth.l2 * smooth._w(design.shift) ** 2 * torch.ones(d, dtype=f64)).numpy()
+    lam[:d] = (rough.l1 * rough._w(design.shift) * torch.ones(d, dtype=f64)).numpy()
+    A, (y, s) = design.A.numpy(), design._ys()
+    x0 = x0.to(f64).contiguous().numpy()
+    history = np.zeros(max(max_iter, 0))
+    if solver == "newton":
+        if lam.any():
+            return None
+        x, fun, measure, it, status = kernels.newton(A, y, s, c2, x0, tol, max_iter, f_rtol, history)
+        met = f"max|gradient| {measure:.3g} <= tol {tol:.3g}"
+    else:
+        args = (A, y, s, c2, lam, d, x0, tol, max_iter, f_rtol, 10, history)
+        x, fun, measure, it, status = kernels.prox_newton(*args)
+        met = f"max KKT violation {measure:.3g} <= tol {tol:.3g}"
+    message = met if status == 0 else _MESSAGES[status] or f"max_iter={max_iter} reached"
+    converged = status in (0, 3, 4)
+    return Result(torch.from_numpy(x), float(fun), float(measure), int(it), converged, message, history[:it].tolist())

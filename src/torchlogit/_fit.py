@@ -325,6 +325,23 @@ def _fit_exact(problem, solver, w0, tol, max_iter, callback, std=None):
 
     # float32 logits make f accurate to about 10 eps32 relative (it is summed in float64)
     extra = {"f_rtol": 10 * torch.finfo(f64 if design is not None else dtype).eps}
+    res = None
+    if design is not None and callback is None:  # Newton and prox-Newton compiled whole, where they serve
+        phi0 = std.to_phi(w0)
+        res = _compact.compiled_solve(design, solver, smooth, rough, phi0, tol=tol, max_iter=max_iter, **extra)
+    if res is None:
+        res = _run_solver(problem, solver, std, design, smooth, rough, fun_and_grad, w0, tol, max_iter, callback, extra)
+    if design is not None and problem.penalty.alpha:  # the certificate from the design: no pass over X
+        penalty = problem.penalty.rescaled(std.sigma)
+        res.duality_gap = design_duality_gap(design, datafit.pointwise, penalty, res.x, res.fun)
+    res.x = std.to_theta(res.x)
+    return res
+
+
+def _run_solver(problem, solver, std, design, smooth, rough, fun_and_grad, w0, tol, max_iter, callback, extra):
+    """The torch solver ``solver`` on fun_and_grad in phi coordinates, with what it needs besides (``extra``)."""
+    datafit = problem.datafit
+    k_d = datafit.n_outputs * datafit.n_features
     if solver == "lbfgs":
         rows = problem.preconditioner_rows()
         if datafit.n_features <= PRECONDITION_MAX_FEATURES and rows is not None:
@@ -345,14 +362,9 @@ def _fit_exact(problem, solver, w0, tol, max_iter, callback, std=None):
         info.x = std.to_theta(info.x)
         return callback(info)
 
-    res = SOLVERS[solver](
+    return SOLVERS[solver](
         fun_and_grad, std.to_phi(w0), tol=tol, max_iter=max_iter, callback=None if callback is None else report, **extra
     )
-    if design is not None and problem.penalty.alpha:  # the certificate from the design: no pass over X
-        penalty = problem.penalty.rescaled(std.sigma)
-        res.duality_gap = design_duality_gap(design, datafit.pointwise, penalty, res.x, res.fun)
-    res.x = std.to_theta(res.x)
-    return res
 
 
 def representer_applies(problem) -> bool:

@@ -132,12 +132,25 @@ def _cache_is_warm() -> bool:
             "weighted_gram",
             "design_newton_terms",
         )
-        for kernel in (getattr(compiled, name) for name in dense):
+        from . import _design_kernels  # (defines its kernels; nothing is compiled or loaded by the import)
+
+        whole = (_design_kernels.newton, _design_kernels.prox_newton, _design_kernels.gap_terms)
+        for kernel in (*(getattr(compiled, name) for name in dense), *whole):
             if not os.path.exists(kernel._cache._cache_file._index_path):  # numba's own bookkeeping
                 return False
     except (AttributeError, TypeError):  # another numba version's layout: load (or compile) here, as before
         return True
     return True
+
+
+def design_solvers():
+    """:mod:`torchlogit._design_kernels` (Newton and prox-Newton compiled whole), or None where the kernels
+    cannot serve now (no numba, or a cold cache still compiling: :func:`ready`)."""
+    if not ready():
+        return None
+    from . import _design_kernels
+
+    return _design_kernels
 
 
 def applies(X) -> bool:
@@ -177,6 +190,7 @@ def warm_up() -> bool:
         if dtype == f64:  # the Hessian of a design held in float64 (torchlogit._compact)
             weighted_gram(X, v)
             design_newton_terms(X, torch.zeros(3, dtype=dtype), v, v)
+            _warm_design_solvers()
         for fmt in ("csr", "csc"):  # the sparse kernels, for both layouts and one or several classes
             np_dtype = np.float32 if dtype == torch.float32 else np.float64
             S = SparseX.from_scipy(sp.random(8, 3, density=0.5, format=fmt, dtype=np_dtype))
@@ -195,6 +209,18 @@ def warm_up() -> bool:
             )
     _cd.solve(np.eye(2), np.ones(2), np.zeros(2), np.zeros(2))  # prox-newton's inner solver
     return True
+
+
+def _warm_design_solvers():
+    """Compile (or load) the small designs' whole solvers (:mod:`torchlogit._design_kernels`)."""
+    import numpy as np
+
+    from . import _design_kernels as dk
+
+    A, v, p = np.eye(8, 3), np.zeros(8), np.zeros(3)
+    dk.newton(A, v, v, p, p, 1.0, 1, 1e-15, np.zeros(1))
+    dk.prox_newton(A, v, v, p, p, 2, p, 1.0, 1, 1e-15, 10, np.zeros(1))
+    dk.gap_terms(A, p, v, v, True, 1)
 
 
 def _chunks(n):
