@@ -33,6 +33,7 @@ def gram(request, monkeypatch):
         monkeypatch.setattr(_compact, "GRAM_KERNEL_FROM", 0)
     else:
         monkeypatch.setattr(_compact, "GRAM_KERNEL_FROM", 1 << 62)
+        monkeypatch.setattr(_compact, "COMPILED", False)  # torch's steps throughout (moments, solvers, gap)
     return request.param
 
 

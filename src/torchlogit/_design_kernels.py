@@ -286,6 +286,28 @@ def intercept_terms(z0, b, y, s):
     return f, g, hb
 
 
+@njit(fastmath=FLAGS, error_model="numpy", nogil=True, cache=True)
+def data_terms(A, z0, b, y, s, G):
+    """sum_i s_i loss(z0_i + b, y_i), returned, and its gradient A^T r written into G (p,): one read of A."""
+    n = A.shape[0]
+    z = np.empty(TILE)
+    two_f = np.empty(TILE)
+    bits = np.empty(TILE, dtype=np.int64)
+    r = np.empty(TILE)
+    loss = np.empty(TILE)
+    G[:] = 0.0
+    f = 0.0
+    for t0 in range(0, n, TILE):
+        m = min(TILE, n - t0)
+        for i in range(m):
+            z[i] = z0[t0 + i] + b
+        tile_loss_64(z, y[t0 : t0 + m], s[t0 : t0 + m], m, two_f, bits, loss, r)
+        for i in range(m):
+            f += loss[i]
+        tile_scatter(A, t0, m, r, G)
+    return f
+
+
 @njit(nogil=True, cache=True)
 def gap_terms(A, x, y, s, fit_intercept, max_iter):
     """The duality gap's data terms at x (:func:`torchlogit._certificate.design_duality_gap`):
@@ -302,30 +324,58 @@ def gap_terms(A, x, y, s, fit_intercept, max_iter):
     if fit_intercept:
         b = x[p - 1]
         xb[p - 1] = 0.0
-        z0 = np.empty(n)
-        for t0 in range(0, n, TILE):
-            tile_logits(A, t0, min(TILE, n - t0), xb, 0.0, z0[t0:], 0.0)
-        f = np.nan  # the objective at b, evaluated only when a step must be damped
-        for _ in range(max_iter):
-            _, g, hb = intercept_terms(z0, b, y, s)
-            if abs(g) <= 1e-13:
+    z0 = np.empty(n)
+    for t0 in range(0, n, TILE):
+        tile_logits(A, t0, min(TILE, n - t0), xb, 0.0, z0[t0:], 0.0)
+    f = np.nan  # the objective at b, evaluated only when a step must be damped
+    for _ in range(max_iter if fit_intercept else 0):
+        _, g, hb = intercept_terms(z0, b, y, s)
+        if abs(g) <= 1e-13:
+            break
+        step = g / hb if hb > 0.0 else 0.0  # hb = 0: every row saturated, as the pseudo-inverse of 0
+        if g * step < 1e-10:  # the quadratic model is exact to O(decrement^3/2): no evaluation
+            b, f = b - step, np.nan
+            continue
+        if np.isnan(f):
+            f = intercept_terms(z0, b, y, s)[0]
+        t, f_new = 1.0, f
+        while t >= 0.125:
+            f_new = intercept_terms(z0, b - t * step, y, s)[0]
+            if f_new <= f:
                 break
-            step = g / hb if hb > 0.0 else 0.0  # hb = 0: every row saturated, as the pseudo-inverse of 0
-            if g * step < 1e-10:  # the quadratic model is exact to O(decrement^3/2): no evaluation
-                b, f = b - step, np.nan
-                continue
-            if np.isnan(f):
-                f = intercept_terms(z0, b, y, s)[0]
-            t, f_new = 1.0, f
-            while t >= 0.125:
-                f_new = intercept_terms(z0, b - t * step, y, s)[0]
-                if f_new <= f:
-                    break
-                t *= 0.5
-            if t < 0.125:
-                break  # no decrease at float64 resolution: b is as good as it gets
-            b, f = b - t * step, f_new
-        xb[p - 1] = b
-    G, h = np.empty(p), np.empty(n)
-    data = evaluate(A, xb, y, s, np.zeros(p), G, h)
-    return b, data, G
+            t *= 0.5
+        if t < 0.125:
+            break  # no decrease at float64 resolution: b is as good as it gets
+        b, f = b - t * step, f_new
+    G = np.empty(p)
+    return b, data_terms(A, z0, b, y, s, G), G
+
+
+@njit(fastmath=FLAGS, error_model="numpy", nogil=True, cache=True)
+def centre_and_moments(A, d, s, centre):
+    """For the first d columns F of A: (mu, m2) with mu = sum_i s_i F_i (0 unless ``centre``) and
+    m2 = sum_i s_i (F_i - mu)^2, leaving F - mu in A: :meth:`torchlogit._compact.Design.moments` in two
+    sweeps over the rows (in order: the same sums on every thread count)."""
+    n = A.shape[0]
+    mu = np.zeros(d)
+    if centre:
+        for i in range(n):
+            si = s[i]
+            for j in range(d):
+                mu[j] += si * A[i, j]
+    m2 = np.zeros(d)
+    for i in range(n):
+        si = s[i]
+        for j in range(d):
+            v = A[i, j] - mu[j]
+            A[i, j] = v
+            m2[j] += si * v * v
+    return mu, m2
+
+
+@njit(fastmath=FLAGS, error_model="numpy", nogil=True, cache=True)
+def scale_columns(A, d, shift, inv_sigma):
+    """A[:, :d] <- (A[:, :d] - shift) * inv_sigma, in place: the design's standardisation in one sweep."""
+    for i in range(A.shape[0]):
+        for j in range(d):
+            A[i, j] = (A[i, j] - shift[j]) * inv_sigma[j]
