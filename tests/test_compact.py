@@ -274,3 +274,14 @@ def test_a_callback_gets_every_iteration_from_the_torch_solver(compiled):
     w0 = torch.zeros(problem.datafit.n_params, dtype=f64)
     res = fit_problem(problem, solver="newton", w0=w0, tol=1e-10, max_iter=100, callback=seen.append)
     assert [info.iteration for info in seen] == list(range(1, res.n_iter + 1))
+
+
+def test_the_compiled_history_grows_past_its_first_buffer(monkeypatch, compiled):
+    """The compiled solvers keep every iteration's objective, however large max_iter (their buffer doubles)."""
+    problem = _problem(NoPenalty(), n=150, d=8)
+    y = (problem.X[:, 0] > problem.X[:, 0].median()).to(f64)  # separable: no optimum, f falls at every step
+    problem = Problem(problem.datafit, problem.penalty, problem.X, y, problem.s)
+    fast, slow = _fit_both_ways(monkeypatch, problem, "newton", tol=0.0, max_iter=40)
+    assert fast.n_iter == slow.n_iter == 40 and len(fast.history) == 40  # 16 fit in the first buffer
+    np.testing.assert_allclose(fast.history[:20], slow.history[:20], rtol=1e-9)
+    assert all(a > b for a, b in zip(fast.history, fast.history[1:]))

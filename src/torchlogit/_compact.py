@@ -282,15 +282,14 @@ def compiled_solve(design, solver, smooth, rough, x0, *, tol, max_iter, f_rtol):
     lam[:d] = (rough.l1 * rough._w(design.shift) * torch.ones(d, dtype=f64)).numpy()
     A, (y, s) = design.A.numpy(), design._ys()
     x0 = x0.to(f64).contiguous().numpy()
-    history = np.zeros(max(max_iter, 0))
     if solver == "newton":
         if lam.any():
             return None
-        x, fun, measure, it, status = kernels.newton(A, y, s, c2, x0, tol, max_iter, f_rtol, history)
+        x, fun, measure, it, status, history = kernels.newton(A, y, s, c2, x0, tol, max_iter, f_rtol)
         met = f"max|gradient| {measure:.3g} <= tol {tol:.3g}"
     else:
-        args = (A, y, s, c2, lam, d, x0, tol, max_iter, f_rtol, 10, history)
-        x, fun, measure, it, status = kernels.prox_newton(*args)
+        args = (A, y, s, c2, lam, d, x0, tol, max_iter, f_rtol, 10)
+        x, fun, measure, it, status, history = kernels.prox_newton(*args)
         met = f"max KKT violation {measure:.3g} <= tol {tol:.3g}"
     message = met if status == 0 else _MESSAGES[status] or f"max_iter={max_iter} reached"
     converged = status in (0, 3, 4)

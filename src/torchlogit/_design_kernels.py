@@ -16,9 +16,9 @@ c2 the L2 part's curvature and lam the L1 part's weights per coordinate (both
 so a fit does not depend on the thread count (small fits run on one thread
 anyway: :mod:`torchlogit._threads`). Imported only when such a fit runs.
 
-Each solver returns (x, F, the stopping measure, iterations, status), with
-``history[:iterations]`` the objective after each iteration; the status codes
-are below, their messages in :func:`torchlogit._compact.compiled_solve`.
+Each solver returns (x, F, the stopping measure, iterations, status, history),
+with ``history[:iterations]`` the objective after each iteration; the status
+codes are below, their messages in :func:`torchlogit._compact.compiled_solve`.
 """
 
 import numpy as np
@@ -103,7 +103,18 @@ def stalled(count, f_old, f, f_rtol):
 
 
 @njit(nogil=True, cache=True)
-def newton(A, y, s, c2, x0, tol, max_iter, f_rtol, history):
+def record(history, it, value):
+    """``history`` with history[it] = value, twice as long when full (max_iter may be huge; fits take tens)."""
+    if it >= len(history):
+        grown = np.zeros(2 * len(history))
+        grown[: len(history)] = history
+        history = grown
+    history[it] = value
+    return history
+
+
+@njit(nogil=True, cache=True)
+def newton(A, y, s, c2, x0, tol, max_iter, f_rtol):
     """:func:`torchlogit.solvers.newton.newton` on F without an L1 part: (x, f, max|g|, iterations, status)."""
     n, p = A.shape
     x = x0.copy()
@@ -112,6 +123,7 @@ def newton(A, y, s, c2, x0, tol, max_iter, f_rtol, history):
     f = evaluate(A, x, y, s, c2, g, h)
     gmax = np.abs(g).max() if p else 0.0
     it, count, status = 0, 0, MAX_ITER
+    history = np.zeros(16)
     while True:
         if gmax <= tol:
             status = TOL_MET
@@ -135,14 +147,14 @@ def newton(A, y, s, c2, x0, tol, max_iter, f_rtol, history):
         f_old = f
         x, f = x_t, f_t
         g, g_t, h, h_t = g_t, g, h_t, h
-        history[it] = f
+        history = record(history, it, f)
         it += 1
         gmax = np.abs(g).max()
         count = stalled(count, f_old, f, f_rtol)
         if count >= 3:
             status = STALLED
             break
-    return x, f, gmax, it, status
+    return x, f, gmax, it, status, history
 
 
 @njit(nogil=True, cache=True)
@@ -190,7 +202,7 @@ def abs_change(x, d):
 
 
 @njit(nogil=True, cache=True)
-def prox_newton(A, y, s, c2, lam, n_features, x0, tol, max_iter, f_rtol, ws_start, history):
+def prox_newton(A, y, s, c2, lam, n_features, x0, tol, max_iter, f_rtol, ws_start):
     """:func:`torchlogit.solvers.prox_newton.prox_newton` on F: (x, F, max KKT violation, iterations, status).
 
     Coordinates j < ``n_features`` are the features (one group each); the
@@ -205,6 +217,7 @@ def prox_newton(A, y, s, c2, lam, n_features, x0, tol, max_iter, f_rtol, ws_star
     F = f + np.sum(lam * np.abs(x))
     kkt = kkt_violation(x, g, lam).max() if p else 0.0
     size, it, count, status = ws_start, 0, 0, MAX_ITER
+    history = np.zeros(16)
     always = np.arange(n_features, p)
     while True:
         if kkt <= tol:
@@ -252,14 +265,14 @@ def prox_newton(A, y, s, c2, lam, n_features, x0, tol, max_iter, f_rtol, ws_star
         F_old = F
         x, F = x_t, F_t
         g, g_t, h, h_t = g_t, g, h_t, h
-        history[it] = F
+        history = record(history, it, F)
         it += 1
         kkt = kkt_violation(x, g, lam).max()
         count = stalled(count, F_old, F, f_rtol)
         if count >= 3:
             status = STALLED
             break
-    return x, F, kkt, it, status
+    return x, F, kkt, it, status, history
 
 
 @njit(fastmath=FLAGS, error_model="numpy", nogil=True, cache=True)

@@ -218,8 +218,8 @@ def _warm_design_solvers():
     from . import _design_kernels as dk
 
     A, v, p = np.eye(8, 3), np.zeros(8), np.zeros(3)
-    dk.newton(A, v, v, p, p, 1.0, 1, 1e-15, np.zeros(1))
-    dk.prox_newton(A, v, v, p, p, 2, p, 1.0, 1, 1e-15, 10, np.zeros(1))
+    dk.newton(A, v, v, p, p, 1.0, 1, 1e-15)
+    dk.prox_newton(A, v, v, p, p, 2, p, 1.0, 1, 1e-15, 10)
     dk.gap_terms(A, p, v, v, True, 1)
     dk.centre_and_moments(A, 2, v, True)
     dk.scale_columns(A, 2, p, p)
