@@ -278,8 +278,9 @@ def compiled_solve(design, solver, smooth, rough, x0, *, tol, max_iter, f_rtol):
         return None
     d = design.features.shape[1]
     c2, lam = np.zeros(p), np.zeros(p)  # per coordinate; 0 on the intercept
-    c2[:d] = (smooth.l2 * smooth._w(design.shift) ** 2 * torch.ones(d, dtype=f64)).numpy()
-    lam[:d] = (rough.l1 * rough._w(design.shift) * torch.ones(d, dtype=f64)).numpy()
+    ones = torch.ones(d, dtype=f64)  # (the penalties' weights are a (d,) tensor, or 1 where they have none)
+    c2[:d] = (smooth.l2 * smooth._w(ones) ** 2 * ones).numpy()  # the L2 part's curvature l2 w_j^2
+    lam[:d] = (rough.l1 * rough._w(ones) * ones).numpy()  # the L1 part's weights l1 w_j
     A, (y, s) = design.A.numpy(), design._ys()
     x0 = x0.to(f64).contiguous().numpy()
     if solver == "newton":
