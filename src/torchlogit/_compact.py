@@ -107,7 +107,7 @@ class Design:
         The copy is left centred. None when a column's squares overflow or
         underflow (|x| beyond ~1e150): the general path's scaled moments handle those.
         """
-        kernels = _kernels.design_solvers() if COMPILED else None
+        kernels = _compiled()
         if kernels is not None:  # two compiled sweeps (torch's strided products below: ~0.25 ms on 10,000 x 21)
             mu, m2 = kernels.centre_and_moments(
                 self.A.numpy(), self.features.shape[1], self._ys()[1], self.fit_intercept
@@ -131,7 +131,7 @@ class Design:
     def standardize(self, std):
         """Turn the copy into X' = (X - mu) / sigma for the fit's standardisation ``std``."""
         mu = std.mu if self.fit_intercept else torch.zeros_like(self.shift)
-        kernels = _kernels.design_solvers() if COMPILED else None
+        kernels = _compiled()
         if kernels is not None:  # one compiled sweep
             d = self.features.shape[1]
             kernels.scale_columns(self.A.numpy(), d, (mu - self.shift).numpy(), (1.0 / std.sigma).numpy())
@@ -194,7 +194,7 @@ class Design:
     def gap_terms(self, phi, max_iter):
         """The duality gap's data terms at phi, compiled (``_design_kernels.gap_terms``): (b' (1,) or (0,), the
         data term at b', its gradient (p,) there); None where the kernels do not serve (then torch's steps)."""
-        kernels = _kernels.design_solvers() if COMPILED else None
+        kernels = _compiled()
         if kernels is None:
             return None
         x = phi.to(f64).contiguous().numpy()
@@ -220,6 +220,11 @@ class Design:
         if A is self.A:
             return torch.mul(A, h[:, None], out=self._scratch()).T @ A
         return (A * h[:, None]).T @ A
+
+
+def _compiled():
+    """:mod:`torchlogit._design_kernels` where it serves (``COMPILED``, and the kernels ready), else None."""
+    return _kernels.design_solvers() if COMPILED else None
 
 
 def _gram_kernel(n, p) -> bool:
@@ -271,9 +276,7 @@ def compiled_solve(design, solver, smooth, rough, x0, *, tol, max_iter, f_rtol):
     :class:`~torchlogit.solvers.Result` in the design's coordinates.
     """
     n, p = design.A.shape
-    if not COMPILED or solver not in ("newton", "prox-newton") or p > GRAM_KERNEL_MAX_COLUMNS:
-        return None
-    kernels = _kernels.design_solvers()
+    kernels = _compiled() if solver in ("newton", "prox-newton") and p <= GRAM_KERNEL_MAX_COLUMNS else None
     if kernels is None:
         return None
     d = design.features.shape[1]

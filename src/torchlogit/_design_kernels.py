@@ -276,8 +276,10 @@ def prox_newton(A, y, s, c2, lam, n_features, x0, tol, max_iter, f_rtol, ws_star
 
 
 @njit(fastmath=FLAGS, error_model="numpy", nogil=True, cache=True)
-def intercept_terms(z0, b, y, s):
-    """(sum_i s_i loss(z0_i + b), its derivative in b, its second derivative): one sweep over the n logits."""
+def shifted_terms(A, z0, b, y, s, G, scatter):
+    """The data term at logits z0 + b: (sum_i s_i loss_i, sum_i r_i, sum_i s_i p_i (1 - p_i)), its value and
+    first two derivatives in the intercept b, from one sweep over the n logits; with ``scatter``, also its
+    gradient A^T r written into G (p,), from each tile of A while the tile's residuals are at hand."""
     n = len(z0)
     z = np.empty(TILE)
     two_f = np.empty(TILE)
@@ -285,6 +287,7 @@ def intercept_terms(z0, b, y, s):
     two_k = bits.view(np.float64)
     r = np.empty(TILE)
     loss = np.empty(TILE)
+    G[:] = 0.0
     f, g, hb = 0.0, 0.0, 0.0
     for t0 in range(0, n, TILE):
         m = min(TILE, n - t0)
@@ -296,29 +299,9 @@ def intercept_terms(z0, b, y, s):
             f += loss[i]
             g += r[i]
             hb += s[t0 + i] * e / ((1.0 + e) * (1.0 + e))
+        if scatter:
+            tile_scatter(A, t0, m, r, G)
     return f, g, hb
-
-
-@njit(fastmath=FLAGS, error_model="numpy", nogil=True, cache=True)
-def data_terms(A, z0, b, y, s, G):
-    """sum_i s_i loss(z0_i + b, y_i), returned, and its gradient A^T r written into G (p,): one read of A."""
-    n = A.shape[0]
-    z = np.empty(TILE)
-    two_f = np.empty(TILE)
-    bits = np.empty(TILE, dtype=np.int64)
-    r = np.empty(TILE)
-    loss = np.empty(TILE)
-    G[:] = 0.0
-    f = 0.0
-    for t0 in range(0, n, TILE):
-        m = min(TILE, n - t0)
-        for i in range(m):
-            z[i] = z0[t0 + i] + b
-        tile_loss_64(z, y[t0 : t0 + m], s[t0 : t0 + m], m, two_f, bits, loss, r)
-        for i in range(m):
-            f += loss[i]
-        tile_scatter(A, t0, m, r, G)
-    return f
 
 
 @njit(nogil=True, cache=True)
@@ -340,9 +323,10 @@ def gap_terms(A, x, y, s, fit_intercept, max_iter):
     z0 = np.empty(n)
     for t0 in range(0, n, TILE):
         tile_logits(A, t0, min(TILE, n - t0), xb, 0.0, z0[t0:], 0.0)
+    G = np.zeros(p)
     f = np.nan  # the objective at b, evaluated only when a step must be damped
     for _ in range(max_iter if fit_intercept else 0):
-        _, g, hb = intercept_terms(z0, b, y, s)
+        _, g, hb = shifted_terms(A, z0, b, y, s, G, False)
         if abs(g) <= 1e-13:
             break
         step = g / hb if hb > 0.0 else 0.0  # hb = 0: every row saturated, as the pseudo-inverse of 0
@@ -350,18 +334,18 @@ def gap_terms(A, x, y, s, fit_intercept, max_iter):
             b, f = b - step, np.nan
             continue
         if np.isnan(f):
-            f = intercept_terms(z0, b, y, s)[0]
+            f = shifted_terms(A, z0, b, y, s, G, False)[0]
         t, f_new = 1.0, f
         while t >= 0.125:
-            f_new = intercept_terms(z0, b - t * step, y, s)[0]
+            f_new = shifted_terms(A, z0, b - t * step, y, s, G, False)[0]
             if f_new <= f:
                 break
             t *= 0.5
         if t < 0.125:
             break  # no decrease at float64 resolution: b is as good as it gets
         b, f = b - t * step, f_new
-    G = np.empty(p)
-    return b, data_terms(A, z0, b, y, s, G), G
+    data = shifted_terms(A, z0, b, y, s, G, True)[0]
+    return b, data, G
 
 
 @njit(fastmath=FLAGS, error_model="numpy", nogil=True, cache=True)
