@@ -41,16 +41,13 @@ def torchlogit_fits(X, y, Cs, max_iter, tol, l1_ratio, fit_intercept):
     """One warm-started torchlogit estimator along Cs, on the CSR (or dense) input as given."""
     from torchlogit import LogisticRegression
 
-    penalty = "l1" if l1_ratio == 1 else ("l2" if l1_ratio == 0 else "elasticnet")
-    extra = {"l1_ratio": l1_ratio} if penalty == "elasticnet" else {}
     est = LogisticRegression(
-        penalty=penalty,
+        l1_ratio=l1_ratio,  # scikit-learn 1.8's way; penalty= is deprecated there and here
         solver="auto",
         tol=tol,
         max_iter=max_iter or 1000,
         fit_intercept=fit_intercept,
         warm_start=True,
-        **extra,
     )
     for C in Cs:
         est.set_params(C=C)
