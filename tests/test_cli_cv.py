@@ -108,3 +108,39 @@ def test_table_output_checked_before_the_fit(tmp_path, capsys):
     got, out, err = run(capsys, "train", "breast-cancer", "--cv", "3", "--model-out", str(model))
     assert got == 8 and err.count("error:") == 1 and "m.cv.json" in err and "cross-validation" not in out
     assert not model.exists()
+
+
+def test_the_pictures_mark_the_choice_and_draw_the_table(trained):
+    """What the two pictures draw, read back from their figures: the CV table's means (as log-loss) with
+    the chosen C starred and the rule's C marked; the path's lines through the refit's coefficients at
+    the chosen C (the path on all rows at that C is the refit), a dashed line at it."""
+    import matplotlib.pyplot as plt
+
+    from torchlogit import plotting
+
+    model_path = trained[1]
+    model, table = load(model_path), json.loads(model_path.with_suffix(".cv.json").read_text())
+    fig = plotting.cv_table_scores(table)
+    ax = fig.axes[0]
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    mean = next(line for label, line in lines.items() if label.startswith("mean"))
+    order = np.argsort(table["C"])
+    np.testing.assert_allclose(mean.get_ydata(), -np.asarray(table["mean"])[order])
+    star = next(line for label, line in lines.items() if label.startswith("chosen C"))
+    assert star.get_xdata()[0] == table["chosen_C"] and star.get_marker() == "*"
+    rule = next(line for label, line in lines.items() if label.startswith("one-standard-error"))
+    assert rule.get_xdata()[0] == table["one_se_C"]
+    plt.close(fig)
+
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    fig = plotting.model_coefficient_path(model, X, y, table)
+    ax = fig.axes[0]
+    marked = [line for line in ax.get_lines() if line.get_label().startswith("chosen C")]
+    assert len(marked) == 1 and marked[0].get_xdata()[0] == model.C
+    curves = [line for line in ax.get_lines() if len(line.get_xdata()) == len(table["C"])]
+    assert len(curves) == X.shape[1]  # one line per feature
+    at = int(np.argmin(np.abs(np.asarray(sorted(table["C"])) - model.C)))
+    drawn = np.sort([line.get_ydata()[at] for line in curves])
+    expected = np.sort(model.coef_.ravel() * X.to_numpy().std(axis=0))
+    np.testing.assert_allclose(drawn, expected, rtol=1e-4, atol=1e-4)
+    plt.close(fig)

@@ -47,27 +47,70 @@ def test_binary_matches_scikit_learn_with_sample_weights(cancer, l1_ratio, fit_i
     assert ours.convergence_.duality_gap < 1e-9  # the certificate: objective within 1e-9 of the optimum
 
 
-@pytest.mark.parametrize("l1_ratio, fit_intercept", [(1.0, True), (0.5, False)], ids=["l1", "elasticnet-no-intercept"])
-def test_multinomial_matches_scikit_learn(digits, l1_ratio, fit_intercept):
+@pytest.mark.parametrize("l1_ratio", [1.0, 0.5], ids=["l1", "elasticnet"])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_multinomial_matches_scikit_learn(digits, l1_ratio, fit_intercept, weighted):
     X, y = digits
+    sw = np.random.default_rng(1).uniform(0.5, 2.0, len(y)) if weighted else None
     params = {"l1_ratio": l1_ratio, "C": 0.1, "fit_intercept": fit_intercept}
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        ref = SkLogisticRegression(solver="saga", tol=1e-10, max_iter=200_000, **params).fit(X, y)
-        ours = LogisticRegression(tol=1e-10, **params).fit(X, y)
+        ref = SkLogisticRegression(solver="saga", tol=1e-10, max_iter=200_000, **params).fit(X, y, sample_weight=sw)
+        ours = LogisticRegression(tol=1e-10, **params).fit(X, y, sample_weight=sw)
     assert ours.coef_.shape == (10, 64) and 0 < (ours.coef_ != 0).sum() < ours.coef_.size
     _assert_same_fit(ours, ref)
     assert ours.convergence_.duality_gap < 1e-8
 
 
 @pytest.mark.parametrize("class_weight", ["balanced", {0: 3.0, 1: 0.5}])
-def test_class_weight_with_an_l1_penalty(cancer, class_weight):
+@pytest.mark.parametrize("penalty", ["l1", "elasticnet", "l2", "none"])
+def test_class_weight_with_every_penalty(cancer, class_weight, penalty):
+    """scikit-learn's class weights multiply the sample weights; its fit to tol 1e-10 (saga where there
+    is an L1 part, else lbfgs) is the reference, for each penalty."""
     X, y = cancer
-    params = {"l1_ratio": 1.0, "C": 0.2, "class_weight": class_weight}
+    l1_ratio, C = {"l1": (1.0, 0.2), "elasticnet": (0.5, 0.2), "l2": (0.0, 0.2), "none": (0.0, np.inf)}[penalty]
+    params = {"l1_ratio": l1_ratio, "C": C, "class_weight": class_weight}
+    if penalty == "none":
+        X = X[:, :5]  # all 30 columns separate the classes: without a penalty there would be no optimum
+    solver = "saga" if l1_ratio > 0 else "lbfgs"
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        ref = SkLogisticRegression(solver="saga", tol=1e-10, max_iter=200_000, **params).fit(X, y)
-    _assert_same_fit(LogisticRegression(tol=1e-10, **params).fit(X, y), ref)
+        ref = SkLogisticRegression(solver=solver, tol=1e-10, max_iter=200_000, **params).fit(X, y)
+        ours = LogisticRegression(tol=1e-10, **params).fit(X, y)
+    _assert_same_fit(ours, ref)
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_l1_matches_liblinear(cancer, weighted):
+    """LIBLINEAR's primal L1 solver (newGLMNET) to tol 1e-10. It penalises its intercept (a constant
+    column), so the comparison is without one."""
+    X, y = cancer
+    sw = np.random.default_rng(2).uniform(0.5, 2.0, len(y)) if weighted else None
+    params = {"l1_ratio": 1.0, "C": 0.2, "fit_intercept": False}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ref = SkLogisticRegression(solver="liblinear", tol=1e-10, max_iter=100_000, **params)
+        ref.fit(X, y, sample_weight=sw)
+        ours = LogisticRegression(tol=1e-10, **params).fit(X, y, sample_weight=sw)
+    assert 0 < (ours.coef_ != 0).sum() < X.shape[1]
+    _assert_same_fit(ours, ref)
+
+
+@pytest.mark.parametrize("l1_ratio", [1.0, 0.5], ids=["l1", "elasticnet"])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_binary_matches_skglm(cancer, l1_ratio, fit_intercept):
+    """skglm's SparseLogisticRegression (working-set prox-Newton) to tol 1e-12: its objective is the
+    mean loss + alpha * penalty, scikit-learn's the sum + penalty / C, so alpha = 1 / (C n)."""
+    skglm = pytest.importorskip("skglm", reason="skglm is not installed (the dev extra installs it)")
+    X, y = cancer
+    C = 0.2
+    ref = skglm.SparseLogisticRegression(
+        alpha=1.0 / (C * len(y)), l1_ratio=l1_ratio, tol=1e-12, max_iter=1000, fit_intercept=fit_intercept
+    ).fit(X, y)
+    ours = LogisticRegression(tol=1e-10, l1_ratio=l1_ratio, C=C, fit_intercept=fit_intercept).fit(X, y)
+    assert 0 < (ours.coef_ != 0).sum() < X.shape[1]
+    _assert_same_fit(ours, ref)
 
 
 def test_lasso_path_starts_where_every_coefficient_is_zero(cancer):
