@@ -30,6 +30,10 @@ from ._threads import numba_follows_torch
 
 f64 = torch.float64
 _SCATTER_BYTES = 64 << 20  # the scatter's per-chunk accumulators stay under this
+# The fused pass's chunks (a fixed count, so its sums do not depend on the thread count): each is a
+# (d,) accumulator to zero and add, so more chunks than cores cost without helping; 16 serves up to
+# 16 cores. Measured on 100,000 x 50,000 (2 cores): 24 fresh chunks 18.4 ms a pass, 16 kept ones 15.3 ms.
+FUSED_CHUNKS = 16
 
 
 def is_sparse(X) -> bool:
@@ -54,6 +58,7 @@ class SparseX:
         self.dtype = torch.float32 if matrix.dtype == np.float32 else torch.float64
         self.nnz = matrix.nnz
         self._torch = None  # (X, X^T) torch sparse CSR on the device, built at first use
+        self._partials = None  # the fused pass's per-chunk gradient sums (chunks, d), kept between passes
 
     @classmethod
     def from_scipy(cls, matrix, device="cpu", dtype=None):
@@ -175,14 +180,16 @@ class SparseX:
         from . import _sparse_kernels as kern
 
         n, d = self.shape
-        chunks = self._chunks(n, d, 1)
+        chunks = min(FUSED_CHUNKS, self._chunks(n, d, 1))
+        if self._partials is None or self._partials.shape[0] != chunks:
+            self._partials = np.empty((chunks, d))
         F, G, GB = kern.binary_loss_gradient(
             *self._arrays(),
             np.ascontiguousarray(w.detach().to(device="cpu", dtype=f64).numpy()),
             float(b),
             y.detach().cpu().numpy(),
             s.detach().cpu().numpy(),
-            chunks,
+            self._partials,
         )
         # chunk after chunk, as the scatter: the same sums on any machine
         return math.fsum(F.tolist()), torch.from_numpy(G.sum(axis=0)), math.fsum(GB.tolist())
