@@ -1,5 +1,6 @@
 """Solvers as free functions: same optimum, honest reports, the lecture's loop."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -141,7 +142,7 @@ def test_estimator_sgd_takes_the_same_steps_as_autograd(kind, monkeypatch):
 
         return original(fun_and_grad, w0, params=params, forward_backward=by_autograd, batches=batches, **kw)
 
-    monkeypatch.setitem(fit.SOLVERS, "sgd", autograd_sgd)
+    monkeypatch.setitem(fit.SOLVERS, "sgd", dataclasses.replace(original, function=autograd_sgd))
     again = LogisticRegression(solver="sgd", max_iter=4, batch_size=8, learning_rate=0.1, random_state=3, C=2.0).fit(
         Xn, yn
     )
@@ -189,6 +190,14 @@ def test_optimizer_names():
 
 
 def test_registry_and_auto_rule():
+    # the tolerance when the user gives none: the exact solvers' 1e-6; sgd runs its epochs
+    assert {name: s.default_tol for name, s in SOLVERS.items()} == {
+        "lbfgs": 1e-6,
+        "newton": 1e-6,
+        "sgd": None,
+        "prox-newton": 1e-6,
+        "newton-dual": 1e-6,
+    }
     for name, solver in SOLVERS.items():  # every solver says what it needs; choose() honours it
         if "smooth" in solver.needs:
             with pytest.raises(ValueError, match=f"Solver {name} supports only 'l2' or None penalties, got l1"):

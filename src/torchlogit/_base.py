@@ -27,7 +27,7 @@ from ._costs import estimate
 from ._fit import fit_problem, representer_applies
 from ._io import save_model
 from ._sparse import SparseX, linear
-from .solvers import choose
+from .solvers import SOLVERS, choose
 
 _DTYPES = {
     "float32": torch.float32,
@@ -208,7 +208,7 @@ class TorchLinearModel(CallbackSupportMixin, BaseEstimator):
 
         if tasks is not None:
             tasks.start(w0)
-        tol = self.tol if self.tol is not None else (None if solver == "sgd" else 1e-6)
+        tol = self.tol if self.tol is not None else SOLVERS[solver].default_tol
         sgd_options = {
             "optimizer": self.optimizer,
             "learning_rate": self.learning_rate,

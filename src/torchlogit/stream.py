@@ -46,7 +46,7 @@ from .data import (
     first_non_finite,
     first_non_number,
 )
-from .solvers import IterInfo, make_optimizer
+from .solvers import SOLVERS, IterInfo, make_optimizer
 from .solvers.sgd import EpochSums, Rows, proximal_step, sgd_epoch
 
 f64 = torch.float64
@@ -499,7 +499,7 @@ def _solve_stream(
             binary,
             pen,
             w0,
-            1e-6 if tol is None else tol,
+            SOLVERS[solver].default_tol if tol is None else tol,
             max_iter,
             callback,
             reduce,

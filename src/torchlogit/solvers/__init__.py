@@ -28,10 +28,12 @@ from .sgd import get_optimizer, make_batches, make_optimizer, sgd
 @dataclass(frozen=True)
 class Solver:
     """A solver function and what it needs of a problem: "smooth" (a differentiable penalty),
-    "hessian" (the full p x p Hessian fits in memory) or "prox" (handles an L1 part)."""
+    "hessian" (the full p x p Hessian fits in memory) or "prox" (handles an L1 part); and its
+    tolerance when the user gives none (``tol=None``): None for a solver that runs its epochs."""
 
     function: Callable[..., Result]
     needs: frozenset[str]
+    default_tol: float | None = 1e-6
 
     def __call__(self, *args, **kwargs):
         return self.function(*args, **kwargs)
@@ -40,7 +42,7 @@ class Solver:
 SOLVERS = {
     "lbfgs": Solver(lbfgs, frozenset({"smooth"})),
     "newton": Solver(newton, frozenset({"smooth", "hessian"})),
-    "sgd": Solver(sgd, frozenset({"prox"})),  # an L1 part by a proximal step after each update
+    "sgd": Solver(sgd, frozenset({"prox"}), None),  # an L1 part by a proximal step after each update
     "prox-newton": Solver(prox_newton, frozenset({"prox"})),
     # Newton in the n coordinates of w = X^T beta: binary L2 fits on dense data with n^2 <= 3 d
     "newton-dual": Solver(representer_newton, frozenset({"smooth", "representer"})),
