@@ -256,11 +256,15 @@ def test_sparsify_and_densify(problems, tmp_path):
     np.testing.assert_array_equal(loaded.predict_proba(X), proba)
 
 
-def test_summary_on_sparse_input_equals_dense(problems):
+@pytest.mark.parametrize("C", [np.inf, 0.5], ids=["unpenalised", "l2"])
+@pytest.mark.parametrize("kind", ["csr", "csc", "torch"])
+def test_summary_on_sparse_input_equals_dense(problems, kind, C):
     X, y = problems["binary"]
     X = X[:, :6]
-    model = LogisticRegression(C=np.inf).fit(X, y)
-    dense, sparse = model.summary(X, y), model.summary(sp.csr_matrix(X), y)
+    model = LogisticRegression(C=C).fit(X, y)
+    sparse_X = {"csr": sp.csr_matrix, "csc": sp.csc_matrix, "torch": lambda a: torch.from_numpy(a).to_sparse_csr()}
+    dense, sparse = model.summary(X, y), model.summary(sparse_X[kind](X), y)
+    np.testing.assert_allclose(sparse.params, dense.params, rtol=1e-12)
     np.testing.assert_allclose(sparse.bse, dense.bse, rtol=1e-10)
 
 
