@@ -639,17 +639,19 @@ def _neg_log_losses(data, results, test, sample_weight):
     """(n_cs,) minus the log-loss of each path point on the rows ``test`` (what the 'neg_log_loss' scorer
     computes from ``predict_proba``), the probabilities of every C from one product."""
     Z = _path_logits(data, results, test)
-    if Z.shape[2] == 1:
+    y_test = torch.as_tensor(data.y_idx[test], device=Z.device)
+    if Z.shape[2] == 1:  # the true class's column of predict_proba's [1 - p1, p1], the same values
         p1 = torch.sigmoid(Z[..., 0])
-        P = torch.stack([1 - p1, p1], dim=2)
+        p_true = torch.where(y_test[:, None] == 1, p1, 1 - p1)  # (n_test, n_cs), X's dtype
     else:
-        P = torch.softmax(Z, dim=2)
-    P = P.cpu().numpy()  # (n_test, n_cs, K), X's dtype as predict_proba's
+        index = y_test[:, None, None].expand(-1, Z.shape[1], 1)
+        p_true = torch.softmax(Z, dim=2).gather(2, index)[..., 0]
+    p_true = p_true.cpu().numpy()
     # log_loss's formula without its per-call validation: the probability of the true class, clipped to
     # [eps, 1 - eps] of its dtype, -log averaged with the weights
-    eps = np.finfo(P.dtype).eps
-    p_true = np.clip(P[np.arange(len(test)), :, data.y_idx[test]], eps, 1 - eps).astype(np.float64)  # (n_test, n_cs)
-    return [float(np.average(np.log(p_true[:, c]), weights=sample_weight)) for c in range(len(results))]
+    eps = np.finfo(p_true.dtype).eps
+    logs = np.log(np.clip(p_true, eps, 1 - eps).astype(np.float64))  # (n_test, n_cs)
+    return [float(np.average(logs[:, c], weights=sample_weight)) for c in range(len(results))]
 
 
 _FAST_SCORES = {None: _accuracies, "accuracy": _accuracies, "neg_log_loss": _neg_log_losses}
