@@ -144,3 +144,32 @@ def test_the_pictures_mark_the_choice_and_draw_the_table(trained):
     expected = np.sort(model.coef_.ravel() * X.to_numpy().std(axis=0))
     np.testing.assert_allclose(drawn, expected, rtol=1e-4, atol=1e-4)
     plt.close(fig)
+
+
+def test_train_cv_on_a_user_csv_with_its_target_column(tmp_path, capsys):
+    """train FILE.csv --target COL --cv: the same choice and refit as the library on the same table, and
+    the pictures drawn from the saved model with the same --target."""
+    import pandas as pd
+
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    table = X.iloc[:, :8].assign(diagnosis=np.where(y == 1, "benign", "malignant"))
+    csv = tmp_path / "cancer.csv"
+    table.to_csv(csv, index=False)
+    model_path = tmp_path / "m.safetensors"
+    code, out, err = run(
+        capsys, "train", str(csv), "--target", "diagnosis", "--cv", "3", "--Cs", "5", "--model-out", str(model_path)
+    )
+    assert code == 0, err
+    model = load(model_path)
+    assert list(model.classes_) == ["benign", "malignant"]
+    ref = LogisticRegressionCV(Cs=5, cv=3, scoring="neg_log_loss", use_legacy_attributes=False, l1_ratios=(0.0,))
+    ref.fit(pd.read_csv(csv).drop(columns="diagnosis"), pd.read_csv(csv)["diagnosis"])
+    assert model.C == ref.C_
+    np.testing.assert_allclose(model.coef_, ref.coef_, rtol=0, atol=1e-8)
+    assert f"chosen C {model.C:.4g}" in out
+    for kind in ("cv", "path"):
+        picture = tmp_path / f"{kind}.png"
+        code, _, err = run(
+            capsys, "plot", str(model_path), str(csv), "--target", "diagnosis", "--kind", kind, "--out", str(picture)
+        )
+        assert code == 0 and png_ok(picture), err

@@ -466,3 +466,17 @@ def test_the_path_is_warm_started(binary, l1_ratio):
     assert path.n_iter.sum() < 0.8 * sum(int(np.max(m.n_iter_)) for m in cold)
     for k, model in enumerate(cold):
         np.testing.assert_allclose(path.coefs[k][:-1], model.coef_.ravel(), rtol=1e-4, atol=1e-5)
+
+
+def test_random_state_and_n_jobs_are_accepted_and_change_nothing(binary):
+    """scikit-learn's random_state (saga/liblinear shuffling) and n_jobs (joblib over folds): accepted for a
+    drop-in, without effect here (deterministic solvers; the folds share torch's threads)."""
+    X, y = binary
+    kw = {**COMMON, "Cs": 4, "l1_ratios": (0.0,)}
+    base = LogisticRegressionCV(**kw).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # n_jobs' deprecation, if the installed version has one
+        other = LogisticRegressionCV(**kw, random_state=7, n_jobs=2).fit(X, y)
+    assert other.C_ == base.C_
+    np.testing.assert_array_equal(other.coef_, base.coef_)
+    np.testing.assert_array_equal(other.scores_, base.scores_)

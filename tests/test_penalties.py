@@ -77,3 +77,45 @@ def test_scikit_learn_spellings():
         from_params("deprecated", math.inf, 0.3, 10).name == "none" and from_params(None, 2.0, 0.0, 10).name == "none"
     )
     assert from_params("l2", 2.0, None, 10).alpha == pytest.approx(1 / 20)  # alpha = 1 / (C sum(sw))
+
+
+@pytest.mark.parametrize("penalty", [L2(0.7), ElasticNet(0.5, 0.0)], ids=["l2", "elasticnet-ratio-0"])
+def test_gradient_and_curvature_of_the_smooth_penalties_are_autograds(penalty):
+    """gradient and curvature against torch.autograd on value, with per-coordinate weights (2, 1, 0.5)."""
+    weighted = penalty.rescaled(torch.tensor([0.5, 1.0, 2.0], dtype=f64))
+    W = torch.tensor([[0.3, -1.2, 2.0], [0.0, 0.7, -0.4]], dtype=f64, requires_grad=True)
+    (grad,) = torch.autograd.grad(weighted.value(W), W)
+    torch.testing.assert_close(weighted.gradient(W.detach()), grad, rtol=1e-14, atol=1e-15)
+    hess = torch.autograd.functional.hessian(lambda V: weighted.value(V), W.detach())
+    diagonal = torch.diagonal(hess.reshape(W.numel(), W.numel())).reshape(W.shape)
+    torch.testing.assert_close(weighted.curvature(W.detach()), diagonal, rtol=1e-14, atol=1e-15)
+
+
+@pytest.mark.parametrize("penalty", [L1(0.4), ElasticNet(0.5, 0.3)], ids=["l1", "elasticnet"])
+def test_the_penalties_without_a_kink_refuse_no_gradient_and_alpha_max(penalty):
+    """An L1 part has no gradient (its prox instead); alpha_max is where W = 0 becomes optimal: at that alpha
+    -G0 lies in the subdifferential of the penalty at 0 (KKT distance 0), a little below it does not."""
+    with pytest.raises(TypeError, match="not differentiable"):
+        penalty.gradient(torch.ones(3, dtype=f64))
+    G0 = torch.tensor([0.2, -0.9, 0.5], dtype=f64)
+    a = penalty.alpha_max(G0)
+    ratio = penalty.l1_ratio if isinstance(penalty, ElasticNet) else 1.0
+    assert a == pytest.approx(0.9 / ratio)
+    at = type(penalty)(a, ratio) if isinstance(penalty, ElasticNet) else type(penalty)(a)
+    below = type(penalty)(0.99 * a, ratio) if isinstance(penalty, ElasticNet) else type(penalty)(0.99 * a)
+    zero = torch.zeros(3, dtype=f64)
+    assert float(at.subdiff_distance(zero, G0).max()) == pytest.approx(0.0, abs=1e-15)
+    assert float(below.subdiff_distance(zero, G0).max()) > 0
+
+
+@pytest.mark.parametrize("penalty", [NoPenalty(), L2(0.7)], ids=["none", "l2"])
+def test_alpha_max_is_infinite_without_an_l1_part(penalty):
+    assert penalty.alpha_max(torch.tensor([0.2, -0.9], dtype=f64)) == math.inf
+
+
+def test_no_penalty_has_zero_gradient_and_curvature():
+    W = torch.tensor([[0.3, -1.2]], dtype=f64)
+    assert float(NoPenalty().value(W)) == 0.0
+    assert torch.equal(NoPenalty().gradient(W), torch.zeros_like(W)) and torch.equal(
+        NoPenalty().curvature(W), torch.zeros_like(W)
+    )
