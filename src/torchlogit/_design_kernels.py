@@ -24,7 +24,7 @@ codes are below, their messages in :func:`torchlogit._compact.compiled_solve`.
 import numpy as np
 from numba import njit
 
-from ._numba_kernels import FLAGS, TILE, tile_gram, tile_logits, tile_loss_64, tile_scatter
+from ._numba_kernels import FLAGS, TILE, tile_gram, tile_logits, tile_loss_64, tile_newton_terms, tile_scatter
 from .solvers._cd import _cholesky_solve, weighted_lasso_cd
 
 TOL_MET, MAX_ITER, NO_DECREASE, STALLED, NO_DESCENT = 0, 1, 2, 3, 4
@@ -35,27 +35,20 @@ EPS = np.finfo(np.float64).eps
 def evaluate(A, x, y, s, c2, g, h):
     """F's smooth part at x: returns f; writes g (p,) its gradient and h (n,) = s p (1 - p), the rows' curvature.
 
-    One read of A in tiles of 64 rows: logits, loss and residuals
-    (``tile_loss_64``, which leaves e = exp(-|z|) in its scratch, so
-    p (1 - p) = e / (1 + e)^2), then A^T r from the tile while it is in cache.
+    One read of A in tiles of 64 rows: logits, loss, residuals and curvature
+    (``tile_newton_terms``), then A^T r from the tile while it is in cache.
     """
     n, p = A.shape
     z = np.empty(TILE)
     two_f = np.empty(TILE)
     bits = np.empty(TILE, dtype=np.int64)
-    two_k = bits.view(np.float64)
     r = np.empty(TILE)
     loss = np.empty(TILE)
     g[:] = 0.0
     f = 0.0
     for t0 in range(0, n, TILE):
         m = min(TILE, n - t0)
-        tile_logits(A, t0, m, x, 0.0, z, 0.0)
-        tile_loss_64(z, y[t0 : t0 + m], s[t0 : t0 + m], m, two_f, bits, loss, r)
-        for i in range(m):
-            f += loss[i]
-            e = two_f[i] * two_k[i]
-            h[t0 + i] = s[t0 + i] * e / ((1.0 + e) * (1.0 + e))
+        f = tile_newton_terms(A, t0, m, x, y, s, z, two_f, bits, loss, r, h[t0:], f)
         tile_scatter(A, t0, m, r, g)
     for j in range(p):
         f += 0.5 * c2[j] * x[j] * x[j]

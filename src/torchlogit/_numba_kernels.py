@@ -465,8 +465,7 @@ def design_newton_terms(A, phi, y, s, rows, chunks):
     """Per chunk: F (chunks,) sum_i s_i loss_i, G (chunks, p) A^T r and H (chunks, q, q) the upper blocks of
     A^T diag(s p (1 - p)) A, at z = A phi: a Newton step's f, g and H from one read of A (float64, (n, p)).
 
-    Per tile: the logits (``tile_logits``), the loss and r (``tile_loss_64``,
-    which leaves e = exp(-|z|) in its scratch, so p (1 - p) = e / (1 + e)^2),
+    Per tile: the logits, loss, r and curvature (``tile_newton_terms``),
     A^T r (``tile_scatter``) and the Hessian's blocks (``tile_gram``), all from
     the tile while it is in cache. The caller adds the chunks in order and mirrors H.
     """
@@ -481,7 +480,6 @@ def design_newton_terms(A, phi, y, s, rows, chunks):
         z = np.empty(TILE)
         two_f = np.empty(TILE)
         bits = np.empty(TILE, dtype=np.int64)
-        two_k = bits.view(np.float64)
         r = np.empty(TILE)
         loss = np.empty(TILE)
         h = np.empty(TILE)
@@ -490,16 +488,27 @@ def design_newton_terms(A, phi, y, s, rows, chunks):
         hi = min(n, lo + rows)
         for t0 in range(lo, hi, TILE):
             m = min(TILE, hi - t0)
-            tile_logits(A, t0, m, phi, 0.0, z, 0.0)
-            tile_loss_64(z, y[t0 : t0 + m], s[t0 : t0 + m], m, two_f, bits, loss, r)
-            for i in range(m):
-                f += loss[i]
-                e = two_f[i] * two_k[i]
-                h[i] = s[t0 + i] * e / ((1.0 + e) * (1.0 + e))
+            f = tile_newton_terms(A, t0, m, phi, y, s, z, two_f, bits, loss, r, h, f)
             tile_scatter(A, t0, m, r, G[c])
             tile_gram(A, t0, m, h, At, Bt, H[c])
         F[c] = f
     return F, G, H
+
+
+@njit(fastmath=FLAGS, error_model="numpy", inline="always", cache=True)
+def tile_newton_terms(A, t0, m, x, y, s, z, two_f, bits, loss, r, h, f):
+    """Rows t0 .. t0 + m of a float64 design A at x: f plus their sum_i s_i loss_i (returned, added row by
+    row in order), r[:m] the residuals s (p - y) for the caller's A^T r, and h[:m] = s p (1 - p), the rows'
+    curvature. The logits are ``tile_logits``'; the loss is ``tile_loss_64``'s, which leaves
+    e = exp(-|z|) in its scratch (``two_f`` times the 2^k in ``bits``), so p (1 - p) = e / (1 + e)^2."""
+    tile_logits(A, t0, m, x, 0.0, z, 0.0)
+    tile_loss_64(z, y[t0 : t0 + m], s[t0 : t0 + m], m, two_f, bits, loss, r)
+    two_k = bits.view(np.float64)
+    for i in range(m):
+        f += loss[i]
+        e = two_f[i] * two_k[i]
+        h[i] = s[t0 + i] * e / ((1.0 + e) * (1.0 + e))
+    return f
 
 
 @njit(fastmath=FLAGS, error_model="numpy", inline="always", cache=True)
