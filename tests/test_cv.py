@@ -381,6 +381,59 @@ def test_curvature_pairs_move_exactly_to_a_new_penalty():
     assert not torch.allclose(y(at1), y(at2))  # the two penalties do differ
 
 
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_the_sampled_hessian_is_the_folds_mean_hessian(fit_intercept):
+    """With every row in the sample (n <= SAMPLE_ROWS) the folds' preconditioner is the exact inverse Hessian,
+    in the solver's coordinates phi, of the folds' mean objective at their mean point; it is formed again at
+    every C where that costs no more than a pass, else formed once and rescaled by the measured curvature."""
+    import torch
+
+    from torchlogit import _folds
+    from torchlogit._problem import Problem
+    from torchlogit.path import prepare
+    from torchlogit.penalties import from_params
+
+    data, passes, _, rng = _fold_setup(600, 6, m=5)
+    if not fit_intercept:
+        data, _ = prepare(LogisticRegressionCV(fit_intercept=False), data.X.numpy(), data.y.numpy(), None, None)
+        passes = _folds.FoldPasses(data, [torch.as_tensor(rng.random(600) < 0.75) for _ in range(5)])
+
+    probs = [
+        Problem(data.datafit, from_params("deprecated", 0.3, 0.0, S), data.X, data.y, passes.S[:, j])
+        for j, S in enumerate(passes.totals)
+    ]
+    at = _folds.FoldsAtC(passes, data.std, probs, fit_intercept, 1e-6)
+    p = 6 + int(fit_intercept)
+    phis = [torch.as_tensor(rng.standard_normal(p) * 0.3) for _ in range(5)]
+    at.evaluate(list(range(5)), phis)
+    hessian = _folds.SampledHessian(data, passes)
+    assert hessian.refresh  # 600 rows x 7^2 <= 2 x 600 x 6 x 5
+    M = at.preconditioners(hessian, phis)[0](torch.eye(p, dtype=torch.float64))
+
+    Z = data.std.standardize(data.X)
+    Z = torch.cat([Z, torch.ones(600, 1, dtype=Z.dtype)], dim=1) if fit_intercept else Z
+    sbar, l2bar = passes.S.mean(dim=1), torch.stack(at.l2).mean(0)
+
+    def f(phi):  # the folds' mean objective in phi, its penalty l2bar on the coefficients only
+        z = Z @ phi
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(z, data.y, reduction="none")
+        return (sbar * loss).sum() + 0.5 * (l2bar * phi[:6] ** 2).sum()
+
+    H = torch.autograd.functional.hessian(f, torch.stack(phis).mean(0))
+    torch.testing.assert_close(M, torch.linalg.inv(H), rtol=1e-6, atol=1e-9)
+
+    # where re-forming costs more than a pass: the first C's H, rescaled by the mean measured curvature
+    hessian.refresh = False
+    at.curvature = [2 * c for c in at.curvature]
+    moved = [phi + 1.0 for phi in phis]  # other points: the rescaled H does not look at them
+    M2 = hessian.inverse(moved, at.curvature, l2bar)
+    H2 = H.clone()
+    H2.diagonal()[:6] -= l2bar
+    H2 = 2 * H2
+    H2.diagonal()[:6] += l2bar
+    torch.testing.assert_close(M2, torch.linalg.inv(H2), rtol=1e-6, atol=1e-9)
+
+
 @pytest.mark.parametrize("n", [600, 80_000])  # the blocked torch products; the fused kernel (2.4M entries)
 def test_fold_gaps_equal_the_single_fit_certificate(n):
     """The folds' gaps (intercept Newton steps taken by passes over X) are each fold's own certificate."""
