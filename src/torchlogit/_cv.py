@@ -307,7 +307,7 @@ class LogisticRegressionCV(LogisticRegression):
             mask = torch.zeros(data.X.shape[0], dtype=torch.bool, device=data.y.device)
             mask[torch.as_tensor(train, device=mask.device)] = True
             masks.append(mask)
-        paths = self._paths(data, Cs, masks, l1_ratios_, penalty, tol)
+        paths, preconditioners = self._paths(data, Cs, masks, l1_ratios_, penalty, tol)
         fold_coefs, gaps, thetas = [], np.empty((n_folds, n_l1, n_cs)), {}
         for f, (_, test) in enumerate(folds):
             score_params = _check_method_params(X_rows, params=routed.scorer.score, indices=test)
@@ -328,19 +328,23 @@ class LogisticRegressionCV(LogisticRegression):
                     ]
                 fold_coefs.append((coefs, Cs, np.array(scores), np.array([res.n_iter for res in results])))
         self.duality_gaps_ = gaps
-        self._set_attributes(data, y, fold_coefs, folds, l1_ratios, l1_ratios_, penalty, legacy, thetas, tol)
+        self._set_attributes(
+            data, y, fold_coefs, folds, l1_ratios, l1_ratios_, penalty, legacy, thetas, tol, preconditioners
+        )
         return self
 
     def _paths(self, data, Cs, masks, l1_ratios_, penalty, tol):
         """{(fold, i_l1): (results in the order of Cs, solver names)}: the folds together where
-        :func:`torchlogit._folds.applies` (one pass over X for all folds), else one path after another."""
-        paths = {}
+        :func:`torchlogit._folds.applies` (one pass over X for all folds), else one path after another; and
+        {(i_l1, i_C): the folds' L-BFGS preconditioner there} where they were solved together."""
+        paths, preconditioners = {}, {}
         for j, r in enumerate(l1_ratios_):
             ratio = self._ratio(penalty, r)
             if self.batch_folds and _folds.applies(data, ratio, self.solver, masks):
-                together = _folds.solve_folds(
+                together, shared = _folds.solve_folds(
                     data, Cs, masks, penalty=penalty, tol=tol, max_iter=self.max_iter, gap_tol=self.gap_tol
                 )
+                preconditioners.update({(j, i): M for i, M in enumerate(shared)})
                 for f, results in enumerate(together):
                     paths[f, j] = results, ["lbfgs"] * len(Cs)
                 continue
@@ -356,7 +360,7 @@ class LogisticRegressionCV(LogisticRegression):
                     max_iter=self.max_iter,
                     gap_tol=self.gap_tol,
                 )
-        return paths
+        return paths, preconditioners
 
     def _choose(self, scores):
         """(i_C, i_l1) from scores (n_folds, n_cs, n_l1): argmax of the mean, or the one-standard-error rule."""
@@ -370,7 +374,9 @@ class LogisticRegressionCV(LogisticRegression):
         within = np.flatnonzero(mean[:, j] >= mean[best] - sem[best])
         return int(within[np.argmin(self.Cs_[within])]), j
 
-    def _set_attributes(self, data, y, fold_coefs, folds, l1_ratios, l1_ratios_, penalty, legacy, thetas, tol):
+    def _set_attributes(
+        self, data, y, fold_coefs, folds, l1_ratios, l1_ratios_, penalty, legacy, thetas, tol, preconditioners
+    ):
         """scikit-learn's attribute layout (its reshaping, step by step), the choice and the refit."""
         classes = self.classes_
         n_features = data.X.shape[1]
@@ -408,6 +414,7 @@ class LogisticRegressionCV(LogisticRegression):
                 max_iter=self.max_iter,
                 w0=w0,
                 gap_tol=self.gap_tol,
+                precondition=preconditioners.get((i_l1, i_c)),  # the folds' Hessian at C_: all rows' too
             )
             warn_unconverged(results, [C_], names, where=" refitted on all rows")
             self.solver_ = names[0]

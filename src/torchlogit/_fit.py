@@ -266,7 +266,7 @@ def diagonal_preconditioner(std, l2s, curvature=0.02, scaled=False):
     return apply
 
 
-def fit_problem(problem, *, solver, w0, tol, max_iter, callback=None, sgd_options=None, std=None):
+def fit_problem(problem, *, solver, w0, tol, max_iter, callback=None, sgd_options=None, std=None, precondition=None):
     """Minimise ``problem`` from ``w0`` (float64 flat theta) with the named solver.
 
     ``problem``: a :class:`~torchlogit._problem.Problem` (data in memory) or a
@@ -278,19 +278,22 @@ def fit_problem(problem, *, solver, w0, tol, max_iter, callback=None, sgd_option
     regularisation path shares one across its fits; a stream's comes from its
     first pass); None computes it from the problem's data. Any (mu, sigma)
     gives the same optimum: they only choose the coordinates the solver works in.
+    ``precondition``: for ``lbfgs``, M v ~ H^-1 v in the coordinates of ``std``
+    with the Hessian's units, used instead of the correlation preconditioner
+    (a cross-validation's refit: its folds' sampled Hessian at that C).
     """
     if solver == "sgd":
         res = _fit_sgd(problem, w0, tol, max_iter, callback, sgd_options or {})
     elif solver == "newton-dual":
         res = _fit_representer(problem, w0, tol, max_iter, callback, std)
     else:
-        res = _fit_exact(problem, solver, w0, tol, max_iter, callback, std)
+        res = _fit_exact(problem, solver, w0, tol, max_iter, callback, std, precondition)
     if res.duality_gap is None and problem.in_memory:  # (a fit on a Design has set it from there)
         res.duality_gap = duality_gap(problem, res.x, res.fun)
     return res
 
 
-def _fit_exact(problem, solver, w0, tol, max_iter, callback, std=None):
+def _fit_exact(problem, solver, w0, tol, max_iter, callback, std=None, precondition=None):
     """lbfgs, newton or prox-newton in standardised coordinates (see the module docstring)."""
     datafit, dtype = problem.datafit, problem.dtype
     k_d = datafit.n_outputs * datafit.n_features
@@ -330,6 +333,8 @@ def _fit_exact(problem, solver, w0, tol, max_iter, callback, std=None):
         phi0 = std.to_phi(w0)
         res = _compact.compiled_solve(design, solver, smooth, rough, phi0, tol=tol, max_iter=max_iter, **extra)
     if res is None:
+        if precondition is not None and solver == "lbfgs":
+            extra.update(precondition=precondition, scaled=True)
         res = _run_solver(problem, solver, std, design, smooth, rough, fun_and_grad, w0, tol, max_iter, callback, extra)
     if design is not None and problem.penalty.alpha:  # the certificate from the design: no pass over X
         penalty = problem.penalty.rescaled(std.sigma)
@@ -342,7 +347,7 @@ def _run_solver(problem, solver, std, design, smooth, rough, fun_and_grad, w0, t
     """The torch solver ``solver`` on fun_and_grad in phi coordinates, with what it needs besides (``extra``)."""
     datafit = problem.datafit
     k_d = datafit.n_outputs * datafit.n_features
-    if solver == "lbfgs":
+    if solver == "lbfgs" and "precondition" not in extra:
         rows = problem.preconditioner_rows()
         if datafit.n_features <= PRECONDITION_MAX_FEATURES and rows is not None:
             R = None if design is None else design.correlation()

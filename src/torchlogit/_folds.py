@@ -302,13 +302,16 @@ def solve_folds(data, Cs, masks, *, penalty="deprecated", tol=1e-6, max_iter=100
     Each fold's L-BFGS starts from its point and its curvature pairs at the
     previous C (the pairs' penalty part swapped exactly, :func:`_repenalise`).
     Returns ``results[f][i]``: the solver Result of fold f at Cs[i] (theta in
-    ``x``, ``duality_gap`` set, ``n_iter`` counting every continuation).
+    ``x``, ``duality_gap`` set, ``n_iter`` counting every continuation), and
+    ``preconditioners[i]``: the folds' shared L-BFGS preconditioner at Cs[i]
+    (:class:`SampledHessian`; None for wide data), which also serves a fit
+    of all rows at that C (the refit).
     """
     std, fit_intercept = data.std, data.datafit.fit_intercept
     passes = FoldPasses(data, masks)
     m, d = len(masks), data.X.shape[1]
     phis = [std.to_phi(data.null_theta(passes.S[:, j].to(data.sw.dtype))) for j in range(m)]  # each fold's point
-    results = [[None] * len(Cs) for _ in range(m)]
+    results, preconditioners = [[None] * len(Cs) for _ in range(m)], [None] * len(Cs)
     pairs, previous = [None] * m, None  # each fold's L-BFGS curvature pairs, and the L2 curvatures they were taken at
     hessian = SampledHessian(data, passes) if d <= PRECONDITION_MAX_FEATURES else None  # wide: diagonal
     with _threads.for_work(float(data.X.shape[0]) * (d + 1) * m):
@@ -322,12 +325,14 @@ def solve_folds(data, Cs, masks, *, penalty="deprecated", tol=1e-6, max_iter=100
                 pairs = [_repenalise(pairs[j], previous[j], at.l2[j], d) for j in range(m)]
             previous = at.l2
             at.evaluate(list(range(m)), phis)  # the start points' curvatures (after the first C, remembered passes)
-            done = _certified(at, phis, pairs, at.preconditioners(hessian, phis), tol, max_iter, gap_tol)
+            precondition = at.preconditioners(hessian, phis)
+            done = _certified(at, phis, pairs, precondition, tol, max_iter, gap_tol)
+            preconditioners[i] = precondition[0] if hessian is not None else None
             for j in range(m):
                 if not bool(torch.isfinite(done[j].x).all()):
                     raise ValueError(f"the fit at C={float(Cs[i]):.4g} produced non-finite coefficients; rescale X")
                 results[j][i] = done[j]
-    return results
+    return results, preconditioners
 
 
 def _certified(at, phis, pairs, precondition, tol, max_iter, gap_tol):

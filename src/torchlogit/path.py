@@ -35,6 +35,7 @@ K > 2, the intercept last.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from dataclasses import dataclass
@@ -170,6 +171,7 @@ def fit_path(
     max_iter=1000,
     w0=None,
     gap_tol=GAP_TOL,
+    precondition=None,
 ):
     """Fit ``data`` (restricted to the rows in ``mask``) at every C of ``Cs``, warm-started in increasing C.
 
@@ -179,6 +181,8 @@ def fit_path(
     ``w0``: the first point's start (float64 theta); None: W = 0, intercepts optimal.
     ``gap_tol``: every point is driven below this relative duality gap (gap /
     |f|) by :func:`certify` (None: the solver's ``tol`` alone decides).
+    ``precondition``: L-BFGS's inverse-Hessian estimate for every fit (see
+    :func:`torchlogit._fit.fit_problem`), None to form the usual one.
     One fold, one l1_ratio; :mod:`torchlogit._folds` solves a
     cross-validation's folds together where it applies (binary L2, dense X).
     """
@@ -196,8 +200,8 @@ def fit_path(
                 penalty_kind=problem.penalty.name,
                 representer=representer_applies(problem),
             )
-            res = fit_problem(problem, solver=name, w0=theta, tol=tol, max_iter=max_iter, std=data.std)
-            res = certify(problem, res, name, tol, max_iter, gap_tol, data.std)
+            solve = functools.partial(fit_problem, problem, solver=name, std=data.std, precondition=precondition)
+            res = certify(solve, solve(w0=theta, tol=tol, max_iter=max_iter), tol, max_iter, gap_tol)
             if not bool(torch.isfinite(res.x).all()):
                 raise ValueError(f"the fit at C={float(Cs[i]):.4g} produced non-finite coefficients; rescale X")
             results[i], solvers[i] = res, name
@@ -212,8 +216,10 @@ def relative_gap(res):
     return res.duality_gap / max(abs(res.fun), 1e-300)
 
 
-def certify(problem, res, solver, tol, max_iter, gap_tol, std, max_rounds=REFINE_ROUNDS):
+def certify(solve, res, tol, max_iter, gap_tol, max_rounds=REFINE_ROUNDS):
     """``res`` continued until its relative duality gap is at most ``gap_tol`` (a gap-certified point).
+
+    ``solve(w0=, tol=, max_iter=)``: the fit that gave ``res``, from another start with other limits.
 
     The gradient test ``max|g| <= tol`` does not bound f - f*: at a weak L2
     penalty the gap is about ||g||^2 / (2 alpha), so the default tol leaves
@@ -234,7 +240,7 @@ def certify(problem, res, solver, tol, max_iter, gap_tol, std, max_rounds=REFINE
         # margin) should certify; at least ten times smaller, so every round makes progress
         tol = min(tol, res.grad_max) * min(0.1, 0.5 * math.sqrt(gap_tol / relative_gap(res)))
         budget = min(max_iter - n_iter, max(ROUND_ITER, 2 * res.n_iter))
-        more = fit_problem(problem, solver=solver, w0=res.x, tol=tol, max_iter=budget, std=std)
+        more = solve(w0=res.x, tol=tol, max_iter=budget)
         n_iter += more.n_iter
         more.converged = more.converged or res.converged  # the user's tol was met; the gap is reported as it is
         if not more.duality_gap < res.duality_gap:  # rounding level: no round will do better

@@ -49,6 +49,7 @@ def lbfgs(
     ftol=64 * EPS,
     f_rtol=64 * EPS,
     precondition=None,
+    scaled=False,
 ):
     """Minimise a smooth function from ``w0``.
 
@@ -58,9 +59,10 @@ def lbfgs(
     step satisfies the line search, or after ``max_iter`` iterations.
     ``f_rtol``: relative accuracy of the f values (float32 data: ~10 eps32).
     ``precondition(v) -> M v``: a symmetric positive definite approximation of
-    the inverse Hessian's shape (its scale is learnt), or None.
+    the inverse Hessian's shape (its scale is learnt), or None; ``scaled``: M
+    has the inverse Hessian's units too (see :func:`lbfgs_steps`).
     """
-    options = {"memory": memory, "ftol": ftol, "f_rtol": f_rtol, "precondition": precondition}
+    options = {"memory": memory, "ftol": ftol, "f_rtol": f_rtol, "precondition": precondition, "scaled": scaled}
     steps = lbfgs_steps(w0, tol=tol, max_iter=max_iter, callback=callback, **options)
     return drive(steps, fun_and_grad)
 
