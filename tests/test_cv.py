@@ -230,9 +230,15 @@ def test_cv_gap_tol_certifies_every_fit(binary):
     assert np.nanmax(LogisticRegressionCV(**kw, gap_tol=None).fit(X, y).duality_gaps_) > 1e-6
 
 
-@pytest.mark.parametrize("dtype, fit_intercept", [(np.float64, True), (np.float32, True), (np.float64, False)])
-def test_folds_solved_together_equal_one_by_one(monkeypatch, dtype, fit_intercept):
-    """batch_folds (every fold's L-BFGS in lockstep, one pass over X for all) gives the per-fold fits."""
+@pytest.mark.parametrize(
+    "dtype, fit_intercept, sparse",
+    [(np.float64, True, False), (np.float32, True, False), (np.float64, False, False), (np.float64, True, True)],
+)
+def test_folds_solved_together_equal_one_by_one(monkeypatch, dtype, fit_intercept, sparse):
+    """batch_folds (every fold's L-BFGS in lockstep, one pass over X for all) gives the per-fold fits; a sparse
+    X's passes are its two products, each for all folds."""
+    import scipy.sparse
+
     from torchlogit import _cv, _folds
 
     calls, refits = [], []
@@ -241,6 +247,7 @@ def test_folds_solved_together_equal_one_by_one(monkeypatch, dtype, fit_intercep
     monkeypatch.setattr(_cv, "fit_path", lambda *a, **k: refits.append(k.get("precondition")) or fit_path(*a, **k))
     X, y = make_classification(3000, 12, n_informative=6, random_state=0)
     X = X.astype(dtype)
+    X = scipy.sparse.csr_matrix(X) if sparse else X  # every entry stored: the sparse passes on the same problem
     kw = {**COMMON, "cv": 4, "Cs": [0.001, 0.1, 10.0, 1000.0], "l1_ratios": (0.0,), "solver": "lbfgs"}
     kw["fit_intercept"] = fit_intercept
     together = LogisticRegressionCV(**kw).fit(X, y)
@@ -253,17 +260,39 @@ def test_folds_solved_together_equal_one_by_one(monkeypatch, dtype, fit_intercep
     # float32 logits leave the flat optimum of C=1000 known to ~1e-2 in its coefficients (both are certified).
     # tol bounds the gradient, the coefficients only through the curvature: measured, each path's float64
     # coefficients lie within 1e-5 of the tol-1e-10 optimum, and the two paths up to 1.2e-5 apart.
+    if dtype == np.float64:
+        assert np.nanmax(together.duality_gaps_) <= 1e-6 * 0.7  # certified, as the per-fold paths are
+    assert max(together.refit_duality_gap_, apart.refit_duality_gap_) <= 1e-6 * 0.7
+    if sparse:
+        # the folds take the diagonal preconditioner here, each fold alone the correlation one: other iterates,
+        # both certified, so the same objectives (the gap bounds f, the coefficients only to ~sqrt(gap / l2))
+        np.testing.assert_allclose(_fold_objectives(X, y, together), _fold_objectives(X, y, apart), rtol=2e-6)
+        assert refits[0] is None  # no sampled Hessian for a sparse X: the refit forms its own preconditioner
+        return
     upto = None if dtype == np.float64 else 3
     np.testing.assert_allclose(
         together.coefs_paths_[:, :, :upto], apart.coefs_paths_[:, :, :upto], rtol=0, atol=3e-5 if upto is None else 1e-3
     )
-    if dtype == np.float64:
-        assert np.nanmax(together.duality_gaps_) <= 1e-6 * 0.7  # certified, as the per-fold paths are
     # the refit on all rows: L-BFGS preconditioned by the folds' sampled Hessian at C_ (apart: the usual
     # correlation preconditioner); both certified, the same coefficients
     assert refits[0] is not None and refits[-1] is None
-    assert max(together.refit_duality_gap_, apart.refit_duality_gap_) <= 1e-6 * 0.7
     np.testing.assert_allclose(together.coef_, apart.coef_, rtol=0, atol=3e-5 if dtype == np.float64 else 1e-3)
+
+
+def _fold_objectives(X, y, model):
+    """(n_folds, n_cs): each binary fold fit's objective, mean train log-loss + ||w||^2 / (2 C n_train)."""
+    from sklearn.model_selection import StratifiedKFold
+
+    n_folds = model.coefs_paths_.shape[0]
+    out = np.empty((n_folds, len(model.Cs_)))
+    for f, (train, _) in enumerate(StratifiedKFold(n_folds).split(np.zeros(len(y)), y)):
+        for i, C in enumerate(model.Cs_):
+            coef = model.coefs_paths_[f, 0, i, 0]
+            w, b = (coef[:-1], coef[-1]) if model.fit_intercept else (coef, 0.0)
+            z = np.asarray(X[train] @ w).ravel() + b
+            loss = np.logaddexp(0.0, z) - y[train] * z
+            out[f, i] = loss.mean() + w @ w / (2 * C * len(train))
+    return out
 
 
 @pytest.mark.parametrize("folds", [[2, 0], [0, 1, 2, 3, 4], [6, 5, 4, 3, 2, 1, 0]])

@@ -292,6 +292,41 @@ def test_scaled_preconditioners_invert_the_hessian_at_the_null_model(diagonal):
         torch.testing.assert_close(MH, torch.eye(d + 1, dtype=torch.float64), rtol=0, atol=1e-8)
 
 
+def test_a_sparse_x_gets_the_correlation_preconditioner_only_where_it_costs_few_passes(monkeypatch):
+    """A sparse X's correlation preconditioner densifies its sampled rows (r d^2 multiply-adds, r ~ 10 d): it is
+    formed where that is at most PRECONDITION_MAX_PASSES passes over the non-zeros, else the diagonal one is;
+    a dense X of any shape up to PRECONDITION_MAX_FEATURES columns keeps it. Both reach the same optimum."""
+    import scipy.sparse as sp
+
+    import torchlogit._fit as fit
+    from torchlogit import LogisticRegression
+    from torchlogit._sparse import SparseX
+
+    def csr(n, d, density):
+        return SparseX.from_scipy(sp.random(n, d, density=density, format="csr", random_state=0))
+
+    assert not fit.correlation_affordable(csr(20_000, 3_000, 0.01), 1)  # ~170,000 passes
+    assert fit.correlation_affordable(csr(20_000, 20, 0.3), 1)  # r d^2 = 4e6 against 20 x 2 x 120,000
+    assert fit.correlation_affordable(torch.zeros(20_000, 3_000), 1)  # dense: up to the column limit
+    assert not fit.correlation_affordable(torch.zeros(10, fit.PRECONDITION_MAX_FEATURES + 1), 1)
+
+    rng = np.random.default_rng(0)
+    X = sp.random(3000, 800, density=0.01, format="csr", random_state=1)
+    y = (X @ rng.standard_normal(800) + 0.1 * rng.standard_normal(3000) > 0).astype(int)
+    formed = []
+    real = fit.correlation_preconditioner
+    monkeypatch.setattr(fit, "correlation_preconditioner", lambda *a, **k: formed.append(1) or real(*a, **k))
+    kw = {"C": 10.0, "solver": "lbfgs", "tol": 1e-8, "max_iter": 5000}
+    diagonal = LogisticRegression(**kw).fit(X, y)
+    assert not formed  # 3,000 rows x 800^2 against 20 x 2 x 24,000 non-zeros
+    monkeypatch.setattr(fit, "PRECONDITION_MAX_PASSES", 10**9)
+    correlation = LogisticRegression(**kw).fit(X, y)
+    assert formed
+    # the same optimum: objectives to 1e-10; coefficients to 1e-4 (rare columns leave flat directions)
+    assert diagonal.objective_ == pytest.approx(correlation.objective_, rel=1e-10)
+    np.testing.assert_allclose(diagonal.coef_, correlation.coef_, rtol=0, atol=1e-4)
+
+
 def test_a_scaled_preconditioner_takes_a_full_first_step():
     """On a quadratic with M = A^-1 and ``scaled``, the first step is Newton's: one iteration; without it the
     first step is cut to unit length and the run needs more."""

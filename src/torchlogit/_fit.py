@@ -198,6 +198,31 @@ def _column_scale(X, c, block_bytes):
 
 
 PRECONDITION_MAX_FEATURES = 4096
+PRECONDITION_MAX_PASSES = 20  # what a sparse X's correlation preconditioner may cost, in passes' multiply-adds
+
+
+def correlation_affordable(X, k):
+    """Whether the correlation preconditioner of an in-memory X with k outputs is formed.
+
+    Dense X: where d <= ``PRECONDITION_MAX_FEATURES``. Its r d^2 multiply-adds
+    (r = min(n, max(10 d, 10,000)) rows) are repaid many times over on
+    correlated columns: measured on the 2-core Zen 5, 5,000 x 2,000 and
+    20,000 x 1,000 random-walk columns took 16 L-BFGS iterations with it and
+    over 3,800 without (0.2-0.5 s against 5-17 s); MNIST 180 against 1,000.
+    Sparse X: its sampled rows are densified, so the same r d^2 is measured
+    against a pass over its non-zeros, 2 k nnz, and the preconditioner is
+    formed only where it costs at most ``PRECONDITION_MAX_PASSES`` passes: a
+    20,000 x 3,000 X at 1% would pay ~170,000 (4.5 s against 0.18 s for the whole
+    fit with the diagonal preconditioner, 24 iterations instead of 12).
+    A count of multiply-adds, not a timing.
+    """
+    n, d = X.shape
+    if d > PRECONDITION_MAX_FEATURES:
+        return False
+    if not is_sparse(X):
+        return True
+    r = min(n, max(10 * d, 10_000))
+    return r * d * d + d**3 <= PRECONDITION_MAX_PASSES * 2 * k * X.nnz
 
 
 def correlation_preconditioner(std, X, s, l2s, curvature=0.02, floor=1e-6, R=None, scaled=False):
@@ -349,7 +374,9 @@ def _run_solver(problem, solver, std, design, smooth, rough, fun_and_grad, w0, t
     k_d = datafit.n_outputs * datafit.n_features
     if solver == "lbfgs" and "precondition" not in extra:
         rows = problem.preconditioner_rows()
-        if datafit.n_features <= PRECONDITION_MAX_FEATURES and rows is not None:
+        in_memory = design is None and problem.in_memory  # a design's R is one product over its rows
+        affordable = correlation_affordable(problem.X, datafit.n_outputs) if in_memory else True
+        if datafit.n_features <= PRECONDITION_MAX_FEATURES and rows is not None and affordable:
             R = None if design is None else design.correlation()
             extra["precondition"] = correlation_preconditioner(std, *rows, problem.penalty.l2, R=R)
         else:

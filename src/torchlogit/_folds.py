@@ -1,4 +1,4 @@
-"""Cross-validation folds solved together: one pass over X serves every fold (binary, L2, dense X).
+"""Cross-validation folds solved together: one pass over X serves every fold (binary, L2; dense or sparse X).
 
 A fold is the whole X with weights s_f = mask_f sw / S_f, zero on its test
 rows (:meth:`torchlogit.path.PathData.weights`). At one C the m folds'
@@ -9,7 +9,8 @@ objectives, in the solver's standardised coordinates phi_f = (V_f, c_f)
 
 and their gradients come from one blocked pass over X: per block of rows
 Z_B = X_B W^T (m columns at once), R_B = S_B * (sigmoid(Z_B) - y_B) and
-G += X_B^T R_B, so each block is read once for all folds, and
+G += X_B^T R_B, so each block is read once for all folds (a sparse X: its
+two products X W^T and R^T X, each for all folds), and
 dF/dV = (G^T - (sum_i R_i) mu^T) / sigma.
 
 Each fold runs its own L-BFGS (its own memory, step and line search):
@@ -40,7 +41,7 @@ import torch.nn.functional as F
 
 from . import _kernels, _measured, _threads
 from ._costs import estimate
-from ._fit import PRECONDITION_MAX_FEATURES, diagonal_preconditioner, representer_shape
+from ._fit import correlation_affordable, diagonal_preconditioner, representer_shape
 from ._problem import Problem
 from ._sparse import is_sparse
 from .path import REFINE_ROUNDS, ROUND_ITER
@@ -54,14 +55,14 @@ MEMO = 3  # points remembered per fold (its last accepted point, the certificate
 
 
 def applies(data, l1_ratio, solver, masks):
-    """Whether the folds can be solved together: binary, dense X, a pure L2 penalty, L-BFGS the solver one
-    fold's fit would use, and every fold's training rows holding both classes (else its intercept has no
-    finite optimum)."""
-    if is_sparse(data.X) or data.datafit.n_outputs != 1 or float(l1_ratio) != 0.0:
+    """Whether the folds can be solved together: binary, a pure L2 penalty, L-BFGS the solver one fold's fit
+    would use, and every fold's training rows holding both classes (else its intercept has no finite optimum)."""
+    if data.datafit.n_outputs != 1 or float(l1_ratio) != 0.0:
         return False
     datafit = data.datafit
-    n, d = data.X.shape  # binary, dense and L2 (above): wide data goes to newton-dual fold by fold
-    name = choose(solver, datafit.n_params, lambda: estimate(datafit, data.X), "l2", representer_shape(n, d))
+    n, d = data.X.shape  # binary and L2 (above): wide dense data goes to newton-dual fold by fold
+    representer = representer_shape(n, d) and not is_sparse(data.X)
+    name = choose(solver, datafit.n_params, lambda: estimate(datafit, data.X), "l2", representer)
     if name != "lbfgs":  # where one fit would take Newton steps (small d), so do the folds
         return False
     for mask in masks:
@@ -130,8 +131,16 @@ class FoldPasses:
         d2L/db2 = sum_i s_i p_i (1 - p_i), in one pass.
 
         On the CPU the fused kernel (:mod:`torchlogit._folds_kernels`) reads each tile of X once for all
-        folds; elsewhere (a GPU) blocks of rows with m' columns per product.
+        folds; elsewhere (a GPU) blocks of rows with m' columns per product. A sparse X is read twice, by
+        its own products (Z = X W^T, then R^T X), each for all folds at once.
         """
+        if is_sparse(self.X):
+            Z = self.X.linear(W) + b  # (n, m') float64
+            y, S = self.y[:, None], self.S[:, folds]
+            L = (S * F.binary_cross_entropy_with_logits(Z, y.expand_as(Z), reduction="none")).sum(0)
+            p = torch.sigmoid(Z)
+            R = S * (p - y)
+            return L, self.X.rmatmul(R).T, R.sum(0), (S * p * (1 - p)).sum(0)
         if _kernels.applies(self.X) and _kernels._kernels():
             return self._fused(W, b, folds)
         X, Wt = self.X, W.T.to(self.X.dtype)
@@ -313,7 +322,8 @@ def solve_folds(data, Cs, masks, *, penalty="deprecated", tol=1e-6, max_iter=100
     phis = [std.to_phi(data.null_theta(passes.S[:, j].to(data.sw.dtype))) for j in range(m)]  # each fold's point
     results, preconditioners = [[None] * len(Cs) for _ in range(m)], [None] * len(Cs)
     pairs, previous = [None] * m, None  # each fold's L-BFGS curvature pairs, and the L2 curvatures they were taken at
-    hessian = SampledHessian(data, passes) if d <= PRECONDITION_MAX_FEATURES else None  # wide: diagonal
+    sampled = not is_sparse(data.X) and correlation_affordable(data.X, m)  # the same arithmetic
+    hessian = SampledHessian(data, passes) if sampled else None  # else the diagonal preconditioner
     with _threads.for_work(float(data.X.shape[0]) * (d + 1) * m):
         for i in np.argsort(np.asarray(Cs, dtype=float), kind="stable"):  # the largest penalty first
             problems = [
