@@ -279,19 +279,93 @@ def test_folds_solved_together_equal_one_by_one(monkeypatch, dtype, fit_intercep
     np.testing.assert_allclose(together.coef_, apart.coef_, rtol=0, atol=3e-5 if dtype == np.float64 else 1e-3)
 
 
+def test_multinomial_folds_together_on_a_sparse_x(monkeypatch):
+    """K classes on a sparse X: the folds are solved together (softmax passes of X's two products for all
+    folds) and give the per-fold fits' scores and objectives; on a dense X in the CPU's memory they are
+    not (each fold's fused softmax pass is faster there)."""
+    import scipy.sparse
+    import torch
+
+    from torchlogit import _folds
+    from torchlogit.path import prepare
+
+    calls = []
+    solve_folds = _folds.solve_folds
+    monkeypatch.setattr(_folds, "solve_folds", lambda *a, **k: calls.append(1) or solve_folds(*a, **k))
+    X, y = make_classification(2000, 10, n_informative=6, n_classes=3, random_state=0)
+    kw = {**COMMON, "cv": 3, "Cs": [0.01, 1.0, 100.0], "l1_ratios": (0.0,), "solver": "lbfgs"}
+    Xs = scipy.sparse.csr_matrix(X)
+    together = LogisticRegressionCV(**kw).fit(Xs, y)
+    assert len(calls) == 1
+    apart = LogisticRegressionCV(**kw, batch_folds=False).fit(Xs, y)
+    assert together.C_ == apart.C_
+    np.testing.assert_allclose(together.scores_, apart.scores_, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(_fold_objectives(X, y, together), _fold_objectives(X, y, apart), rtol=2e-6)
+    assert np.nanmax(together.duality_gaps_) <= 1e-6 * 1.1  # objectives are below log 3
+    masks = [torch.ones(2000, dtype=torch.bool)] * 3
+    dense, _ = prepare(LogisticRegressionCV(), X, y, None, None)
+    assert not _folds.applies(dense, 0.0, "lbfgs", masks)
+    assert _folds.applies(prepare(LogisticRegressionCV(), Xs, y, None, None)[0], 0.0, "lbfgs", masks)
+
+
+def test_multinomial_folds_together_reach_each_folds_optimum_and_certificate():
+    """K classes on a dense X: the folds' shared softmax pass (what a GPU runs; called here on the CPU) gives
+    each fold's own certified optimum, and the folds' gaps (Newton steps on the K intercepts, all folds
+    at once) are each fold's single-fit certificate."""
+    import torch
+
+    from torchlogit import _certificate, _folds
+    from torchlogit._problem import Problem
+    from torchlogit.path import fit_path, prepare
+    from torchlogit.penalties import from_params
+    from torchlogit.solvers._result import Result
+
+    X, y = make_classification(1500, 8, n_informative=5, n_classes=3, random_state=1)
+    data, _ = prepare(LogisticRegressionCV(), X, y, None, None)  # float64
+    rng = np.random.default_rng(1)
+    masks = [torch.as_tensor(rng.random(1500) < 0.7) for _ in range(3)]
+    Cs = [0.01, 1.0, 100.0]
+    together, shared = _folds.solve_folds(data, Cs, masks)
+    assert shared == [None] * 3  # the sampled Hessian is for two classes
+    for j, mask in enumerate(masks):
+        alone, _ = fit_path(data, Cs, 0.0, mask=mask, solver="lbfgs")
+        for a, b in zip(alone, together[j]):
+            assert b.duality_gap <= 1e-6 * abs(b.fun)
+            assert b.fun == pytest.approx(a.fun, rel=2e-6)
+
+    passes = _folds.FoldPasses(data, masks)
+    probs = [
+        Problem(data.datafit, from_params("deprecated", 0.3, 0.0, S), data.X, data.y, passes.S[:, j])
+        for j, S in enumerate(passes.totals)
+    ]
+    runs, want = [], []
+    for j, problem in enumerate(probs):  # points near, not at, each fold's optimum; intercepts off by 0.3
+        theta = torch.as_tensor(rng.standard_normal(27) * 0.05)
+        theta[24:] += torch.as_tensor([0.3 * (j - 1), -0.2, 0.1])
+        f = problem.objective(theta)
+        runs.append(Result(theta, f, float("nan"), 1, True, ""))
+        want.append(_certificate.duality_gap(problem, theta, f))
+    np.testing.assert_allclose(_folds.fold_gaps(passes, probs, runs, [0, 1, 2], True), want, rtol=1e-7)
+    assert min(want) > 1e-3
+
+
 def _fold_objectives(X, y, model):
-    """(n_folds, n_cs): each binary fold fit's objective, mean train log-loss + ||w||^2 / (2 C n_train)."""
+    """(n_folds, n_cs): each fold fit's objective, mean train log-loss + ||W||^2 / (2 C n_train)."""
+    from scipy.special import logsumexp
     from sklearn.model_selection import StratifiedKFold
 
     n_folds = model.coefs_paths_.shape[0]
     out = np.empty((n_folds, len(model.Cs_)))
     for f, (train, _) in enumerate(StratifiedKFold(n_folds).split(np.zeros(len(y)), y)):
         for i, C in enumerate(model.Cs_):
-            coef = model.coefs_paths_[f, 0, i, 0]
-            w, b = (coef[:-1], coef[-1]) if model.fit_intercept else (coef, 0.0)
-            z = np.asarray(X[train] @ w).ravel() + b
-            loss = np.logaddexp(0.0, z) - y[train] * z
-            out[f, i] = loss.mean() + w @ w / (2 * C * len(train))
+            coef = model.coefs_paths_[f, 0, i]  # (n_classes, n_dof), n_classes 1 for two classes
+            W, b = (coef[:, :-1], coef[:, -1]) if model.fit_intercept else (coef, 0.0)
+            Z = np.asarray(X[train] @ W.T) + b
+            if len(W) == 1:  # two classes: softplus(z) - y z
+                loss = np.logaddexp(0.0, Z[:, 0]) - y[train] * Z[:, 0]
+            else:
+                loss = logsumexp(Z, axis=1) - Z[np.arange(len(train)), y[train]]
+            out[f, i] = loss.mean() + (W * W).sum() / (2 * C * len(train))
     return out
 
 
