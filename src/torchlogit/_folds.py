@@ -53,7 +53,6 @@ from .solvers.lbfgs import lbfgs_steps
 
 f64 = torch.float64
 BLOCK_BYTES = 4 << 20  # rows of X per block: stays in cache between the two products
-SOFTMAX_ROWS = 1024  # rows per block of the K-class pass: float32 sums over more left L-BFGS on gradient noise
 MEMO = 3  # points remembered per fold (its last accepted point, the certificate's intercept step, a trial)
 
 
@@ -192,7 +191,7 @@ class FoldPasses:
         L = torch.zeros(m, dtype=f64, device=self.y.device)
         G = torch.zeros(m * K, d, dtype=f64, device=self.y.device)
         gb, Hb = torch.zeros(m, K, dtype=f64, device=L.device), torch.zeros(m, K, K, dtype=f64, device=L.device)
-        step = X.shape[0] if is_sparse(X) else SOFTMAX_ROWS
+        step = X.shape[0] if is_sparse(X) else self.block
         for i in range(0, X.shape[0], step):
             rows = slice(i, i + step)
             if is_sparse(X):
@@ -362,10 +361,10 @@ class FoldsAtC:
         return estimate + (float((g[kd:] ** 2 / (2 * self.curvature[j])).sum()) if self.fit_intercept else 0.0)
 
     def small_gap(self, j):
-        """The test for fold j's run; it holds at the latest ``ROUND_ITER`` calls after the first (the
-        gradient test holds at each call): where float32 passes leave the gradient at a noise floor that
-        the estimate cannot get under (a weak penalty, 1 / l2 large), the run stops and is certified
-        and continued as a single fit would be, instead of running on to max_iter."""
+        """The test for fold j's run (asked only where max|g| <= tol already holds); after ``ROUND_ITER``
+        such calls it holds whatever the estimate: where float32 passes leave the gradient at a noise floor
+        the estimate cannot get under (a weak penalty, 1 / l2 large), the run stops and is certified and
+        continued as a single fit would be, instead of running on to max_iter."""
         if self.gap_tol is None:
             return None
         calls = [0]
