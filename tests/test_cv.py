@@ -419,7 +419,7 @@ def test_path_scores_in_blocks_of_test_rows_equal_one_block(binary, monkeypatch)
     np.testing.assert_allclose(blocks.scores_, whole.scores_, rtol=1e-12, atol=1e-14)
 
 
-def _fold_setup(n, d, m=3, C=0.5, seed=0):
+def _fold_setup(n, d, m=3, C=0.5, seed=0, n_classes=2):
     import torch
 
     from torchlogit import _folds
@@ -427,7 +427,8 @@ def _fold_setup(n, d, m=3, C=0.5, seed=0):
     from torchlogit.path import prepare
     from torchlogit.penalties import from_params
 
-    X, y = make_classification(n, d, random_state=seed)
+    more = {} if n_classes == 2 else {"n_informative": 4, "n_classes": n_classes}
+    X, y = make_classification(n, d, random_state=seed, **more)
     data, _ = prepare(LogisticRegressionCV(), X, y, None, None)
     rng = np.random.default_rng(seed)
     masks = [torch.as_tensor(rng.random(n) < 0.75) for _ in range(m)]
@@ -470,22 +471,23 @@ def test_a_point_seen_again_costs_no_pass(monkeypatch):
     assert calls[-1] == [0] and len(calls) == 2 + _folds.MEMO + 1
 
 
-def test_curvature_pairs_move_exactly_to_a_new_penalty():
+@pytest.mark.parametrize("k", [1, 3])  # two classes, three
+def test_curvature_pairs_move_exactly_to_a_new_penalty(k):
     """y = g(x + s) - g(x) of one C, re-penalised, is that difference under another C (to rounding)."""
     import torch
 
     from torchlogit import _folds
 
-    data, passes, problems, rng = _fold_setup(500, 6)
-    d = 6
+    data, passes, problems, rng = _fold_setup(500, 6, n_classes=max(2, k))
+    d, p = 6, k * 7
     at1 = _folds.FoldsAtC(passes, data.std, problems(0.3), True, 1e-6)
     at2 = _folds.FoldsAtC(passes, data.std, problems(40.0), True, 1e-6)
-    x, s = torch.as_tensor(rng.standard_normal(d + 1)), torch.as_tensor(rng.standard_normal(d + 1) * 0.1)
+    x, s = torch.as_tensor(rng.standard_normal(p)), torch.as_tensor(rng.standard_normal(p) * 0.1)
 
     def y(at):
         return at.evaluate([1], [x + s])[0][1] - at.evaluate([1], [x])[0][1]
 
-    moved = _folds._repenalise(([s], [y(at1)]), at1.l2[1], at2.l2[1], d)
+    moved = _folds._repenalise(([s], [y(at1)]), at1.l2[1], at2.l2[1], d, k)
     torch.testing.assert_close(moved[1][0], y(at2), rtol=1e-10, atol=1e-14)
     assert not torch.allclose(y(at1), y(at2))  # the two penalties do differ
 

@@ -184,7 +184,7 @@ def fit_path(
     ``precondition``: L-BFGS's inverse-Hessian estimate for every fit (see
     :func:`torchlogit._fit.fit_problem`), None to form the usual one.
     One fold, one l1_ratio; :mod:`torchlogit._folds` solves a
-    cross-validation's folds together where it applies (binary L2, dense X).
+    cross-validation's folds together where it applies (L2; :func:`torchlogit._folds.applies`).
     """
     datafit, X = data.datafit, data.X
     s, S = data.weights(mask)
