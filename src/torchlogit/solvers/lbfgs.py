@@ -60,7 +60,7 @@ def lbfgs(
     ``f_rtol``: relative accuracy of the f values (float32 data: ~10 eps32).
     ``precondition(v) -> M v``: a symmetric positive definite approximation of
     the inverse Hessian's shape (its scale is learnt), or None; ``scaled``: M
-    has the inverse Hessian's units too (see :func:`lbfgs_steps`).
+    has the inverse Hessian's units too (see ``lbfgs_steps``).
     """
     options = {"memory": memory, "ftol": ftol, "f_rtol": f_rtol, "precondition": precondition, "scaled": scaled}
     steps = lbfgs_steps(w0, tol=tol, max_iter=max_iter, callback=callback, **options)
