@@ -308,6 +308,30 @@ def test_multinomial_folds_together_on_a_sparse_x(monkeypatch):
     assert _folds.applies(prepare(LogisticRegressionCV(), Xs, y, None, None)[0], 0.0, "lbfgs", masks)
 
 
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_folds_together_with_sample_and_class_weights(monkeypatch, n_classes):
+    """Sample weights times 'balanced' class weights on the folds solved together (a sparse X, both models)
+    give the one-by-one paths' C, scores and refit."""
+    import scipy.sparse
+
+    from torchlogit import _folds
+
+    calls = []
+    solve_folds = _folds.solve_folds
+    monkeypatch.setattr(_folds, "solve_folds", lambda *a, **k: calls.append(1) or solve_folds(*a, **k))
+    X, y = make_classification(2000, 10, n_informative=6, n_classes=n_classes, random_state=0)
+    sw = np.random.default_rng(0).uniform(0.2, 3.0, len(y))
+    kw = {**COMMON, "Cs": [0.01, 1.0, 100.0], "l1_ratios": (0.0,), "solver": "lbfgs", "class_weight": "balanced"}
+    Xs = scipy.sparse.csr_matrix(X)
+    together = LogisticRegressionCV(**kw).fit(Xs, y, sample_weight=sw)
+    assert calls == [1]
+    apart = LogisticRegressionCV(**kw, batch_folds=False).fit(Xs, y, sample_weight=sw)
+    assert together.C_ == apart.C_
+    np.testing.assert_allclose(together.scores_, apart.scores_, rtol=0, atol=2e-6)
+    np.testing.assert_allclose(together.coef_, apart.coef_, rtol=0, atol=5e-5)
+    assert max(np.nanmax(together.duality_gaps_), together.refit_duality_gap_) <= 1e-6 * np.log(n_classes)
+
+
 def test_multinomial_folds_together_reach_each_folds_optimum_and_certificate():
     """K classes on a dense X: the folds' shared softmax pass (what a GPU runs; called here on the CPU) gives
     each fold's own certified optimum, and the folds' gaps (Newton steps on the K intercepts, all folds
