@@ -198,6 +198,15 @@ def _column_scale(X, c, block_bytes):
 
 
 PRECONDITION_MAX_FEATURES = 4096
+PRECONDITION_ROWS = 10_000  # rows a preconditioner is estimated from: at least this many, and 10 d
+
+
+def preconditioner_rows(n, d):
+    """How many evenly spaced rows a preconditioner's matrix is estimated from: min(n, max(10 d, 10,000)).
+    It only shapes a preconditioner, so its estimate needs no more rows than a few times d."""
+    return min(n, max(10 * d, PRECONDITION_ROWS))
+
+
 PRECONDITION_MAX_PASSES = 20  # what a sparse X's correlation preconditioner may cost, in passes' multiply-adds
 
 
@@ -205,7 +214,7 @@ def correlation_affordable(X, k):
     """Whether the correlation preconditioner of an in-memory X with k outputs is formed.
 
     Dense X: where d <= ``PRECONDITION_MAX_FEATURES``. Its r d^2 multiply-adds
-    (r = min(n, max(10 d, 10,000)) rows) are repaid many times over on
+    (on r = :func:`preconditioner_rows` rows) are repaid many times over on
     correlated columns: measured on the 2-core Zen 5, 5,000 x 2,000 and
     20,000 x 1,000 random-walk columns took 16 L-BFGS iterations with it and
     over 3,800 without (0.2-0.5 s against 5-17 s); MNIST 180 against 1,000.
@@ -221,7 +230,7 @@ def correlation_affordable(X, k):
         return False
     if not is_sparse(X):
         return True
-    r = min(n, max(10 * d, 10_000))
+    r = preconditioner_rows(n, d)
     return r * d * d + d**3 <= PRECONDITION_MAX_PASSES * 2 * k * X.nnz
 
 
@@ -245,7 +254,7 @@ def correlation_preconditioner(std, X, s, l2s, curvature=0.02, floor=1e-6, R=Non
     """
     k, d = std.k, std.d
     if R is None:
-        R = std.correlation(X, s, max_rows=max(10 * d, 10000))
+        R = std.correlation(X, s, max_rows=preconditioner_rows(*X.shape))
     const = std.constant
     R[const, :] = 0.0
     R[:, const] = 0.0

@@ -43,7 +43,13 @@ import torch.nn.functional as F
 
 from . import _kernels, _measured, _threads
 from ._costs import estimate
-from ._fit import correlation_affordable, correlation_preconditioner, diagonal_preconditioner, representer_shape
+from ._fit import (
+    correlation_affordable,
+    correlation_preconditioner,
+    diagonal_preconditioner,
+    preconditioner_rows,
+    representer_shape,
+)
 from ._problem import Problem
 from ._sparse import is_sparse
 from .path import REFINE_ROUNDS, ROUND_ITER
@@ -157,61 +163,62 @@ class FoldPasses:
         """
         if self.k > 1:
             return self._softmax_pass(W, b, folds)
-        if is_sparse(self.X):
-            Z = self.X.linear(W) + b  # (n, m') float64
-            y, S = self.y[:, None], self.S[:, folds]
-            L = (S * F.binary_cross_entropy_with_logits(Z, y.expand_as(Z), reduction="none")).sum(0)
-            p = torch.sigmoid(Z)
-            R = S * (p - y)
-            return L, self.X.rmatmul(R).T, R.sum(0), (S * p * (1 - p)).sum(0)
-        if _kernels.applies(self.X) and _kernels._kernels():
+        if not is_sparse(self.X) and _kernels.applies(self.X) and _kernels._kernels():
             return self._fused(W, b, folds)
-        X, Wt = self.X, W.T.to(self.X.dtype)
-        L = torch.zeros(len(folds), dtype=f64, device=X.device)
-        G = torch.zeros(X.shape[1], len(folds), dtype=f64, device=X.device)
+        L = torch.zeros(len(folds), dtype=f64, device=self.y.device)
+        G = torch.zeros(self.X.shape[1], len(folds), dtype=f64, device=L.device)
         gb, hb = torch.zeros_like(L), torch.zeros_like(L)
-        for i in range(0, X.shape[0], self.block):
-            Xb = X[i : i + self.block]
-            Z = (Xb @ Wt).to(f64) + b  # (B, m')
-            yb, Sb = self.y[i : i + self.block, None], self.S[i : i + self.block, folds]
+        for rows in self._row_blocks():
+            Z = self._logits(rows, W) + b  # (B, m')
+            yb, Sb = self.y[rows, None], self.S[rows][:, folds]
             L += (Sb * F.binary_cross_entropy_with_logits(Z, yb.expand_as(Z), reduction="none")).sum(0)
             p = torch.sigmoid(Z)
             R = Sb * (p - yb)
-            G += (Xb.T @ R.to(X.dtype)).to(f64)
+            G += self._transposed_product(rows, R)
             gb += R.sum(0)
             hb += (Sb * p * (1 - p)).sum(0)
         return L, G, gb, hb
+
+    def _row_blocks(self):
+        """Slices of rows, ``BLOCK_BYTES`` of a dense X each (read once for both products); a sparse X's
+        products take every row at once."""
+        n = self.X.shape[0]
+        step = n if is_sparse(self.X) else self.block
+        return [slice(i, i + step) for i in range(0, n, step)]
+
+    def _logits(self, rows, W):
+        """X[rows] W^T, (B, c) float64; W (c, d) float64 (a dense X's product in its dtype)."""
+        if is_sparse(self.X):
+            return self.X.linear(W)
+        return (self.X[rows] @ W.T.to(self.X.dtype)).to(f64)
+
+    def _transposed_product(self, rows, R):
+        """X[rows]^T R, (d, c) float64; R (B, c) float64 (a dense X's product in its dtype)."""
+        if is_sparse(self.X):
+            return self.X.rmatmul(R).T
+        Xb = self.X[rows]
+        return (Xb.T @ R.to(Xb.dtype)).to(f64)
 
     def _softmax_pass(self, W, b, folds):
         """:meth:`pass_` for K classes: W (m', K, d), b (m', K) -> L (m',), G (K, d, m') = R^T X, gb (K, m')
         and Hb (K, K, m') = sum_i s_i (diag p_i - p_i p_i^T), the intercepts' Hessian; per block of rows
         Z_B = X_B W^T with m' K columns (a sparse X: its two products, all rows at once)."""
-        X, (m, K, d) = self.X, W.shape
-        Wt = W.reshape(m * K, d)
+        m, K, d = W.shape
         L = torch.zeros(m, dtype=f64, device=self.y.device)
-        G = torch.zeros(m * K, d, dtype=f64, device=self.y.device)
+        G = torch.zeros(d, m * K, dtype=f64, device=L.device)
         gb, Hb = torch.zeros(m, K, dtype=f64, device=L.device), torch.zeros(m, K, K, dtype=f64, device=L.device)
-        step = X.shape[0] if is_sparse(X) else self.block
-        for i in range(0, X.shape[0], step):
-            rows = slice(i, i + step)
-            if is_sparse(X):
-                Z = X.linear(Wt)  # (n, m' K) float64
-            else:
-                Z = (X[rows] @ Wt.T.to(X.dtype)).to(f64)
-            Z = Z.view(-1, m, K) + b  # (B, m', K)
+        for rows in self._row_blocks():
+            Z = self._logits(rows, W.reshape(m * K, d)).view(-1, m, K) + b  # (B, m', K)
             y, S = self.y[rows], self.S[rows][:, folds]  # (B,), (B, m')
             logp = torch.log_softmax(Z, dim=2)
             L -= (S * logp.gather(2, y[:, None, None].expand(-1, m, 1))[..., 0]).sum(0)
             P = logp.exp()
             R = S[..., None] * (P - F.one_hot(y, K).to(f64)[:, None, :])  # (B, m', K)
-            if is_sparse(X):
-                G += X.rmatmul(R.reshape(-1, m * K))
-            else:
-                G += (R.reshape(-1, m * K).T.to(X.dtype) @ X[rows]).to(f64)
+            G += self._transposed_product(rows, R.reshape(-1, m * K))
             gb += R.sum(0)
             SP = S[..., None] * P
             Hb += torch.diag_embed(SP.sum(0)) - torch.einsum("bmk,bml->mkl", SP, P)
-        return L, G.view(m, K, d).permute(1, 2, 0), gb.T, Hb.permute(1, 2, 0)
+        return L, G.view(d, m, K).permute(2, 0, 1), gb.T, Hb.permute(1, 2, 0)
 
     def _fused(self, W, b, folds):
         from . import _folds_kernels
@@ -241,13 +248,10 @@ class FoldPasses:
         return _measured.fastest_flags(_folds_kernels.folds_loss_gradient, args, ways, f"fold pass, {len(ways)} ways")
 
 
-SAMPLE_ROWS = 10_000  # rows of the sampled Hessian: at least this many, and 10 d (as std.correlation's)
-
-
 class SampledHessian:
     """The folds' Hessian at one C, in phi coordinates, estimated on a fixed sample of rows: their preconditioner.
 
-    On r evenly spaced rows (r = min(n, max(10 d, SAMPLE_ROWS))), at the mean
+    On r evenly spaced rows (:func:`torchlogit._fit.preconditioner_rows`), at the mean
     phibar of the folds' start points, z_i = (x'_i, 1) (no 1 without an intercept):
 
         H = (n / r) sum_{i in sample} sbar_i p_i (1 - p_i) z_i z_i^T + diag(l2bar, 0),   p = sigmoid(z . phibar),
@@ -271,7 +275,7 @@ class SampledHessian:
     def __init__(self, data, passes):
         X, std = data.X, data.std
         n, d = X.shape
-        rows = torch.linspace(0, n - 1, min(n, max(10 * d, SAMPLE_ROWS)), device=X.device).round().long()
+        rows = torch.linspace(0, n - 1, preconditioner_rows(n, d), device=X.device).round().long()
         Z = std.standardize(X[rows])  # (r, d), X's dtype
         if std.fit_intercept:
             Z = torch.cat([Z, torch.ones(len(rows), 1, dtype=Z.dtype, device=Z.device)], dim=1)
@@ -397,7 +401,8 @@ def solve_folds(data, Cs, masks, *, penalty="deprecated", tol=1e-6, max_iter=100
     affordable = correlation_affordable(data.X, k * m)  # the same arithmetic as one fit's
     # two classes: the sampled Hessian (dense X); K classes: c R + l2 per class; else the diagonal preconditioner
     hessian = SampledHessian(data, passes) if k == 1 and affordable and not is_sparse(data.X) else None
-    R = std.correlation(data.X, passes.S[:, 0].to(data.X.dtype), max(10 * d, 10_000)) if k > 1 and affordable else None
+    s0 = passes.S[:, 0].to(data.X.dtype)  # the first fold's weights: R only shapes a preconditioner
+    R = std.correlation(data.X, s0, preconditioner_rows(*data.X.shape)) if k > 1 and affordable else None
     with _threads.for_work(float(data.X.shape[0]) * (d + 1) * m):
         for i in np.argsort(np.asarray(Cs, dtype=float), kind="stable"):  # the largest penalty first
             problems = [
